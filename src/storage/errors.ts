@@ -1,0 +1,30 @@
+/** Store errors carry an S3-style code so front doors can map them (REST status, S3 XML error, ...). */
+export class StoreError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = code;
+  }
+}
+
+export const noSuchBucket = (bucket: string) =>
+  new StoreError("NoSuchBucket", 404, `The specified bucket does not exist: ${bucket}`);
+export const noSuchKey = (bucket: string, key: string) =>
+  new StoreError("NoSuchKey", 404, `The specified key does not exist: s3://${bucket}/${key}`);
+export const bucketNotEmpty = (bucket: string) =>
+  new StoreError("BucketNotEmpty", 409, `The bucket you tried to delete is not empty: ${bucket}`);
+export const bucketExists = (bucket: string) =>
+  new StoreError("BucketAlreadyOwnedByYou", 409, `The bucket already exists: ${bucket}`);
+export const invalidBucketName = (bucket: string, why: string) =>
+  new StoreError("InvalidBucketName", 400, `Invalid bucket name "${bucket}": ${why}`);
+export const invalidKey = (key: string, why: string) =>
+  new StoreError("KeyTooLongError", 400, `Invalid object key "${key.slice(0, 200)}": ${why}`);
+export const noSuchUpload = (uploadId: string) =>
+  new StoreError("NoSuchUpload", 404, `The specified multipart upload does not exist: ${uploadId}`);
+export const invalidPart = (why: string) => new StoreError("InvalidPart", 400, why);
+export const invalidRange = (why: string) => new StoreError("InvalidRange", 416, why);
+export const entityTooLarge = (limit: number) =>
+  new StoreError("EntityTooLarge", 413, `Your proposed upload exceeds the maximum allowed size of ${limit} bytes`);
