@@ -21,7 +21,7 @@ export interface BucketInfo {
 export interface PutOptions {
   contentType?: string;
   metadata?: Record<string, string>;
-  /** Refuse (ObjectTooLargeError) once more than this many bytes arrive. */
+  /** Refuse (EntityTooLarge) once more than this many bytes arrive; nothing is left behind. */
   maxBytes?: number;
 }
 
@@ -41,10 +41,15 @@ export interface ListResult {
   nextStartAfter?: string;
 }
 
-export interface ByteRange {
-  /** Inclusive first byte. */
+/**
+ * A byte range as HTTP Range expresses it: `{ start, end }` (inclusive; `end` past the object's end is
+ * clamped, omitted means "to the end"), or `{ suffix }` for the last `suffix` bytes.
+ */
+export type ByteRange = { start: number; end?: number } | { suffix: number };
+
+/** The range actually served, inclusive on both ends (for Content-Range). */
+export interface ServedRange {
   start: number;
-  /** Inclusive last byte. */
   end: number;
 }
 
@@ -63,12 +68,17 @@ export interface ObjectStore {
   createBucket(name: string): Promise<void>;
   headBucket(name: string): Promise<BucketInfo>;
   listBuckets(): Promise<BucketInfo[]>;
-  /** Refuses a bucket that still holds objects (BucketNotEmptyError). */
+  /** Refuses a bucket that still holds objects (BucketNotEmpty). */
   deleteBucket(name: string): Promise<void>;
 
   putObject(bucket: string, key: string, body: Readable | Buffer, opts?: PutOptions): Promise<ObjectInfo>;
   headObject(bucket: string, key: string): Promise<ObjectInfo>;
-  getObject(bucket: string, key: string, range?: ByteRange): Promise<{ info: ObjectInfo; body: Readable }>;
+  /** With a range, `range` says which bytes `body` holds; `info.size` stays the whole object's size. */
+  getObject(
+    bucket: string,
+    key: string,
+    range?: ByteRange,
+  ): Promise<{ info: ObjectInfo; body: Readable; range?: ServedRange }>;
   /** Deleting a missing key is not an error (as in S3). */
   deleteObject(bucket: string, key: string): Promise<void>;
   copyObject(
@@ -82,6 +92,14 @@ export interface ObjectStore {
 
   createMultipartUpload(bucket: string, key: string, opts?: PutOptions): Promise<string>;
   uploadPart(uploadId: string, partNumber: number, body: Readable | Buffer): Promise<MultipartPart>;
-  completeMultipartUpload(uploadId: string, parts: { partNumber: number; etag: string }[]): Promise<ObjectInfo>;
+  completeMultipartUpload(
+    uploadId: string,
+    parts: { partNumber: number; etag: string }[],
+  ): Promise<ObjectInfo>;
   abortMultipartUpload(uploadId: string): Promise<void>;
+  /** Parts uploaded so far, by part number. */
+  listParts(uploadId: string): Promise<MultipartPart[]>;
+
+  /** Releases files, databases and sockets; the store is unusable afterwards. */
+  close(): Promise<void>;
 }
