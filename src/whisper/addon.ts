@@ -1,0 +1,146 @@
+/**
+ * The narrow bridge to whisper.cpp (@fugood/whisper.node). This is the only file that loads the native
+ * addon: options cross the boundary fully compiled, and native failures come out as typed errors.
+ */
+import { open } from "node:fs/promises";
+import type { TranscribeResult, WhisperContext } from "@fugood/whisper.node";
+
+/** The model file could not be opened as a whisper.cpp model. */
+export class ModelLoadError extends Error {
+  readonly code = "ModelError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ModelLoadError";
+  }
+}
+
+/** whisper.cpp failed while transcribing. */
+export class TranscriptionError extends Error {
+  readonly code = "ModelError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TranscriptionError";
+  }
+}
+
+/** Every field set: the addon reads only the keys present, so nothing is left to its defaults by accident. */
+export interface NativeTranscribeParams {
+  language: string;
+  translate: boolean;
+  maxThreads: number;
+  prompt: string;
+  temperature: number;
+  /** 0.2 like whisper: retry hotter when a decode fails the compression/logprob checks. */
+  temperatureInc: number;
+  beamSize: number;
+  tokenTimestamps: boolean;
+  /** 0 = whole segments; 1 with tokenTimestamps = one segment per token (how word timings are read). */
+  maxLen: number;
+}
+
+export interface NativeSegment {
+  text: string;
+  /** Milliseconds from the start of the buffer given to the addon. */
+  t0: number;
+  t1: number;
+}
+
+export interface NativeResult {
+  language: string;
+  segments: NativeSegment[];
+}
+
+export interface NativeRun {
+  /** Asks whisper.cpp to stop; this addon only checks the flag between runs, so the run may finish first. */
+  stop(): void;
+  result: Promise<NativeResult>;
+}
+
+/** One loaded model (one whisper.cpp context). Runs one transcription at a time. */
+export interface NativeModel {
+  /** English-only models (*.en) have no language tokens: asking them to detect a language yields garbage. */
+  readonly multilingual: boolean;
+  transcribe(
+    pcm16k: Int16Array,
+    params: NativeTranscribeParams,
+    onProgress: (pct: number) => void,
+  ): NativeRun;
+  release(): Promise<void>;
+}
+
+const GGML_MAGIC = 0x67676d6c;
+
+/** True when the file starts with the ggml magic ("lmgg" on disk). */
+export async function isGgmlFile(path: string): Promise<boolean> {
+  return (await readGgmlHeader(path)) !== undefined;
+}
+
+/** The vocabulary size from a ggml whisper header (the int32 after the magic), or undefined if not ggml. */
+async function readGgmlHeader(path: string): Promise<{ nVocab: number } | undefined> {
+  const fh = await open(path, "r");
+  try {
+    const buf = Buffer.alloc(8);
+    const { bytesRead } = await fh.read(buf, 0, 8, 0);
+    if (bytesRead < 8 || buf.readUInt32LE(0) !== GGML_MAGIC) return undefined;
+    return { nVocab: buf.readInt32LE(4) };
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function loadNativeModel(modelPath: string, opts: { gpu: boolean }): Promise<NativeModel> {
+  const header = await readGgmlHeader(modelPath).catch(rethrowMissing(modelPath));
+  if (!header) throw new ModelLoadError(`model ${modelPath} is not a ggml whisper model (bad magic)`);
+  let addon: typeof import("@fugood/whisper.node");
+  try {
+    addon = await import("@fugood/whisper.node");
+  } catch (e) {
+    throw new ModelLoadError(
+      `cannot load the whisper.cpp addon for ${process.platform}-${process.arch}: ${String(e)}`,
+      { cause: e },
+    );
+  }
+  let ctx: WhisperContext;
+  try {
+    ctx = await addon.initWhisper({ filePath: modelPath, useGpu: opts.gpu }, opts.gpu ? "cuda" : "default");
+  } catch (e) {
+    throw new ModelLoadError(`whisper.cpp could not load model ${modelPath}: ${errorText(e)}`, { cause: e });
+  }
+  return {
+    // whisper.cpp's own rule (whisper_vocab::is_multilingual).
+    multilingual: header.nVocab >= 51865,
+    transcribe(pcm16k, params, onProgress) {
+      // The addon copies the buffer into floats before returning, so a view's backing store is fine to slice.
+      const bytes = pcm16k.buffer.slice(pcm16k.byteOffset, pcm16k.byteOffset + pcm16k.byteLength);
+      const { stop, promise } = ctx.transcribeData(bytes as ArrayBuffer, { ...params, onProgress });
+      return {
+        stop: () => void stop().catch(() => undefined),
+        result: promise.then(toNativeResult, (e: unknown) => {
+          throw new TranscriptionError(`whisper.cpp: ${errorText(e)}`, { cause: e });
+        }),
+      };
+    },
+    release: () => ctx.release(),
+  };
+}
+
+function toNativeResult(r: TranscribeResult): NativeResult {
+  return {
+    language: r.language ?? "",
+    segments: r.segments.map((s) => ({ text: s.text, t0: s.t0, t1: s.t1 })),
+  };
+}
+
+function rethrowMissing(path: string) {
+  return (e: unknown): never => {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ModelLoadError(
+      code === "ENOENT" ? `model file ${path} does not exist` : `cannot read model ${path}: ${errorText(e)}`,
+      { cause: e },
+    );
+  };
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
