@@ -1,0 +1,68 @@
+"""Transcribe audio files with faster-whisper and print one JSON object on stdout.
+
+The peer side of bench/engine-quality.ts: greedy decoding (beam_size=1), no VAD, faster-whisper's
+defaults otherwise (condition_on_previous_text, without_timestamps, temperature fallback), so that
+the comparison with kikitori's engine uses the same weights and the same decoding strategy.
+
+usage: faster_whisper_transcribe.py --model DIR --compute-type float32 --threads 2 --language en FILE...
+"""
+
+import argparse
+import json
+import sys
+import time
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="CTranslate2 model directory (holds model.bin)")
+    parser.add_argument("--compute-type", default="float32")
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--language", default=None)
+    parser.add_argument("files", nargs="+")
+    args = parser.parse_args()
+
+    import ctranslate2
+    import faster_whisper
+    from faster_whisper import WhisperModel
+
+    started = time.perf_counter()
+    model = WhisperModel(
+        args.model, device="cpu", compute_type=args.compute_type, cpu_threads=args.threads, num_workers=1
+    )
+    load_s = time.perf_counter() - started
+
+    clips = []
+    for path in args.files:
+        started = time.perf_counter()
+        segments, info = model.transcribe(path, language=args.language, beam_size=1, vad_filter=False)
+        # segments is a lazy generator: the decoding happens while it is consumed.
+        text = "".join(segment.text for segment in segments)
+        clips.append(
+            {
+                "file": path,
+                "text": text,
+                "wall_s": time.perf_counter() - started,
+                "audio_s": info.duration,
+                "language": info.language,
+            }
+        )
+
+    json.dump(
+        {
+            "faster_whisper": faster_whisper.__version__,
+            "ctranslate2": ctranslate2.__version__,
+            "python": sys.version.split()[0],
+            "compute_type": args.compute_type,
+            "threads": args.threads,
+            "load_s": load_s,
+            "clips": clips,
+        },
+        sys.stdout,
+        ensure_ascii=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
