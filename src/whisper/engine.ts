@@ -35,6 +35,8 @@ export interface EngineOptions {
 export interface TranscribeControl {
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /** Called when a slot is free and work begins (time before it was spent queued). */
+  onStart?: () => void;
 }
 
 /** A transcription option the engine cannot honour; `field` names it as the caller spelled it in TranscribeOptions. */
@@ -96,7 +98,7 @@ export class WhisperEngine {
   async transcribe(
     input: string | Readable,
     opts: TranscribeOptions = {},
-    { signal, onProgress }: TranscribeControl = {},
+    { signal, onProgress, onStart }: TranscribeControl = {},
   ): Promise<Transcript> {
     const params = compileParams(opts, this.threads);
     if (!this.models[0]!.multilingual && params.language !== "auto" && params.language !== "en") {
@@ -106,6 +108,7 @@ export class WhisperEngine {
       );
     }
     const model = await this.acquire(signal);
+    onStart?.();
     // Until the native run in flight settles, the context is busy even if we have given up on it.
     let inFlight: Promise<unknown> | undefined;
     try {

@@ -1,0 +1,191 @@
+/**
+ * The built-in model server, honouring the SageMaker container contract: GET /ping, POST /invocations.
+ * Plus GET /kikitori/progress for the instance runner. Plain node:http: three routes, and the request
+ * body must stream into the decoder untouched.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { performance } from "node:perf_hooks";
+import { parseCustomAttributes } from "./attributes.js";
+import { AudioDecodeError } from "./audio.js";
+import { InvalidOptionError, WhisperEngine } from "./engine.js";
+import { CONTENT_TYPES, formatFromAccept, renderTranscript } from "./formats.js";
+import { findModelFile } from "./model-dir.js";
+import type { Progress } from "./types.js";
+
+export interface ModelServerOptions {
+  /** 0 picks a free port. @defaultValue 8080 */
+  port?: number;
+  /** @defaultValue "127.0.0.1" */
+  host?: string;
+  /** Directory holding the ggml model (see findModelFile). */
+  modelDir: string;
+  /** @defaultValue false */
+  gpu?: boolean;
+  /** Threads per transcription. @defaultValue the engine's default */
+  threads?: number;
+  /** Transcriptions at once; more wait in-process. @defaultValue 1 */
+  maxConcurrency?: number;
+  /** One line per event (model loaded, each invocation). @defaultValue no logging */
+  log?: (line: string) => void;
+}
+
+export interface ModelServer {
+  port: number;
+  /** Resolves once the model is loaded (/ping turns 200); rejects if it cannot be. */
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+type Status =
+  { state: "loading" } | { state: "ready"; engine: WhisperEngine } | { state: "failed"; error: Error };
+
+/** Listens at once (answering /ping with 503) and loads the model in the background. */
+export async function startModelServer(opts: ModelServerOptions): Promise<ModelServer> {
+  const log = opts.log ?? (() => undefined);
+  let status: Status = { state: "loading" };
+  const inFlight = new Map<string, Progress>();
+  const openRequests = new Set<AbortController>();
+
+  const server = createServer((req, res) => {
+    const url = (req.url ?? "/").split("?")[0];
+    if (req.method === "GET" && url === "/ping") return ping(res);
+    if (req.method === "POST" && url === "/invocations") return void invoke(req, res);
+    if (req.method === "GET" && url === "/kikitori/progress") {
+      return sendJson(res, 200, Object.fromEntries(inFlight));
+    }
+    req.resume();
+    sendError(res, 404, "NotFound", `no route ${req.method} ${url}`);
+  });
+
+  function ping(res: ServerResponse): void {
+    if (status.state === "ready") return sendJson(res, 200, { status: "Healthy" });
+    if (status.state === "failed") return sendError(res, 500, "ModelError", status.error.message);
+    sendError(res, 503, "ModelServerUnavailable", "the model is still loading");
+  }
+
+  async function invoke(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (status.state !== "ready") {
+      req.resume();
+      const message = status.state === "failed" ? status.error.message : "the model is still loading";
+      return sendError(res, status.state === "failed" ? 500 : 503, "ModelServerUnavailable", message);
+    }
+    const engine = status.engine;
+    const id = header(req, "x-kikitori-invocation-id") ?? randomUUID();
+    let options;
+    try {
+      options = parseCustomAttributes(header(req, "x-amzn-sagemaker-custom-attributes"));
+    } catch (e) {
+      req.resume();
+      return sendError(res, 400, "ValidationError", (e as Error).message, (e as InvalidOptionError).field);
+    }
+    const format = options.format ?? formatFromAccept(header(req, "accept")) ?? "json";
+
+    // A client that goes away cancels its transcription, so a caller can cancel by disconnecting.
+    const abort = new AbortController();
+    openRequests.add(abort);
+    res.once("close", () => {
+      if (!res.writableFinished) abort.abort(new Error("the client disconnected"));
+    });
+    inFlight.set(id, { processedSeconds: 0, totalSeconds: 0 });
+    let startedAt: number | undefined;
+    try {
+      const transcript = await engine.transcribe(req, options.transcribe, {
+        signal: abort.signal,
+        onStart: () => (startedAt = performance.now()),
+        onProgress: (p) => inFlight.set(id, p),
+      });
+      const modelMs = Math.round(performance.now() - (startedAt ?? performance.now()));
+      const body = renderTranscript(transcript, format, {
+        task: options.transcribe.translate ? "translate" : "transcribe",
+      });
+      res.writeHead(200, {
+        "content-type": CONTENT_TYPES[format],
+        "content-length": Buffer.byteLength(body),
+        "x-kikitori-model-time-ms": String(modelMs),
+        "x-kikitori-audio-seconds": transcript.duration.toFixed(3),
+        "x-kikitori-invocation-id": id,
+      });
+      res.end(body);
+      log(
+        JSON.stringify({ event: "invocation", id, status: 200, audioSeconds: transcript.duration, modelMs }),
+      );
+    } catch (e) {
+      const err = e as Error;
+      if (abort.signal.aborted) {
+        log(
+          JSON.stringify({ event: "invocation", id, status: "aborted", reason: String(abort.signal.reason) }),
+        );
+        return;
+      }
+      if (err instanceof AudioDecodeError) sendError(res, 422, "InvalidAudio", err.message);
+      else if (err instanceof InvalidOptionError)
+        sendError(res, 400, "ValidationError", err.message, err.field);
+      else sendError(res, 500, "ModelError", err.message);
+      log(JSON.stringify({ event: "invocation", id, status: res.statusCode, error: err.message }));
+    } finally {
+      inFlight.delete(id);
+      openRequests.delete(abort);
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 8080, opts.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  log(JSON.stringify({ event: "listening", host: opts.host ?? "127.0.0.1", port }));
+
+  const ready = (async () => {
+    try {
+      const modelPath = await findModelFile(opts.modelDir);
+      const t0 = performance.now();
+      const engine = await WhisperEngine.load(modelPath, {
+        gpu: opts.gpu,
+        threads: opts.threads,
+        slots: opts.maxConcurrency ?? 1,
+      });
+      status = { state: "ready", engine };
+      log(JSON.stringify({ event: "model:loaded", modelPath, loadMs: Math.round(performance.now() - t0) }));
+    } catch (e) {
+      status = { state: "failed", error: e as Error };
+      throw e;
+    }
+  })();
+  // Callers that only want the port need not await `ready`; its failure is visible through /ping.
+  ready.catch(() => undefined);
+
+  return {
+    port,
+    ready,
+    async close() {
+      for (const a of openRequests) a.abort(new Error("the model server is shutting down"));
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await ready.catch(() => undefined);
+      if (status.state === "ready") await status.engine.close();
+    },
+  };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(",") : v;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** `{ error: { code, message, field? } }`; the connection closes since the request body may be unread. */
+function sendError(res: ServerResponse, status: number, code: string, message: string, field?: string): void {
+  if (res.headersSent || res.destroyed) return;
+  res.setHeader("connection", "close");
+  sendJson(res, status, { error: { code, message, ...(field ? { field } : {}) } });
+}

@@ -1,0 +1,54 @@
+/** Shared fixtures for the whisper tests: test data, the tiny.en model, generated audio. */
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, symlink } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const repoRoot = resolve(fileURLToPath(import.meta.url), "../../..");
+
+export const testdataDir = resolve(repoRoot, process.env.KIKITORI_TESTDATA ?? "../shared/testdata");
+export const hasTestdata = existsSync(join(testdataDir, "jfk.wav"));
+export const noTestdata = hasTestdata ? false : `no test data at ${testdataDir} (set KIKITORI_TESTDATA)`;
+
+export const modelPath =
+  process.env.KIKITORI_TEST_MODEL ?? join(homedir(), ".cache/kikitori/models/ggml-tiny.en.bin");
+export const hasModel = existsSync(modelPath);
+export const noModel = hasModel
+  ? false
+  : `no whisper model at ${modelPath} (set KIKITORI_TEST_MODEL to a ggml tiny.en file)`;
+
+export function testdata(name: string): string {
+  return join(testdataDir, name);
+}
+
+/** A fresh temporary directory, removed after the calling test file's tests. */
+export async function tempDir(after: (fn: () => Promise<void>) => void): Promise<string> {
+  const path = await mkdtemp(join(tmpdir(), "kikitori-whisper-test-"));
+  after(() => rm(path, { recursive: true, force: true }));
+  return path;
+}
+
+/** A SageMaker-style model directory holding (a link to) the test model. */
+export async function modelDir(dir: string): Promise<string> {
+  await symlink(modelPath, join(dir, "ggml-tiny.en.bin"));
+  return dir;
+}
+
+/** Lower case, no punctuation, single spaces: to compare transcripts with references. */
+export function normalize(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s']/gu, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+
+export function sox(args: string[]): void {
+  execFileSync("sox", args, { stdio: "ignore" });
+}
+
+export function ffmpeg(args: string[]): void {
+  execFileSync("ffmpeg", ["-hide_banner", "-loglevel", "error", "-y", ...args], { stdio: "ignore" });
+}
