@@ -1,0 +1,429 @@
+import type {} from "@fastify/swagger";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import type { Readable } from "node:stream";
+import type { Service } from "../../core/service.js";
+import type { Invocation } from "../../core/types.js";
+import { INVOCATION_STATES, isTerminal } from "../../core/types.js";
+import { s3Location } from "../../core/rules.js";
+import { KikitoriError } from "../../errors.js";
+import { toCustomAttributes, type TranscriptionOptions } from "./attributes.js";
+
+const name = { type: "string", minLength: 1, maxLength: 63 } as const;
+const errorBody = {
+  type: "object",
+  properties: {
+    error: { type: "object", properties: { code: { type: "string" }, message: { type: "string" } } },
+  },
+} as const;
+
+/** The public view of an invocation. */
+export function invocationView(inv: Invocation & { queuePosition?: number }) {
+  return {
+    inferenceId: inv.id,
+    endpoint: inv.endpoint,
+    state: inv.state,
+    queuePosition: inv.queuePosition,
+    inputLocation: inv.inputLocation,
+    outputLocation: inv.outputLocation,
+    failureLocation: inv.failureLocation,
+    contentType: inv.contentType,
+    accept: inv.accept,
+    customAttributes: inv.customAttributes,
+    attempts: inv.attempts,
+    maxAttempts: inv.maxAttempts,
+    progress:
+      inv.totalSeconds !== undefined
+        ? {
+            processedSeconds: inv.progressSeconds ?? 0,
+            totalSeconds: inv.totalSeconds,
+            percent:
+              inv.totalSeconds > 0 ? Math.min(100, (100 * (inv.progressSeconds ?? 0)) / inv.totalSeconds) : 0,
+          }
+        : undefined,
+    timing: {
+      createdAt: new Date(inv.createdAt).toISOString(),
+      startedAt: inv.startedAt ? new Date(inv.startedAt).toISOString() : undefined,
+      finishedAt: inv.finishedAt ? new Date(inv.finishedAt).toISOString() : undefined,
+      queuedMs:
+        (inv.startedAt ?? (isTerminal(inv.state) ? inv.finishedAt : Date.now()) ?? Date.now()) -
+        inv.createdAt,
+      totalMs: inv.finishedAt ? inv.finishedAt - inv.createdAt : undefined,
+      modelMs: inv.modelTimeMs,
+    },
+    requestTtlSeconds: inv.requestTtlSeconds,
+    invocationTimeoutSeconds: inv.invocationTimeoutSeconds,
+    error: inv.error,
+  };
+}
+
+interface InvokeBody {
+  inputLocation: string;
+  contentType?: string;
+  accept?: string;
+  options?: TranscriptionOptions;
+  customAttributes?: string;
+  inferenceId?: string;
+  requestTtlSeconds?: number;
+  invocationTimeoutSeconds?: number;
+  outputPathExtension?: string;
+  webhook?: { url: string; events?: string[] };
+}
+
+/** The native REST API (`/v1`): friendly JSON over the same core as the AWS front door. */
+export async function registerRest(app: FastifyInstance, service: Service): Promise<void> {
+  // --- objects: raw bodies, streamed ---
+  await app.register(async (objects) => {
+    objects.removeAllContentTypeParsers();
+    objects.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
+
+    objects.put<{ Params: { bucket: string } }>(
+      "/v1/buckets/:bucket",
+      {
+        schema: {
+          tags: ["objects"],
+          summary: "Create a bucket",
+          params: { type: "object", properties: { bucket: { type: "string" } } },
+        },
+      },
+      async (req, reply) => {
+        await service.objects.createBucket(req.params.bucket).catch((e: { code?: string }) => {
+          if (e.code !== "BucketAlreadyOwnedByYou") throw e;
+        });
+        return reply.code(200).send({ bucket: req.params.bucket });
+      },
+    );
+
+    objects.put<{ Params: { bucket: string; "*": string } }>(
+      "/v1/objects/:bucket/*",
+      { schema: { tags: ["objects"], summary: "Upload an object (the raw body is stored as is)" } },
+      async (req, reply) => {
+        const { bucket, key } = s3Location("object", `s3://${req.params.bucket}/${req.params["*"]}`);
+        await service.objects.createBucket(bucket).catch((e: { code?: string }) => {
+          if (e.code !== "BucketAlreadyOwnedByYou") throw e;
+        });
+        const info = await service.objects.putObject(bucket, key, req.body as Readable, {
+          contentType: req.headers["content-type"],
+          maxBytes: service.options.maxInputBytes,
+        });
+        return reply.code(201).send({ location: `s3://${bucket}/${key}`, size: info.size, etag: info.etag });
+      },
+    );
+
+    objects.get<{ Params: { bucket: string; "*": string } }>(
+      "/v1/objects/:bucket/*",
+      { schema: { tags: ["objects"], summary: "Download an object" } },
+      async (req, reply) => {
+        const { bucket, key } = s3Location("object", `s3://${req.params.bucket}/${req.params["*"]}`);
+        const { info, body } = await service.objects.getObject(bucket, key);
+        return reply.header("content-type", info.contentType).header("content-length", info.size).send(body);
+      },
+    );
+  });
+
+  // --- models ---
+  app.post<{
+    Body: { name: string; image?: string; modelDataUrl?: string; environment?: Record<string, string> };
+  }>(
+    "/v1/models",
+    {
+      schema: {
+        tags: ["models"],
+        summary: "Create a model",
+        body: {
+          type: "object",
+          required: ["name"],
+          additionalProperties: false,
+          properties: {
+            name,
+            image: { type: "string", default: "kikitori/whisper" },
+            modelDataUrl: { type: "string" },
+            environment: { type: "object", additionalProperties: { type: "string" } },
+          },
+        },
+      },
+    },
+    async (req, reply) =>
+      reply
+        .code(201)
+        .send(await service.createModel({ ...req.body, image: req.body.image ?? "kikitori/whisper" })),
+  );
+  app.get("/v1/models", { schema: { tags: ["models"] } }, async () => ({
+    models: await service.state.listModels(),
+  }));
+  app.get<{ Params: { name: string } }>("/v1/models/:name", { schema: { tags: ["models"] } }, async (req) =>
+    service.getModel(req.params.name),
+  );
+  app.delete<{ Params: { name: string } }>(
+    "/v1/models/:name",
+    { schema: { tags: ["models"] } },
+    async (req, reply) => {
+      await service.deleteModel(req.params.name);
+      return reply.code(204).send();
+    },
+  );
+
+  // --- endpoint configs ---
+  app.post<{
+    Body: {
+      name: string;
+      variants?: {
+        variantName?: string;
+        modelName: string;
+        instanceType?: string;
+        initialInstanceCount?: number;
+      }[];
+      modelName?: string;
+      outputPath?: string;
+      failurePath?: string;
+      maxConcurrentInvocationsPerInstance?: number;
+    };
+  }>(
+    "/v1/endpoint-configs",
+    {
+      schema: {
+        tags: ["endpoints"],
+        summary: "Create an endpoint config (async inference is always on in the native API)",
+        body: {
+          type: "object",
+          required: ["name"],
+          additionalProperties: false,
+          properties: {
+            name,
+            modelName: { type: "string", description: "shorthand for one variant named AllTraffic" },
+            variants: {
+              type: "array",
+              items: {
+                type: "object",
+                required: ["modelName"],
+                additionalProperties: false,
+                properties: {
+                  variantName: { type: "string" },
+                  modelName: { type: "string" },
+                  instanceType: { type: "string" },
+                  initialInstanceCount: { type: "integer", minimum: 0 },
+                },
+              },
+            },
+            outputPath: { type: "string" },
+            failurePath: { type: "string" },
+            maxConcurrentInvocationsPerInstance: { type: "integer", minimum: 1 },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const variants = b.variants ?? (b.modelName ? [{ modelName: b.modelName }] : []);
+      const config = await service.createEndpointConfig({
+        name: b.name,
+        variants,
+        asyncConfig: {
+          outputPath: b.outputPath,
+          failurePath: b.failurePath,
+          maxConcurrentInvocationsPerInstance: b.maxConcurrentInvocationsPerInstance,
+        },
+      });
+      return reply.code(201).send(config);
+    },
+  );
+  app.get("/v1/endpoint-configs", { schema: { tags: ["endpoints"] } }, async () => ({
+    endpointConfigs: await service.state.listEndpointConfigs(),
+  }));
+  app.get<{ Params: { name: string } }>(
+    "/v1/endpoint-configs/:name",
+    { schema: { tags: ["endpoints"] } },
+    async (req) => service.getEndpointConfig(req.params.name),
+  );
+  app.delete<{ Params: { name: string } }>(
+    "/v1/endpoint-configs/:name",
+    { schema: { tags: ["endpoints"] } },
+    async (req, reply) => {
+      await service.deleteEndpointConfig(req.params.name);
+      return reply.code(204).send();
+    },
+  );
+
+  // --- endpoints ---
+  app.post<{ Body: { name: string; configName: string } }>(
+    "/v1/endpoints",
+    {
+      schema: {
+        tags: ["endpoints"],
+        summary: "Create an endpoint from a config; its instances start in the background",
+        body: {
+          type: "object",
+          required: ["name", "configName"],
+          additionalProperties: false,
+          properties: { name, configName: { type: "string" } },
+        },
+      },
+    },
+    async (req, reply) => reply.code(201).send(await service.createEndpoint(req.body)),
+  );
+  app.get("/v1/endpoints", { schema: { tags: ["endpoints"] } }, async () => ({
+    endpoints: await service.state.listEndpoints(),
+  }));
+  app.get<{ Params: { name: string } }>(
+    "/v1/endpoints/:name",
+    { schema: { tags: ["endpoints"] } },
+    async (req) => {
+      const { endpoint, config, instances } = await service.describeEndpoint(req.params.name);
+      const backlog = await service.state.backlog(endpoint.name);
+      return { ...endpoint, config, instances, backlog };
+    },
+  );
+  app.delete<{ Params: { name: string } }>(
+    "/v1/endpoints/:name",
+    { schema: { tags: ["endpoints"] } },
+    async (req, reply) => {
+      await service.deleteEndpoint(req.params.name);
+      return reply.code(202).send({ name: req.params.name, status: "Deleting" });
+    },
+  );
+
+  // --- invocations ---
+  app.post<{ Params: { name: string }; Body: InvokeBody }>(
+    "/v1/endpoints/:name/invocations",
+    {
+      schema: {
+        tags: ["invocations"],
+        summary: "Invoke asynchronously: 202 with the InferenceId and where the result will appear",
+        body: {
+          type: "object",
+          required: ["inputLocation"],
+          additionalProperties: false,
+          properties: {
+            inputLocation: { type: "string", description: "s3://bucket/key of the audio" },
+            contentType: { type: "string" },
+            accept: { type: "string" },
+            customAttributes: { type: "string" },
+            options: {
+              type: "object",
+              additionalProperties: false,
+              properties: {
+                language: { type: "string" },
+                task: { type: "string", enum: ["transcribe", "translate"] },
+                prompt: { type: "string" },
+                temperature: { type: "number", minimum: 0, maximum: 1 },
+                beamSize: { type: "integer", minimum: 1, maximum: 16 },
+                wordTimestamps: { type: "boolean" },
+                format: { type: "string", enum: ["json", "text", "srt", "vtt", "tsv", "verbose_json"] },
+              },
+            },
+            inferenceId: { type: "string" },
+            requestTtlSeconds: { type: "integer" },
+            invocationTimeoutSeconds: { type: "integer" },
+            outputPathExtension: { type: "string" },
+            webhook: {
+              type: "object",
+              required: ["url"],
+              properties: { url: { type: "string" }, events: { type: "array", items: { type: "string" } } },
+            },
+          },
+        },
+        response: { 400: errorBody, 404: errorBody },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const attrs = [b.customAttributes, b.options ? toCustomAttributes(b.options) : undefined]
+        .filter(Boolean)
+        .join(",");
+      const inv = await service.invokeAsync({
+        endpoint: req.params.name,
+        inputLocation: b.inputLocation,
+        contentType: b.contentType,
+        accept: b.accept,
+        customAttributes: attrs || undefined,
+        inferenceId: b.inferenceId,
+        requestTtlSeconds: b.requestTtlSeconds,
+        invocationTimeoutSeconds: b.invocationTimeoutSeconds,
+        outputPathExtension: b.outputPathExtension,
+        webhook: b.webhook ? { url: b.webhook.url, events: b.webhook.events ?? ["completed"] } : undefined,
+      });
+      const view = invocationView(await service.getInvocation(inv.id));
+      return reply
+        .code(202)
+        .header("location", `/v1/invocations/${encodeURIComponent(inv.id)}`)
+        .send(view);
+    },
+  );
+
+  app.get<{
+    Querystring: { endpoint?: string; state?: Invocation["state"]; limit?: number; before?: number };
+  }>(
+    "/v1/invocations",
+    {
+      schema: {
+        tags: ["invocations"],
+        summary: "List invocations, newest first",
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            endpoint: { type: "string" },
+            state: { type: "string", enum: [...INVOCATION_STATES] },
+            limit: { type: "integer", minimum: 1, maximum: 1000, default: 100 },
+            before: { type: "integer", description: "continue from the `next` cursor of the previous page" },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const invs = await service.state.listInvocations({
+        endpoint: q.endpoint,
+        state: q.state,
+        limit: q.limit,
+        beforeSeq: q.before,
+      });
+      const limit = q.limit ?? 100;
+      return {
+        invocations: invs.map(invocationView),
+        next: invs.length === limit ? invs.at(-1)?.seq : undefined,
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/v1/invocations/:id",
+    { schema: { tags: ["invocations"] } },
+    async (req) => invocationView(await service.getInvocation(req.params.id)),
+  );
+
+  app.post<{ Params: { id: string } }>(
+    "/v1/invocations/:id/cancel",
+    {
+      schema: {
+        tags: ["invocations"],
+        summary: "Cancel: at once when queued; a running one stops within about a second",
+      },
+    },
+    async (req) => invocationView(await service.cancel(req.params.id)),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/v1/invocations/:id/result",
+    {
+      schema: {
+        tags: ["invocations"],
+        summary: "The output document, or the failure document (with its error status)",
+      },
+    },
+    async (req, reply) => sendResult(service, await service.getInvocation(req.params.id), reply),
+  );
+}
+
+async function sendResult(service: Service, inv: Invocation, reply: FastifyReply) {
+  if (!isTerminal(inv.state)) {
+    throw new KikitoriError("Conflict", `invocation ${inv.id} is ${inv.state}; its result is not ready`);
+  }
+  const location = inv.state === "Succeeded" ? inv.outputLocation : inv.failureLocation;
+  const { bucket, key } = s3Location("location", location);
+  const { info, body } = await service.objects.getObject(bucket, key);
+  return reply
+    .code(inv.state === "Succeeded" ? 200 : 422)
+    .header("content-type", info.contentType)
+    .header("x-kikitori-state", inv.state)
+    .send(body);
+}

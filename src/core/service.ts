@@ -1,0 +1,436 @@
+import { EventEmitter } from "node:events";
+import { randomUUID } from "node:crypto";
+import type { Readable } from "node:stream";
+import type { ObjectStore } from "../storage/types.js";
+import type { Guard, NewInvocation, Outcome, StateStore } from "../queue/types.js";
+import { KikitoriError, notFound, validation } from "../errors.js";
+import {
+  DEFAULT_MAX_ATTEMPTS,
+  INVOCATION_TIMEOUT_SECONDS,
+  MAX_CONCURRENT_PER_INSTANCE,
+  REQUEST_TTL_SECONDS,
+  checkInferenceId,
+  checkIntRange,
+  checkName,
+  failureKeyName,
+  joinS3,
+  outputKeyName,
+  s3Location,
+  s3Path,
+} from "./rules.js";
+import type {
+  AsyncInferenceConfig,
+  Endpoint,
+  EndpointConfig,
+  Invocation,
+  InvocationError,
+  Model,
+  ProductionVariant,
+} from "./types.js";
+
+export interface ServiceOptions {
+  /** Largest accepted input object (SageMaker's limit for async inference: 1 GB). */
+  maxInputBytes: number;
+  maxAttempts: number;
+  /** Default bucket for outputs when an endpoint config names none, and for uploads through the native API. */
+  defaultBucket: string;
+}
+
+export const DEFAULT_SERVICE_OPTIONS: ServiceOptions = {
+  maxInputBytes: 1024 * 1024 * 1024,
+  maxAttempts: DEFAULT_MAX_ATTEMPTS,
+  defaultBucket: "kikitori",
+};
+
+export interface InvokeRequest {
+  endpoint: string;
+  inputLocation: string;
+  contentType?: string;
+  accept?: string;
+  customAttributes?: string;
+  inferenceId?: string;
+  requestTtlSeconds?: number | string;
+  invocationTimeoutSeconds?: number | string;
+  /** Appended to the output (and failure) path, as SageMaker's S3OutputPathExtension. */
+  outputPathExtension?: string;
+  webhook?: { url: string; events: string[] };
+}
+
+/** Typed events; runners and notifiers subscribe. */
+export interface ServiceEvents {
+  "invocation:queued": [Invocation];
+  "invocation:cancel": [Invocation];
+  "invocation:finished": [Invocation];
+  "endpoint:changed": [Endpoint];
+}
+
+/**
+ * The one core behind every front door: control-plane rules and the invocation state machine.
+ * Writes the result document before committing the terminal state, so a crash in between only
+ * repeats an idempotent write.
+ */
+export class Service extends EventEmitter<ServiceEvents> {
+  constructor(
+    readonly state: StateStore,
+    readonly objects: ObjectStore,
+    readonly options: ServiceOptions = DEFAULT_SERVICE_OPTIONS,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  // --- models ---
+
+  async createModel(input: {
+    name: string;
+    image: string;
+    modelDataUrl?: string;
+    environment?: Record<string, string>;
+    executionRoleArn?: string;
+  }): Promise<Model> {
+    checkName("ModelName", input.name);
+    if (!input.image || typeof input.image !== "string") throw validation("Image", "is required");
+    if (input.modelDataUrl !== undefined) s3Location("ModelDataUrl", input.modelDataUrl);
+    for (const [k, v] of Object.entries(input.environment ?? {})) {
+      if (typeof v !== "string") throw validation(`Environment.${k}`, "must be a string");
+    }
+    const model: Model = {
+      name: input.name,
+      image: input.image,
+      modelDataUrl: input.modelDataUrl,
+      environment: input.environment ?? {},
+      executionRoleArn: input.executionRoleArn,
+      createdAt: Date.now(),
+    };
+    await this.state.createModel(model);
+    return model;
+  }
+
+  async getModel(name: string): Promise<Model> {
+    const m = await this.state.getModel(name);
+    if (!m) throw notFound("Model", name);
+    return m;
+  }
+
+  async deleteModel(name: string): Promise<void> {
+    if (!(await this.state.deleteModel(name))) throw notFound("Model", name);
+  }
+
+  // --- endpoint configs ---
+
+  async createEndpointConfig(input: {
+    name: string;
+    variants: Partial<ProductionVariant>[];
+    asyncConfig?: Partial<AsyncInferenceConfig>;
+  }): Promise<EndpointConfig> {
+    checkName("EndpointConfigName", input.name);
+    if (!Array.isArray(input.variants) || input.variants.length === 0) {
+      throw validation("ProductionVariants", "needs at least one variant");
+    }
+    if (input.variants.length > 10) throw validation("ProductionVariants", "at most 10 variants");
+    const variants = input.variants.map((v, i): ProductionVariant => {
+      const field = `ProductionVariants[${i}]`;
+      if (!v.modelName) throw validation(`${field}.ModelName`, "is required");
+      return {
+        variantName: checkName(`${field}.VariantName`, v.variantName ?? "AllTraffic"),
+        modelName: v.modelName,
+        instanceType: v.instanceType ?? "local",
+        initialInstanceCount: checkIntRange(`${field}.InitialInstanceCount`, v.initialInstanceCount, {
+          min: 0,
+          max: 100,
+          default: 1,
+        }),
+      };
+    });
+    for (const v of variants) await this.getModel(v.modelName);
+    const names = new Set(variants.map((v) => v.variantName));
+    if (names.size !== variants.length)
+      throw validation("ProductionVariants", "variant names must be unique");
+    let asyncConfig: AsyncInferenceConfig | undefined;
+    if (input.asyncConfig) {
+      const a = input.asyncConfig;
+      const outputPath = a.outputPath ?? `s3://${this.options.defaultBucket}/async-output`;
+      s3Path("AsyncInferenceConfig.OutputConfig.S3OutputPath", outputPath);
+      if (a.failurePath !== undefined)
+        s3Path("AsyncInferenceConfig.OutputConfig.S3FailurePath", a.failurePath);
+      asyncConfig = {
+        outputPath,
+        failurePath: a.failurePath,
+        maxConcurrentInvocationsPerInstance: checkIntRange(
+          "AsyncInferenceConfig.ClientConfig.MaxConcurrentInvocationsPerInstance",
+          a.maxConcurrentInvocationsPerInstance,
+          MAX_CONCURRENT_PER_INSTANCE,
+        ),
+        notification: a.notification,
+      };
+    }
+    const config: EndpointConfig = { name: input.name, variants, asyncConfig, createdAt: Date.now() };
+    await this.state.createEndpointConfig(config);
+    return config;
+  }
+
+  async getEndpointConfig(name: string): Promise<EndpointConfig> {
+    const c = await this.state.getEndpointConfig(name);
+    if (!c) throw notFound("EndpointConfig", name);
+    return c;
+  }
+
+  async deleteEndpointConfig(name: string): Promise<void> {
+    if (!(await this.state.deleteEndpointConfig(name))) throw notFound("EndpointConfig", name);
+  }
+
+  // --- endpoints ---
+
+  async createEndpoint(input: { name: string; configName: string }): Promise<Endpoint> {
+    checkName("EndpointName", input.name);
+    await this.getEndpointConfig(input.configName);
+    const now = Date.now();
+    const endpoint: Endpoint = {
+      name: input.name,
+      configName: input.configName,
+      status: "Creating",
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.state.createEndpoint(endpoint);
+    this.emit("endpoint:changed", endpoint);
+    return endpoint;
+  }
+
+  async getEndpoint(name: string): Promise<Endpoint> {
+    const e = await this.state.getEndpoint(name);
+    if (!e) throw notFound("Endpoint", name);
+    return e;
+  }
+
+  async updateEndpoint(name: string, configName: string): Promise<Endpoint> {
+    const cur = await this.getEndpoint(name);
+    if (cur.status === "Deleting") throw new KikitoriError("Conflict", `Endpoint "${name}" is being deleted`);
+    await this.getEndpointConfig(configName);
+    await this.state.updateEndpoint(name, { configName, status: "Updating", failureReason: undefined });
+    const next = await this.getEndpoint(name);
+    this.emit("endpoint:changed", next);
+    return next;
+  }
+
+  async setEndpointStatus(name: string, status: Endpoint["status"], failureReason?: string): Promise<void> {
+    await this.state.updateEndpoint(name, { status, failureReason });
+    const e = await this.state.getEndpoint(name);
+    if (e) this.emit("endpoint:changed", e);
+  }
+
+  /** Marks the endpoint Deleting; the instance manager stops its instances and then removes it. */
+  async deleteEndpoint(name: string): Promise<void> {
+    await this.getEndpoint(name);
+    await this.state.updateEndpoint(name, { status: "Deleting" });
+    const e = await this.getEndpoint(name);
+    this.emit("endpoint:changed", e);
+  }
+
+  async describeEndpoint(name: string) {
+    const endpoint = await this.getEndpoint(name);
+    const config = await this.state.getEndpointConfig(endpoint.configName);
+    const instances = await this.state.listInstances({ endpoint: name, live: true });
+    return { endpoint, config, instances };
+  }
+
+  // --- invocations ---
+
+  async invokeAsync(req: InvokeRequest): Promise<Invocation> {
+    const endpoint = await this.getEndpoint(req.endpoint);
+    if (endpoint.status === "Deleting" || endpoint.status === "Failed") {
+      throw validation(
+        "EndpointName",
+        `endpoint "${endpoint.name}" is ${endpoint.status}${endpoint.failureReason ? `: ${endpoint.failureReason}` : ""}`,
+      );
+    }
+    const config = await this.getEndpointConfig(endpoint.configName);
+    if (!config.asyncConfig) {
+      throw validation(
+        "EndpointName",
+        `endpoint "${endpoint.name}" has no AsyncInferenceConfig; use a synchronous invocation`,
+      );
+    }
+    const { bucket, key } = s3Location("InputLocation", req.inputLocation);
+    let size: number;
+    try {
+      size = (await this.objects.headObject(bucket, key)).size;
+    } catch (e) {
+      if ((e as { status?: number }).status === 404) {
+        throw new KikitoriError("InputNotFound", `InputLocation: no object at ${req.inputLocation}`);
+      }
+      throw e;
+    }
+    if (size === 0)
+      throw validation("InputLocation", `the object at ${req.inputLocation} is empty (0 bytes)`);
+    if (size > this.options.maxInputBytes) {
+      throw new KikitoriError(
+        "PayloadTooLarge",
+        `InputLocation: the object at ${req.inputLocation} is ${size} bytes; the limit is ${this.options.maxInputBytes}`,
+      );
+    }
+    const id = req.inferenceId ? checkInferenceId(req.inferenceId) : randomUUID();
+    const ext = req.outputPathExtension ? checkPathExtension(req.outputPathExtension) : "";
+    const outputPath = ext ? joinS3(config.asyncConfig.outputPath, ext) : config.asyncConfig.outputPath;
+    const failureBase = config.asyncConfig.failurePath ?? config.asyncConfig.outputPath;
+    const failurePath = ext ? joinS3(failureBase, ext) : failureBase;
+    const inv: NewInvocation = {
+      id,
+      endpoint: endpoint.name,
+      inputLocation: req.inputLocation,
+      outputLocation: joinS3(outputPath, outputKeyName(id)),
+      failureLocation: joinS3(failurePath, failureKeyName(id)),
+      contentType: req.contentType,
+      accept: req.accept,
+      customAttributes: req.customAttributes,
+      requestTtlSeconds: checkIntRange("RequestTTLSeconds", req.requestTtlSeconds, REQUEST_TTL_SECONDS),
+      invocationTimeoutSeconds: checkIntRange(
+        "InvocationTimeoutSeconds",
+        req.invocationTimeoutSeconds,
+        INVOCATION_TIMEOUT_SECONDS,
+      ),
+      maxAttempts: this.options.maxAttempts,
+      createdAt: Date.now(),
+      webhook: req.webhook,
+    };
+    const stored = await this.state.enqueue(inv);
+    this.emit("invocation:queued", stored);
+    return stored;
+  }
+
+  async getInvocation(id: string): Promise<Invocation & { queuePosition?: number }> {
+    const inv = await this.state.getInvocation(id);
+    if (!inv) throw notFound("Invocation", id);
+    const queuePosition = inv.state === "Queued" ? await this.state.queuePosition(id) : undefined;
+    return { ...inv, queuePosition };
+  }
+
+  /** Cancels at once when queued; a running invocation is stopped by its runner. */
+  async cancel(id: string): Promise<Invocation> {
+    const inv = await this.getInvocation(id);
+    if (inv.state === "Queued") {
+      const done = await this.fail(
+        inv,
+        { state: "Cancelled", error: { code: "Cancelled", message: "cancelled by request" } },
+        { from: ["Queued"] },
+      );
+      if (done) return this.getInvocation(id);
+    }
+    const cur = await this.getInvocation(id);
+    if (cur.state === "Running") {
+      await this.state.requestCancel(id);
+      this.emit("invocation:cancel", cur);
+    }
+    return this.getInvocation(id);
+  }
+
+  /** Stores the model's response at the output location, then commits Succeeded. */
+  async succeed(
+    inv: Invocation,
+    owner: string,
+    body: Readable | Buffer,
+    contentType: string,
+    modelTimeMs: number | undefined,
+  ): Promise<boolean> {
+    const { bucket, key } = s3Location("OutputLocation", inv.outputLocation);
+    await this.objects.putObject(bucket, key, body, { contentType });
+    const done = await this.state.finish(
+      inv.id,
+      { state: "Succeeded", modelTimeMs },
+      { from: ["Running"], owner },
+      Date.now(),
+    );
+    if (!done) {
+      // Someone else ended it (cancel, lease lost and failed elsewhere): keep exactly one result document.
+      const cur = await this.state.getInvocation(inv.id);
+      if (cur && cur.state !== "Succeeded") await this.objects.deleteObject(bucket, key);
+    } else {
+      await this.emitFinished(inv.id);
+    }
+    return done;
+  }
+
+  /** Writes the failure document, then commits the terminal state; true when this call ended it. */
+  async fail(inv: Invocation, outcome: Outcome, guard: Guard): Promise<boolean> {
+    const { bucket, key } = s3Location("FailureLocation", inv.failureLocation);
+    const doc = failureDocument(inv, outcome.state, outcome.error);
+    await this.objects.putObject(bucket, key, Buffer.from(JSON.stringify(doc, null, 2)), {
+      contentType: "application/json",
+    });
+    const done = await this.state.finish(inv.id, outcome, guard, Date.now());
+    if (!done) {
+      const cur = await this.state.getInvocation(inv.id);
+      if (cur && (cur.state === "Succeeded" || cur.state === "Queued" || cur.state === "Running")) {
+        await this.objects.deleteObject(bucket, key);
+      }
+    } else {
+      await this.emitFinished(inv.id);
+    }
+    return done;
+  }
+
+  private async emitFinished(id: string): Promise<void> {
+    const cur = await this.state.getInvocation(id);
+    if (cur) this.emit("invocation:finished", cur);
+  }
+
+  /**
+   * One pass of housekeeping: expire queued requests past their TTL, and requeue (or fail, past the
+   * attempt limit) invocations whose lease ran out because their instance died.
+   */
+  async sweep(now = Date.now()): Promise<{ expired: number; requeued: number; failed: number }> {
+    let expired = 0;
+    let requeued = 0;
+    let failed = 0;
+    for (const inv of await this.state.findExpiredQueued(now, 500)) {
+      const message = `the request waited longer than its RequestTTLSeconds (${inv.requestTtlSeconds} s) in the queue`;
+      if (
+        await this.fail(
+          inv,
+          { state: "Expired", error: { code: "RequestExpired", message } },
+          { from: ["Queued"] },
+        )
+      )
+        expired++;
+    }
+    for (const inv of await this.state.findLapsedLeases(now, 500)) {
+      const guard: Guard = { from: ["Running"], owner: inv.leaseOwner };
+      if (inv.attempts < inv.maxAttempts) {
+        if (await this.state.requeue(inv.id, guard)) {
+          requeued++;
+          this.emit("invocation:queued", { ...inv, state: "Queued" });
+        }
+      } else {
+        const message = `the instance processing it stopped responding; gave up after ${inv.attempts} attempts`;
+        if (await this.fail(inv, { state: "Failed", error: { code: "LeaseExpired", message } }, guard))
+          failed++;
+      }
+    }
+    return { expired, requeued, failed };
+  }
+}
+
+function checkPathExtension(ext: string): string {
+  const clean = ext.replace(/^\/+|\/+$/g, "");
+  if (!clean || clean.split("/").some((s) => s === "" || s === "." || s === "..")) {
+    throw validation(
+      "S3OutputPathExtension",
+      `must be a relative path without "." or ".." segments (got ${JSON.stringify(ext)})`,
+    );
+  }
+  return clean;
+}
+
+/** The document written at the failure location. */
+export function failureDocument(inv: Invocation, state: string, error?: InvocationError) {
+  return {
+    InferenceId: inv.id,
+    EndpointName: inv.endpoint,
+    State: state,
+    ErrorCode: error?.code ?? "Unknown",
+    FailureReason: error?.message ?? "unknown failure",
+    InputLocation: inv.inputLocation,
+    Attempts: inv.attempts,
+    Time: new Date().toISOString(),
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * The error catalogue: every error kikitori reports on purpose has one stable code here.
+ * Front doors map the code to their dialect (an AWS error name, an OpenAI error, a REST body).
+ */
+export const ERRORS = {
+  ValidationError: { status: 400, aws: "ValidationException", retryable: false },
+  NotFound: { status: 404, aws: "ResourceNotFound", retryable: false },
+  AlreadyExists: { status: 409, aws: "ResourceInUse", retryable: false },
+  Conflict: { status: 409, aws: "ResourceInUse", retryable: false },
+  PayloadTooLarge: { status: 413, aws: "ValidationError", retryable: false },
+  UnsupportedMediaType: { status: 415, aws: "ValidationError", retryable: false },
+  InvalidAudio: { status: 422, aws: "ModelError", retryable: false },
+  InputNotFound: { status: 400, aws: "ValidationError", retryable: false },
+  ModelError: { status: 424, aws: "ModelError", retryable: false },
+  ModelServerUnavailable: { status: 503, aws: "ServiceUnavailable", retryable: true },
+  InvocationTimeout: { status: 408, aws: "ModelError", retryable: false },
+  LeaseExpired: { status: 500, aws: "InternalFailure", retryable: true },
+  RequestExpired: { status: 410, aws: "ValidationError", retryable: false },
+  Cancelled: { status: 409, aws: "ValidationError", retryable: false },
+  NotImplemented: { status: 501, aws: "NotImplemented", retryable: false },
+  Internal: { status: 500, aws: "InternalFailure", retryable: true },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class KikitoriError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = code;
+    this.status = ERRORS[code].status;
+  }
+  get retryable(): boolean {
+    return ERRORS[this.code].retryable;
+  }
+}
+
+export const validation = (field: string, reason: string) =>
+  new KikitoriError("ValidationError", `${field}: ${reason}`);
+export const notFound = (what: string, name: string) =>
+  new KikitoriError("NotFound", `${what} "${name}" does not exist`);
+export const alreadyExists = (what: string, name: string) =>
+  new KikitoriError("AlreadyExists", `${what} "${name}" already exists`);
+
+/** Turns anything thrown into an Error, keeping the original as cause. */
+export function coerceError(e: unknown): Error {
+  if (e instanceof Error) return e;
+  return new Error(typeof e === "string" ? e : JSON.stringify(e), { cause: e });
+}

@@ -1,0 +1,423 @@
+import type { ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { request, type IncomingMessage } from "node:http";
+import { hostname } from "node:os";
+import type { Readable } from "node:stream";
+import type { Service } from "../core/service.js";
+import type { InstanceRecord, InstanceState, Invocation } from "../core/types.js";
+import { s3Location } from "../core/rules.js";
+import type { ImageSpec } from "./images.js";
+import { ping, spawnModelServer } from "./model-server.js";
+
+export interface InstanceOptions {
+  endpoint: string;
+  variant: string;
+  image: ImageSpec;
+  modelDir: string;
+  environment: Record<string, string>;
+  port: number;
+  maxConcurrency: number;
+  /** A lease not renewed within this time is handed to another instance. */
+  leaseMs: number;
+  heartbeatMs: number;
+  /** How long the model server may take to answer GET /ping with 200 after it starts. */
+  startupHealthTimeoutMs: number;
+  /** After SIGTERM, how long before SIGKILL. */
+  shutdownGraceMs: number;
+  log: (msg: string) => void;
+}
+
+type AbortReason = "cancel" | "timeout" | "lease-lost" | "shutdown";
+
+interface Job {
+  inv: Invocation;
+  controller: AbortController;
+  reason?: AbortReason;
+}
+
+const PROGRESS_PATH = "/kikitori/progress";
+
+/**
+ * One model server process plus the runner that feeds it: leases invocations (up to maxConcurrency),
+ * streams each input from the object store to POST /invocations and stores the response.
+ */
+export class Instance {
+  readonly id = `i-${randomUUID().slice(0, 12)}`;
+  state: InstanceState = "Pending";
+  reason?: string;
+  private child?: ChildProcess;
+  private readonly jobs = new Map<string, Job>();
+  private leasing = false;
+  private wakeAgain = false;
+  private readonly startedAt = Date.now();
+  private inServiceAt?: number;
+  private exited?: Promise<void>;
+  /** Called when the instance leaves service on its own (crash, failed health check). */
+  onExit?: (instance: Instance) => void;
+
+  constructor(
+    private readonly service: Service,
+    readonly o: InstanceOptions,
+  ) {}
+
+  get inFlight(): number {
+    return this.jobs.size;
+  }
+  get freeSlots(): number {
+    return this.state === "InService" ? this.o.maxConcurrency - this.jobs.size : 0;
+  }
+  get record(): InstanceRecord {
+    return {
+      id: this.id,
+      endpoint: this.o.endpoint,
+      variant: this.o.variant,
+      host: hostname(),
+      state: this.state,
+      port: this.o.port,
+      pid: this.child?.pid,
+      reason: this.reason,
+      startedAt: this.startedAt,
+      inServiceAt: this.inServiceAt,
+      endedAt: this.state === "Terminated" || this.state === "Failed" ? Date.now() : undefined,
+    };
+  }
+
+  private async setState(state: InstanceState, reason?: string): Promise<void> {
+    this.state = state;
+    if (reason !== undefined) this.reason = reason;
+    if (state === "InService") this.inServiceAt = Date.now();
+    this.o.log(
+      `instance ${this.id} (${this.o.endpoint}/${this.o.variant}) ${state}${reason ? `: ${reason}` : ""}`,
+    );
+    await this.service.state.upsertInstance(this.record);
+  }
+
+  /** Pending → InService, or Failed with the reason (the startup health check). */
+  async start(): Promise<boolean> {
+    await this.setState("Pending");
+    const tail: string[] = [];
+    const child = spawnModelServer({
+      image: this.o.image,
+      port: this.o.port,
+      modelDir: this.o.modelDir,
+      environment: this.o.environment,
+      maxConcurrency: this.o.maxConcurrency,
+      onOutput: (line) => {
+        tail.push(line);
+        if (tail.length > 20) tail.shift();
+        this.o.log(`[${this.id}] ${line}`);
+      },
+    });
+    this.child = child;
+    let exitInfo: string | undefined;
+    this.exited = new Promise((resolve) => {
+      child.on("exit", (code, signal) => {
+        exitInfo = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        resolve();
+        void this.handleExit(exitInfo);
+      });
+      child.on("error", (e) => {
+        exitInfo = `could not start: ${e.message}`;
+        resolve();
+        void this.handleExit(exitInfo);
+      });
+    });
+    const deadline = Date.now() + this.o.startupHealthTimeoutMs;
+    while (Date.now() < deadline && exitInfo === undefined) {
+      if ((await ping(this.o.port, 1000)) === 200) {
+        await this.setState("InService");
+        return true;
+      }
+      await sleep(25);
+    }
+    const why =
+      exitInfo !== undefined
+        ? `model server ${exitInfo} before answering GET /ping${tail.length ? ` (last output: ${tail.slice(-3).join(" | ")})` : ""}`
+        : `model server did not answer GET /ping with 200 within ${this.o.startupHealthTimeoutMs} ms (startup health check)`;
+    await this.kill();
+    await this.setState("Failed", why);
+    return false;
+  }
+
+  private async handleExit(info: string): Promise<void> {
+    if (this.state === "Terminated" || this.state === "Failed" || this.state === "Pending") return;
+    if (this.state === "Draining") return;
+    // Crashed while in service: hand its work back at once rather than waiting for the leases to lapse.
+    await this.setState("Failed", `model server ${info}`);
+    for (const job of this.jobs.values()) job.controller.abort();
+    this.onExit?.(this);
+  }
+
+  /** Leases as much work as there are free slots; called whenever work may be waiting. */
+  wake(): void {
+    if (this.leasing) {
+      this.wakeAgain = true;
+      return;
+    }
+    if (this.freeSlots <= 0) return;
+    this.leasing = true;
+    void this.service.state
+      .lease(this.o.endpoint, this.id, this.freeSlots, this.o.leaseMs, Date.now())
+      .then((invs) => {
+        for (const inv of invs) void this.run(inv);
+      })
+      .catch((e: unknown) => this.o.log(`instance ${this.id}: lease failed: ${(e as Error).message}`))
+      .finally(() => {
+        this.leasing = false;
+        if (this.wakeAgain) {
+          this.wakeAgain = false;
+          this.wake();
+        }
+      });
+  }
+
+  /** Aborts one running invocation (cancel requested). */
+  abort(id: string, reason: AbortReason): boolean {
+    const job = this.jobs.get(id);
+    if (!job) return false;
+    job.reason ??= reason;
+    job.controller.abort();
+    return true;
+  }
+
+  private async run(inv: Invocation): Promise<void> {
+    const job: Job = { inv, controller: new AbortController() };
+    this.jobs.set(inv.id, job);
+    const owner = this.id;
+    const timeout = setTimeout(() => this.abort(inv.id, "timeout"), inv.invocationTimeoutSeconds * 1000);
+    const heartbeat = setInterval(() => void this.beat(job), this.o.heartbeatMs);
+    try {
+      await this.invoke(job);
+    } catch (e) {
+      await this.settleError(job, e as Error).catch((err: unknown) =>
+        this.o.log(
+          `instance ${this.id}: could not record the failure of ${inv.id}: ${(err as Error).message}`,
+        ),
+      );
+    } finally {
+      clearTimeout(timeout);
+      clearInterval(heartbeat);
+      this.jobs.delete(inv.id);
+      if (owner === this.id) this.wake();
+    }
+  }
+
+  private async beat(job: Job): Promise<void> {
+    const progress = this.o.image.kind === "builtin" ? await this.progressOf(job.inv.id) : undefined;
+    const r = await this.service.state
+      .heartbeat(job.inv.id, this.id, this.o.leaseMs, Date.now(), progress)
+      .catch(() => "ok" as const);
+    if (r === "lost") this.abort(job.inv.id, "lease-lost");
+    if (r === "cancel-requested") this.abort(job.inv.id, "cancel");
+  }
+
+  private async progressOf(
+    id: string,
+  ): Promise<{ processedSeconds: number; totalSeconds: number } | undefined> {
+    try {
+      const body = await getJson(this.o.port, PROGRESS_PATH, 500);
+      const p = (body as Record<string, { processedSeconds: number; totalSeconds: number }>)[id];
+      return p && Number.isFinite(p.processedSeconds) ? p : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async invoke(job: Job): Promise<void> {
+    const { inv } = job;
+    const { bucket, key } = s3Location("InputLocation", inv.inputLocation);
+    let input: { body: Readable; size: number };
+    try {
+      const got = await this.service.objects.getObject(bucket, key);
+      input = { body: got.body, size: got.info.size };
+    } catch (e) {
+      await this.service.fail(
+        inv,
+        {
+          state: "Failed",
+          error: {
+            code: "InputNotFound",
+            message: `cannot read ${inv.inputLocation}: ${(e as Error).message}`,
+          },
+        },
+        { from: ["Running"], owner: this.id },
+      );
+      return;
+    }
+    const res = await postInvocation(this.o.port, input, inv, job.controller.signal);
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status < 300) {
+      const modelTime = Number(res.headers["x-kikitori-model-time-ms"]);
+      await this.service.succeed(
+        inv,
+        this.id,
+        res,
+        String(res.headers["content-type"] ?? "application/octet-stream"),
+        Number.isFinite(modelTime) ? modelTime : undefined,
+      );
+      return;
+    }
+    const text = (await readCapped(res, 64 * 1024)).trim();
+    let message = text;
+    try {
+      const j = JSON.parse(text) as { error?: { message?: string } | string; message?: string };
+      message = (typeof j.error === "object" ? j.error?.message : j.error) ?? j.message ?? text;
+    } catch {
+      // not JSON: keep the text
+    }
+    await this.service.fail(
+      inv,
+      {
+        state: "Failed",
+        error: {
+          code: status === 415 || status === 422 ? "InvalidAudio" : "ModelError",
+          message: `model server answered ${status}: ${message || "(empty body)"}`,
+        },
+      },
+      { from: ["Running"], owner: this.id },
+    );
+  }
+
+  private async settleError(job: Job, e: Error): Promise<void> {
+    const { inv } = job;
+    const guard = { from: ["Running" as const], owner: this.id };
+    switch (job.reason) {
+      case "cancel":
+        await this.service.fail(
+          inv,
+          { state: "Cancelled", error: { code: "Cancelled", message: "cancelled by request while running" } },
+          guard,
+        );
+        return;
+      case "timeout":
+        await this.service.fail(
+          inv,
+          {
+            state: "Failed",
+            error: {
+              code: "InvocationTimeout",
+              message: `the model server did not finish within InvocationTimeoutSeconds (${inv.invocationTimeoutSeconds} s)`,
+            },
+          },
+          guard,
+        );
+        return;
+      case "lease-lost":
+        return; // another instance owns it now
+      default:
+        // The model server went away (crash, kill, shutdown): retry elsewhere while attempts remain.
+        if (inv.attempts < inv.maxAttempts) {
+          if (await this.service.state.requeue(inv.id, guard)) {
+            this.service.emit("invocation:queued", { ...inv, state: "Queued" });
+          }
+        } else {
+          await this.service.fail(
+            inv,
+            {
+              state: "Failed",
+              error: {
+                code: "ModelServerUnavailable",
+                message: `the model server failed ${inv.attempts} times: ${e.message}`,
+              },
+            },
+            guard,
+          );
+        }
+    }
+  }
+
+  /** Stops taking work, lets in-flight work finish for the grace period, then hands it back and stops. */
+  async drain(graceMs = this.o.shutdownGraceMs): Promise<void> {
+    if (this.state === "Terminated" || this.state === "Failed") return;
+    await this.setState("Draining");
+    const deadline = Date.now() + graceMs;
+    while (this.jobs.size > 0 && Date.now() < deadline) await sleep(50);
+    for (const job of this.jobs.values()) {
+      job.reason ??= "shutdown";
+      job.controller.abort();
+      if (await this.service.state.requeue(job.inv.id, { from: ["Running"], owner: this.id })) {
+        this.service.emit("invocation:queued", { ...job.inv, state: "Queued" });
+      }
+    }
+    await this.kill();
+    await this.setState("Terminated");
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const killed = await Promise.race([
+      this.exited!.then(() => true),
+      sleep(this.o.shutdownGraceMs).then(() => false),
+    ]);
+    if (!killed) {
+      child.kill("SIGKILL");
+      await this.exited;
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+}
+
+function postInvocation(
+  port: number,
+  input: { body: Readable; size: number },
+  inv: Invocation,
+  signal: AbortSignal,
+): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = {
+      "content-type": inv.contentType ?? "application/octet-stream",
+      "content-length": input.size,
+      "x-kikitori-invocation-id": inv.id,
+    };
+    if (inv.accept) headers.accept = inv.accept;
+    if (inv.customAttributes) headers["x-amzn-sagemaker-custom-attributes"] = inv.customAttributes;
+    const req = request(
+      { host: "127.0.0.1", port, method: "POST", path: "/invocations", headers, signal },
+      resolve,
+    );
+    req.on("error", (e) => {
+      input.body.destroy();
+      reject(e);
+    });
+    input.body.on("error", (e) => req.destroy(e));
+    input.body.pipe(req);
+  });
+}
+
+function readCapped(res: IncomingMessage, cap: number): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    res.on("data", (c: Buffer) => {
+      if (n < cap) chunks.push(c.subarray(0, cap - n));
+      n += c.length;
+    });
+    res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    res.on("error", () => resolve(Buffer.concat(chunks).toString("utf8")));
+  });
+}
+
+function getJson(port: number, path: string, timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, timeout: timeoutMs }, (res) => {
+      void readCapped(res, 1 << 20).then((t) => {
+        try {
+          resolve(JSON.parse(t));
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

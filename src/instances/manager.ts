@@ -1,0 +1,279 @@
+import type { Service } from "../core/service.js";
+import type { Endpoint, EndpointConfig, Invocation } from "../core/types.js";
+import { resolveImage } from "./images.js";
+import { Instance } from "./instance.js";
+import type { ModelDataCache } from "./model-data.js";
+import { freePort } from "./model-server.js";
+
+export interface ManagerOptions {
+  leaseMs: number;
+  heartbeatMs: number;
+  startupHealthTimeoutMs: number;
+  shutdownGraceMs: number;
+  /** Consecutive failed starts of one variant before the endpoint is marked Failed. */
+  maxConsecutiveStartFailures: number;
+  /** Model file used by built-in models that have no ModelDataUrl. */
+  defaultModelFile: () => string;
+  log: (msg: string) => void;
+}
+
+interface VariantState {
+  instances: Instance[];
+  /** Wanted instance count; the autoscaler sets it, InitialInstanceCount seeds it. */
+  desired: number;
+  consecutiveFailures: number;
+  nextStartAt: number;
+  starting: number;
+}
+
+const key = (endpoint: string, variant: string) => `${endpoint}\0${variant}`;
+
+/**
+ * Keeps each endpoint variant at its desired instance count on this host: starts, replaces crashed
+ * ones (with backoff), drains extras, and wakes runners when work arrives.
+ */
+export class InstanceManager {
+  private readonly variants = new Map<string, VariantState>();
+  private timer?: NodeJS.Timeout;
+  private reconciling = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly service: Service,
+    private readonly modelData: ModelDataCache,
+    private readonly o: ManagerOptions,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.reapOrphans();
+    this.service.on("invocation:queued", (inv) => this.wake(inv.endpoint));
+    this.service.on("invocation:cancel", (inv) => this.abort(inv));
+    this.service.on("endpoint:changed", () => this.schedule());
+    this.schedule();
+    this.timer = setInterval(() => this.tick(), 1000);
+  }
+
+  /** Instances left by a previous run of this host (killed service): stop them and mark them ended. */
+  private async reapOrphans(): Promise<void> {
+    for (const rec of await this.service.state.listInstances({ live: true })) {
+      if (rec.pid) {
+        try {
+          process.kill(rec.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      await this.service.state.upsertInstance({
+        ...rec,
+        state: "Terminated",
+        reason: "service restarted",
+        endedAt: Date.now(),
+      });
+    }
+  }
+
+  private tick(): void {
+    void this.service.sweep().catch((e: unknown) => this.o.log(`sweep failed: ${(e as Error).message}`));
+    this.schedule();
+    // A safety net for missed wake-ups (and the only signal for work enqueued by other hosts).
+    for (const v of this.variants.values()) for (const i of v.instances) i.wake();
+  }
+
+  private wake(endpoint: string): void {
+    for (const [k, v] of this.variants) {
+      if (!k.startsWith(endpoint + "\0")) continue;
+      for (const i of v.instances) {
+        if (i.freeSlots > 0) {
+          i.wake();
+          return;
+        }
+      }
+    }
+  }
+
+  private abort(inv: Invocation): void {
+    for (const v of this.variants.values()) for (const i of v.instances) i.abort(inv.id, "cancel");
+  }
+
+  /** Sets the wanted instance count of a variant (used by the autoscaler). */
+  setDesired(endpoint: string, variant: string, desired: number): void {
+    const v = this.variants.get(key(endpoint, variant));
+    if (v) v.desired = desired;
+    this.schedule();
+  }
+
+  /** Live instances per variant, for metrics and DescribeEndpoint. */
+  counts(
+    endpoint: string,
+  ): Map<string, { current: number; desired: number; inService: number; busy: number }> {
+    const out = new Map<string, { current: number; desired: number; inService: number; busy: number }>();
+    for (const [k, v] of this.variants) {
+      const [ep, variant] = k.split("\0") as [string, string];
+      if (ep !== endpoint) continue;
+      out.set(variant, {
+        current: v.instances.length,
+        desired: v.desired,
+        inService: v.instances.filter((i) => i.state === "InService").length,
+        busy: v.instances.reduce((n, i) => n + i.inFlight, 0),
+      });
+    }
+    return out;
+  }
+
+  instancesOf(endpoint: string): Instance[] {
+    const out: Instance[] = [];
+    for (const [k, v] of this.variants) if (k.startsWith(endpoint + "\0")) out.push(...v.instances);
+    return out;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.reconciling = this.reconciling
+      .then(() => this.reconcileAll())
+      .catch((e: unknown) => this.o.log(`reconcile failed: ${(e as Error).stack}`));
+  }
+
+  private async reconcileAll(): Promise<void> {
+    for (const endpoint of await this.service.state.listEndpoints()) await this.reconcile(endpoint);
+  }
+
+  private async reconcile(endpoint: Endpoint): Promise<void> {
+    const config = await this.service.state.getEndpointConfig(endpoint.configName);
+    if (endpoint.status === "Deleting" || !config) {
+      await Promise.all(this.instancesOf(endpoint.name).map((i) => i.drain()));
+      for (const k of [...this.variants.keys()])
+        if (k.startsWith(endpoint.name + "\0")) this.variants.delete(k);
+      if (endpoint.status === "Deleting") await this.service.state.deleteEndpoint(endpoint.name);
+      return;
+    }
+    if (endpoint.status === "Failed") return;
+    // Variants that left the config (UpdateEndpoint) are drained.
+    for (const [k, v] of this.variants) {
+      const [ep, variant] = k.split("\0") as [string, string];
+      if (ep === endpoint.name && !config.variants.some((cv) => cv.variantName === variant)) {
+        this.variants.delete(k);
+        void Promise.all(v.instances.map((i) => i.drain()));
+      }
+    }
+    let ready = true;
+    for (const variant of config.variants) {
+      const k = key(endpoint.name, variant.variantName);
+      let v = this.variants.get(k);
+      if (!v) {
+        v = {
+          instances: [],
+          desired: variant.initialInstanceCount,
+          consecutiveFailures: 0,
+          nextStartAt: 0,
+          starting: 0,
+        };
+        this.variants.set(k, v);
+      }
+      v.instances = v.instances.filter((i) => i.state !== "Terminated" && i.state !== "Failed");
+      const live = v.instances.length;
+      if (live < v.desired && v.starting === 0 && Date.now() >= v.nextStartAt) {
+        for (let n = live; n < v.desired; n++)
+          void this.startInstance(endpoint, config, variant.variantName, v);
+      } else if (live > v.desired) {
+        const extra = [...v.instances].sort((a, b) => a.inFlight - b.inFlight).slice(0, live - v.desired);
+        v.instances = v.instances.filter((i) => !extra.includes(i));
+        void Promise.all(extra.map((i) => i.drain()));
+      }
+      if (v.instances.filter((i) => i.state === "InService").length < Math.min(v.desired, 1)) ready = false;
+    }
+    if (ready && (endpoint.status === "Creating" || endpoint.status === "Updating")) {
+      await this.service.setEndpointStatus(endpoint.name, "InService");
+    }
+  }
+
+  private async startInstance(
+    endpoint: Endpoint,
+    config: EndpointConfig,
+    variantName: string,
+    v: VariantState,
+  ) {
+    v.starting++;
+    const variant = config.variants.find((x) => x.variantName === variantName)!;
+    try {
+      const model = await this.service.getModel(variant.modelName);
+      const image = resolveImage(model.image);
+      const modelDir = model.modelDataUrl
+        ? await this.modelData.resolve(model.modelDataUrl)
+        : image.kind === "builtin"
+          ? await this.modelData.forLocalFile(
+              model.environment.KIKITORI_MODEL_FILE ?? this.o.defaultModelFile(),
+            )
+          : await this.modelData.empty();
+      const instance = new Instance(this.service, {
+        endpoint: endpoint.name,
+        variant: variantName,
+        image,
+        modelDir,
+        environment: model.environment,
+        port: await freePort(),
+        maxConcurrency: config.asyncConfig?.maxConcurrentInvocationsPerInstance ?? 1,
+        leaseMs: this.o.leaseMs,
+        heartbeatMs: this.o.heartbeatMs,
+        startupHealthTimeoutMs: this.o.startupHealthTimeoutMs,
+        shutdownGraceMs: this.o.shutdownGraceMs,
+        log: this.o.log,
+      });
+      instance.onExit = () => this.schedule();
+      v.instances.push(instance);
+      if (await instance.start()) {
+        v.consecutiveFailures = 0;
+        instance.wake();
+      } else {
+        await this.startFailed(endpoint, variantName, v, instance.reason ?? "failed to start");
+      }
+    } catch (e) {
+      await this.startFailed(endpoint, variantName, v, (e as Error).message);
+    } finally {
+      v.starting--;
+      this.schedule();
+    }
+  }
+
+  private async startFailed(
+    endpoint: Endpoint,
+    variant: string,
+    v: VariantState,
+    reason: string,
+  ): Promise<void> {
+    v.consecutiveFailures++;
+    v.nextStartAt = Date.now() + Math.min(30_000, 500 * 2 ** v.consecutiveFailures);
+    this.o.log(
+      `endpoint ${endpoint.name}/${variant}: instance failed to start (${v.consecutiveFailures}): ${reason}`,
+    );
+    if (v.consecutiveFailures < this.o.maxConsecutiveStartFailures) return;
+    // A crash-looping model shows as a Failed endpoint with the reason, and its queue is failed, not kept forever.
+    const why = `variant ${variant}: ${v.consecutiveFailures} instance starts failed in a row; last: ${reason}`;
+    await this.service.setEndpointStatus(endpoint.name, "Failed", why);
+    for (;;) {
+      const queued = await this.service.state.listInvocations({
+        endpoint: endpoint.name,
+        state: "Queued",
+        limit: 500,
+      });
+      if (!queued.length) break;
+      for (const inv of queued) {
+        await this.service.fail(
+          inv,
+          {
+            state: "Failed",
+            error: { code: "ModelServerUnavailable", message: `endpoint ${endpoint.name} failed: ${why}` },
+          },
+          { from: ["Queued"] },
+        );
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.reconciling;
+    const all = [...this.variants.values()].flatMap((v) => v.instances);
+    await Promise.all(all.map((i) => i.drain(Math.min(this.o.shutdownGraceMs, 2000))));
+  }
+}

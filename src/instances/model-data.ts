@@ -1,0 +1,173 @@
+import { createHash, randomUUID } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { isAbsolute, join, normalize, sep } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { Transform } from "node:stream";
+import * as tar from "tar";
+import type { ObjectStore } from "../storage/types.js";
+import { s3Location } from "../core/rules.js";
+import { KikitoriError } from "../errors.js";
+
+export interface UnpackLimits {
+  /** Total bytes the archive may expand to. */
+  maxBytes: number;
+  maxEntries: number;
+}
+
+export const DEFAULT_UNPACK_LIMITS: UnpackLimits = { maxBytes: 20 * 1024 ** 3, maxEntries: 10_000 };
+
+const refuse = (archive: string, why: string) =>
+  new KikitoriError("ValidationError", `model archive ${archive} refused: ${why}`);
+
+/** Why an entry may not be unpacked, or undefined when it is safe. */
+function entryProblem(path: string, type: string, linkpath: string | undefined): string | undefined {
+  if (isAbsolute(path) || /^[a-zA-Z]:/.test(path)) return `entry "${path}" has an absolute path`;
+  const norm = normalize(path);
+  if (norm === ".." || norm.startsWith(`..${sep}`) || path.split(/[\\/]/).includes("..")) {
+    return `entry "${path}" points outside the model directory`;
+  }
+  if (type === "SymbolicLink" || type === "Link") {
+    // Links are refused outright: a link that stays inside today can be retargeted by a later entry.
+    return `entry "${path}" is a ${type === "Link" ? "hard link" : "symbolic link"} to "${linkpath}"`;
+  }
+  if (!["File", "OldFile", "ContiguousFile", "Directory"].includes(type)) {
+    return `entry "${path}" has unsupported type ${type}`;
+  }
+  return undefined;
+}
+
+/**
+ * Unpacks a model.tar.gz into `dest` safely: a first pass reads only the headers and refuses absolute
+ * paths, `..`, links, devices, too many entries or too many bytes, before anything is written; the second
+ * pass extracts into a temporary directory that is renamed into place.
+ */
+export async function unpackModelArchive(
+  archive: string,
+  dest: string,
+  limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
+): Promise<void> {
+  let total = 0;
+  let entries = 0;
+  let problem: string | undefined;
+  try {
+    await tar.t({
+      file: archive,
+      onReadEntry: (e) => {
+        if (problem) return;
+        entries++;
+        total += e.size ?? 0;
+        problem =
+          entryProblem(e.path, e.type, e.linkpath) ??
+          (entries > limits.maxEntries ? `more than ${limits.maxEntries} entries` : undefined) ??
+          (total > limits.maxBytes ? `it expands to more than ${limits.maxBytes} bytes` : undefined);
+      },
+    });
+  } catch (e) {
+    throw refuse(archive, `not a readable tar(.gz) archive (${(e as Error).message})`);
+  }
+  if (problem) throw refuse(archive, problem);
+  if (entries === 0) throw refuse(archive, "it is empty");
+
+  const tmp = `${dest}.partial-${randomUUID()}`;
+  await mkdir(tmp, { recursive: true });
+  try {
+    await tar.x({ file: archive, cwd: tmp, strict: true, preservePaths: false, noChmod: true });
+    await rm(dest, { recursive: true, force: true });
+    await rename(tmp, dest);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw refuse(archive, (e as Error).message);
+  }
+}
+
+/**
+ * Model data shared by the instances of one host: each ModelDataUrl version (its ETag) is downloaded
+ * once, checksummed, unpacked and cached.
+ */
+export class ModelDataCache {
+  private readonly inflight = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly root: string,
+    private readonly objects: ObjectStore,
+    private readonly limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
+  ) {}
+
+  /** The directory holding the unpacked model data of `url`. */
+  async resolve(url: string): Promise<string> {
+    const { bucket, key } = s3Location("ModelDataUrl", url);
+    const info = await this.objects.headObject(bucket, key).catch((e: unknown) => {
+      throw new KikitoriError("ValidationError", `ModelDataUrl: cannot read ${url}: ${(e as Error).message}`);
+    });
+    const version = createHash("sha256")
+      .update(`${bucket}\0${key}\0${info.etag}\0${info.size}`)
+      .digest("hex");
+    const dir = join(this.root, version.slice(0, 32));
+    let p = this.inflight.get(dir);
+    if (!p) {
+      p = this.fetch(url, bucket, key, dir).finally(() => this.inflight.delete(dir));
+      this.inflight.set(dir, p);
+    }
+    return p;
+  }
+
+  private async fetch(url: string, bucket: string, key: string, dir: string): Promise<string> {
+    const marker = join(dir, ".kikitori-model-data.json");
+    if (await exists(marker)) return join(dir, "model");
+    await mkdir(dir, { recursive: true });
+    const archive = join(dir, "model.tar.gz");
+    const hash = createHash("sha256");
+    const { body } = await this.objects.getObject(bucket, key);
+    await pipeline(
+      body,
+      new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk);
+          cb(null, chunk);
+        },
+      }),
+      createWriteStream(archive),
+    );
+    const sha256 = hash.digest("hex");
+    await unpackModelArchive(archive, join(dir, "model"), this.limits);
+    await rm(archive, { force: true });
+    await writeFile(marker, JSON.stringify({ url, sha256, unpackedAt: new Date().toISOString() }));
+    return join(dir, "model");
+  }
+
+  /** An empty model directory, for local-command images that need no model data. */
+  async empty(): Promise<string> {
+    const dir = join(this.root, "empty");
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /** A model directory holding (a link to) a local ggml file, for built-in models without model data. */
+  async forLocalFile(file: string): Promise<string> {
+    const st = await stat(file).catch(() => undefined);
+    if (!st?.isFile()) {
+      throw new KikitoriError(
+        "ValidationError",
+        `model file ${file} does not exist: run "kikitori models pull tiny.en" or scripts/fetch-test-model`,
+      );
+    }
+    const dir = join(this.root, "local-" + createHash("sha256").update(file).digest("hex").slice(0, 16));
+    const link = join(dir, "model.bin");
+    await mkdir(dir, { recursive: true });
+    const current = await readFile(join(dir, ".source"), "utf8").catch(() => "");
+    if (current !== file) {
+      await rm(link, { force: true });
+      await symlink(file, link);
+      await writeFile(join(dir, ".source"), file);
+    }
+    return dir;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}

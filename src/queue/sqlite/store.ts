@@ -1,0 +1,437 @@
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type {
+  Endpoint,
+  EndpointConfig,
+  InstanceRecord,
+  Invocation,
+  InvocationState,
+  Model,
+} from "../../core/types.js";
+import { alreadyExists } from "../../errors.js";
+import type {
+  BacklogStats,
+  Guard,
+  HeartbeatResult,
+  InvocationFilter,
+  NewInvocation,
+  Outcome,
+  OutboxEvent,
+  StateStore,
+} from "../types.js";
+import { MIGRATIONS } from "./schema.js";
+
+type Row = Record<string, unknown>;
+
+const str = (v: unknown) => (v === null || v === undefined ? undefined : String(v));
+const num = (v: unknown) => (v === null || v === undefined ? undefined : Number(v));
+
+function toInvocation(r: Row): Invocation {
+  return {
+    id: String(r.id),
+    endpoint: String(r.endpoint),
+    state: r.state as InvocationState,
+    inputLocation: String(r.input_location),
+    outputLocation: String(r.output_location),
+    failureLocation: String(r.failure_location),
+    contentType: str(r.content_type),
+    accept: str(r.accept),
+    customAttributes: str(r.custom_attributes),
+    requestTtlSeconds: Number(r.request_ttl_s),
+    invocationTimeoutSeconds: Number(r.invocation_timeout_s),
+    attempts: Number(r.attempts),
+    maxAttempts: Number(r.max_attempts),
+    createdAt: Number(r.created_at),
+    startedAt: num(r.started_at),
+    finishedAt: num(r.finished_at),
+    seq: Number(r.seq),
+    leaseOwner: str(r.lease_owner),
+    leaseExpiresAt: num(r.lease_expires_at),
+    progressSeconds: num(r.progress_s),
+    totalSeconds: num(r.total_s),
+    error: r.error_code ? { code: String(r.error_code), message: String(r.error_message ?? "") } : undefined,
+    modelTimeMs: num(r.model_time_ms),
+    webhook: r.webhook ? (JSON.parse(String(r.webhook)) as Invocation["webhook"]) : undefined,
+  };
+}
+
+function toInstance(r: Row): InstanceRecord {
+  return {
+    id: String(r.id),
+    endpoint: String(r.endpoint),
+    variant: String(r.variant),
+    host: String(r.host),
+    state: r.state as InstanceRecord["state"],
+    port: num(r.port),
+    pid: num(r.pid),
+    reason: str(r.reason),
+    startedAt: Number(r.started_at),
+    inServiceAt: num(r.in_service_at),
+    endedAt: num(r.ended_at),
+  };
+}
+
+const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(",");
+
+/** The embedded StateStore: one SQLite file in WAL mode. Every method is one short transaction. */
+export class SqliteStateStore implements StateStore {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma("journal_mode = WAL");
+    // FULL: a 202 reply means the invocation survived a power cut, not only a process crash.
+    this.db.pragma("synchronous = FULL");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.pragma("foreign_keys = ON");
+    this.migrate();
+  }
+
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Prepared statements are cached: preparing costs more than running most of these queries. */
+  private q(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma("user_version", { simple: true }) as number;
+    for (let i = version; i < MIGRATIONS.length; i++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[i]!);
+        this.db.pragma(`user_version = ${i + 1}`);
+      })();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  // --- models, configs, endpoints: stored as JSON bodies keyed by name ---
+
+  async createModel(m: Model): Promise<void> {
+    this.insertNamed("models", "Model", m.name, m, m.createdAt);
+  }
+  async getModel(name: string): Promise<Model | undefined> {
+    return this.getNamed<Model>("models", name);
+  }
+  async listModels(): Promise<Model[]> {
+    return this.listNamed<Model>("models");
+  }
+  async deleteModel(name: string): Promise<boolean> {
+    return this.q("DELETE FROM models WHERE name = ?").run(name).changes > 0;
+  }
+
+  async createEndpointConfig(c: EndpointConfig): Promise<void> {
+    this.insertNamed("endpoint_configs", "EndpointConfig", c.name, c, c.createdAt);
+  }
+  async getEndpointConfig(name: string): Promise<EndpointConfig | undefined> {
+    return this.getNamed<EndpointConfig>("endpoint_configs", name);
+  }
+  async listEndpointConfigs(): Promise<EndpointConfig[]> {
+    return this.listNamed<EndpointConfig>("endpoint_configs");
+  }
+  async deleteEndpointConfig(name: string): Promise<boolean> {
+    return this.q("DELETE FROM endpoint_configs WHERE name = ?").run(name).changes > 0;
+  }
+
+  private insertNamed(table: string, what: string, name: string, body: unknown, createdAt: number): void {
+    try {
+      this.q(`INSERT INTO ${table} (name, body, created_at) VALUES (?, ?, ?)`).run(
+        name,
+        JSON.stringify(body),
+        createdAt,
+      );
+    } catch (e) {
+      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw alreadyExists(what, name);
+      throw e;
+    }
+  }
+  private getNamed<T>(table: string, name: string): T | undefined {
+    const r = this.q(`SELECT body FROM ${table} WHERE name = ?`).get(name) as Row | undefined;
+    return r ? (JSON.parse(String(r.body)) as T) : undefined;
+  }
+  private listNamed<T>(table: string): T[] {
+    const rows = this.q(`SELECT body FROM ${table} ORDER BY created_at, name`).all() as Row[];
+    return rows.map((r) => JSON.parse(String(r.body)) as T);
+  }
+
+  async createEndpoint(e: Endpoint): Promise<void> {
+    try {
+      this.q(
+        `INSERT INTO endpoints (name, config_name, status, failure_reason, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?)`,
+      ).run(e.name, e.configName, e.status, e.failureReason ?? null, e.createdAt, e.updatedAt);
+    } catch (err) {
+      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY")
+        throw alreadyExists("Endpoint", e.name);
+      throw err;
+    }
+  }
+  async getEndpoint(name: string): Promise<Endpoint | undefined> {
+    const r = this.q("SELECT * FROM endpoints WHERE name = ?").get(name) as Row | undefined;
+    return r ? toEndpoint(r) : undefined;
+  }
+  async listEndpoints(): Promise<Endpoint[]> {
+    return (this.q("SELECT * FROM endpoints ORDER BY created_at, name").all() as Row[]).map(toEndpoint);
+  }
+  async updateEndpoint(name: string, patch: Partial<Omit<Endpoint, "name" | "createdAt">>): Promise<void> {
+    const cur = await this.getEndpoint(name);
+    if (!cur) return;
+    const next = { ...cur, ...patch, updatedAt: patch.updatedAt ?? Date.now() };
+    this.q(
+      "UPDATE endpoints SET config_name = ?, status = ?, failure_reason = ?, updated_at = ? WHERE name = ?",
+    ).run(next.configName, next.status, next.failureReason ?? null, next.updatedAt, name);
+  }
+  async deleteEndpoint(name: string): Promise<boolean> {
+    return this.q("DELETE FROM endpoints WHERE name = ?").run(name).changes > 0;
+  }
+
+  // --- invocations ---
+
+  private readonly insertInvocation = (inv: NewInvocation) =>
+    this.q(
+      `INSERT INTO invocations (id, endpoint, state, input_location, output_location, failure_location,
+           content_type, accept, custom_attributes, request_ttl_s, invocation_timeout_s, max_attempts,
+           created_at, expires_at, webhook)
+         VALUES (@id, @endpoint, 'Queued', @inputLocation, @outputLocation, @failureLocation, @contentType,
+           @accept, @customAttributes, @requestTtlSeconds, @invocationTimeoutSeconds, @maxAttempts,
+           @createdAt, @expiresAt, @webhook)
+         RETURNING *`,
+    ).get({
+      ...inv,
+      contentType: inv.contentType ?? null,
+      accept: inv.accept ?? null,
+      customAttributes: inv.customAttributes ?? null,
+      expiresAt: inv.createdAt + inv.requestTtlSeconds * 1000,
+      webhook: inv.webhook ? JSON.stringify(inv.webhook) : null,
+    }) as Row;
+
+  async enqueue(inv: NewInvocation): Promise<Invocation> {
+    try {
+      return toInvocation(this.insertInvocation(inv));
+    } catch (e) {
+      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE")
+        throw alreadyExists("Invocation", inv.id);
+      throw e;
+    }
+  }
+
+  async getInvocation(id: string): Promise<Invocation | undefined> {
+    const r = this.q("SELECT * FROM invocations WHERE id = ?").get(id) as Row | undefined;
+    return r ? toInvocation(r) : undefined;
+  }
+
+  async listInvocations(f: InvocationFilter): Promise<Invocation[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (f.endpoint) (where.push("endpoint = ?"), args.push(f.endpoint));
+    if (f.state) (where.push("state = ?"), args.push(f.state));
+    if (f.beforeSeq !== undefined) (where.push("seq < ?"), args.push(f.beforeSeq));
+    const sql = `SELECT * FROM invocations ${where.length ? "WHERE " + where.join(" AND ") : ""}
+                 ORDER BY seq DESC LIMIT ?`;
+    args.push(Math.min(Math.max(f.limit ?? 100, 1), 1000));
+    return (this.q(sql).all(...args) as Row[]).map(toInvocation);
+  }
+
+  async queuePosition(id: string): Promise<number | undefined> {
+    const r = this.q(
+      `SELECT (SELECT COUNT(*) FROM invocations q
+                 WHERE q.endpoint = i.endpoint AND q.state = 'Queued' AND q.seq <= i.seq) AS pos
+         FROM invocations i WHERE i.id = ? AND i.state = 'Queued'`,
+    ).get(id) as Row | undefined;
+    return r ? Number(r.pos) : undefined;
+  }
+
+  async backlog(endpoint: string): Promise<BacklogStats> {
+    const r = this.q(
+      `SELECT SUM(state = 'Queued') AS queued, SUM(state = 'Running') AS running,
+                MIN(CASE WHEN state = 'Queued' THEN created_at END) AS oldest
+         FROM invocations WHERE endpoint = ? AND state IN ('Queued', 'Running')`,
+    ).get(endpoint) as Row;
+    return { queued: Number(r.queued ?? 0), running: Number(r.running ?? 0), oldestQueuedAt: num(r.oldest) };
+  }
+
+  private leaseRows(endpoint: string, owner: string, max: number, leaseMs: number, now: number): Row[] {
+    return this.q(
+      `UPDATE invocations
+             SET state = 'Running', lease_owner = @owner, lease_expires_at = @until, attempts = attempts + 1,
+                 started_at = COALESCE(started_at, @now), progress_s = NULL
+           WHERE seq IN (SELECT seq FROM invocations
+                         WHERE endpoint = @endpoint AND state = 'Queued' AND expires_at > @now
+                         ORDER BY seq LIMIT @max)
+           RETURNING *`,
+    ).all({ endpoint, owner, max, now, until: now + leaseMs }) as Row[];
+  }
+
+  async lease(
+    endpoint: string,
+    owner: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<Invocation[]> {
+    if (max <= 0) return [];
+    // A single UPDATE ... RETURNING is atomic in SQLite: two leasers never get the same row.
+    return this.leaseRows(endpoint, owner, max, leaseMs, now)
+      .map(toInvocation)
+      .sort((a, b) => a.seq - b.seq);
+  }
+
+  async heartbeat(
+    id: string,
+    owner: string,
+    leaseMs: number,
+    now: number,
+    progress?: { processedSeconds: number; totalSeconds: number },
+  ): Promise<HeartbeatResult> {
+    const r = this.q(
+      `UPDATE invocations SET lease_expires_at = ?, progress_s = COALESCE(?, progress_s), total_s = COALESCE(?, total_s)
+         WHERE id = ? AND state = 'Running' AND lease_owner = ?
+         RETURNING cancel_requested`,
+    ).get(now + leaseMs, progress?.processedSeconds ?? null, progress?.totalSeconds ?? null, id, owner) as
+      Row | undefined;
+    if (!r) return "lost";
+    return Number(r.cancel_requested) ? "cancel-requested" : "ok";
+  }
+
+  private guardSql(guard: Guard, args: unknown[]): string {
+    let sql = ` AND state IN (${placeholders(guard.from.length)})`;
+    args.push(...guard.from);
+    if (guard.owner !== undefined) {
+      sql += " AND lease_owner = ?";
+      args.push(guard.owner);
+    }
+    return sql;
+  }
+
+  async requeue(id: string, guard: Guard): Promise<boolean> {
+    const args: unknown[] = [id];
+    const sql =
+      "UPDATE invocations SET state = 'Queued', lease_owner = NULL, lease_expires_at = NULL WHERE id = ?" +
+      this.guardSql(guard, args);
+    return this.q(sql).run(...args).changes > 0;
+  }
+
+  private finishRow(id: string, outcome: Outcome, guard: Guard, now: number): boolean {
+    const args: unknown[] = [
+      outcome.state,
+      now,
+      outcome.error?.code ?? null,
+      outcome.error?.message ?? null,
+      outcome.modelTimeMs ?? null,
+      id,
+    ];
+    const sql =
+      `UPDATE invocations SET state = ?, finished_at = ?, error_code = ?, error_message = ?, model_time_ms = ?,
+           lease_owner = NULL, lease_expires_at = NULL WHERE id = ?` + this.guardSql(guard, args);
+    const row = this.q(sql + " RETURNING *").get(...args) as Row | undefined;
+    if (!row) return false;
+    // The terminal event is committed with the state change (the outbox), so a crash cannot lose it.
+    const inv = toInvocation(row);
+    this.q("INSERT INTO outbox (invocation_id, type, payload, created_at) VALUES (?, ?, ?, ?)").run(
+      id,
+      "invocation.completed",
+      JSON.stringify(inv),
+      now,
+    );
+    return true;
+  }
+
+  async finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<boolean> {
+    return this.db.transaction(() => this.finishRow(id, outcome, guard, now))();
+  }
+
+  async requestCancel(id: string): Promise<boolean> {
+    return (
+      this.q("UPDATE invocations SET cancel_requested = 1 WHERE id = ? AND state = 'Running'").run(id)
+        .changes > 0
+    );
+  }
+
+  async findExpiredQueued(now: number, limit: number): Promise<Invocation[]> {
+    return (
+      this.q("SELECT * FROM invocations WHERE state = 'Queued' AND expires_at <= ? ORDER BY seq LIMIT ?").all(
+        now,
+        limit,
+      ) as Row[]
+    ).map(toInvocation);
+  }
+
+  async findLapsedLeases(now: number, limit: number): Promise<Invocation[]> {
+    return (
+      this.q(
+        "SELECT * FROM invocations WHERE state = 'Running' AND lease_expires_at <= ? ORDER BY seq LIMIT ?",
+      ).all(now, limit) as Row[]
+    ).map(toInvocation);
+  }
+
+  // --- instances ---
+
+  async upsertInstance(i: InstanceRecord): Promise<void> {
+    this.q(
+      `INSERT INTO instances (id, endpoint, variant, host, state, port, pid, reason, started_at, in_service_at, ended_at)
+         VALUES (@id, @endpoint, @variant, @host, @state, @port, @pid, @reason, @startedAt, @inServiceAt, @endedAt)
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, port = excluded.port, pid = excluded.pid,
+           reason = excluded.reason, in_service_at = excluded.in_service_at, ended_at = excluded.ended_at`,
+    ).run({
+      ...i,
+      port: i.port ?? null,
+      pid: i.pid ?? null,
+      reason: i.reason ?? null,
+      inServiceAt: i.inServiceAt ?? null,
+      endedAt: i.endedAt ?? null,
+    });
+  }
+
+  async listInstances(filter: { endpoint?: string; live?: boolean }): Promise<InstanceRecord[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.endpoint) (where.push("endpoint = ?"), args.push(filter.endpoint));
+    if (filter.live) where.push("state IN ('Pending', 'InService', 'Draining')");
+    const sql = `SELECT * FROM instances ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY started_at`;
+    return (this.q(sql).all(...args) as Row[]).map(toInstance);
+  }
+
+  // --- outbox ---
+
+  async pendingEvents(limit: number): Promise<OutboxEvent[]> {
+    const rows = this.q("SELECT * FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT ?").all(
+      limit,
+    ) as Row[];
+    return rows.map((r) => ({
+      id: Number(r.id),
+      invocationId: String(r.invocation_id),
+      type: String(r.type),
+      payload: JSON.parse(String(r.payload)),
+      createdAt: Number(r.created_at),
+    }));
+  }
+
+  async markEventsDelivered(ids: number[]): Promise<void> {
+    if (!ids.length) return;
+    this.q(`UPDATE outbox SET delivered_at = ? WHERE id IN (${placeholders(ids.length)})`).run(
+      Date.now(),
+      ...ids,
+    );
+  }
+}
+
+function toEndpoint(r: Row): Endpoint {
+  return {
+    name: String(r.name),
+    configName: String(r.config_name),
+    status: r.status as Endpoint["status"],
+    failureReason: str(r.failure_reason),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}

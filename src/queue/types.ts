@@ -1,0 +1,113 @@
+import type {
+  EndpointConfig,
+  Endpoint,
+  InstanceRecord,
+  Invocation,
+  InvocationError,
+  InvocationState,
+  Model,
+} from "../core/types.js";
+
+export type NewInvocation = Omit<
+  Invocation,
+  "state" | "attempts" | "seq" | "startedAt" | "finishedAt" | "leaseOwner" | "leaseExpiresAt" | "error"
+>;
+
+export interface Outcome {
+  state: Extract<InvocationState, "Succeeded" | "Failed" | "Expired" | "Cancelled">;
+  error?: InvocationError;
+  modelTimeMs?: number;
+}
+
+/** Guards a state change so that exactly one writer wins. */
+export interface Guard {
+  /** The change applies only from these states. */
+  from: InvocationState[];
+  /** And only while this lease owner holds it (for Running). */
+  owner?: string;
+}
+
+export type HeartbeatResult = "ok" | "lost" | "cancel-requested";
+
+export interface InvocationFilter {
+  endpoint?: string;
+  state?: InvocationState;
+  limit?: number;
+  /** Newest first; continue from invocations created before this seq. */
+  beforeSeq?: number;
+}
+
+export interface BacklogStats {
+  queued: number;
+  running: number;
+  oldestQueuedAt?: number;
+}
+
+/** A durable event written in the same transaction as the state change that caused it. */
+export interface OutboxEvent {
+  id: number;
+  invocationId: string;
+  type: string;
+  payload: unknown;
+  createdAt: number;
+}
+
+/**
+ * Durable state and the work queue. SQLite implements it for the embedded default; a PostgreSQL
+ * implementation must pass the same contract tests (test/queue/contract.ts).
+ */
+export interface StateStore {
+  close(): Promise<void>;
+
+  createModel(m: Model): Promise<void>;
+  getModel(name: string): Promise<Model | undefined>;
+  listModels(): Promise<Model[]>;
+  deleteModel(name: string): Promise<boolean>;
+
+  createEndpointConfig(c: EndpointConfig): Promise<void>;
+  getEndpointConfig(name: string): Promise<EndpointConfig | undefined>;
+  listEndpointConfigs(): Promise<EndpointConfig[]>;
+  deleteEndpointConfig(name: string): Promise<boolean>;
+
+  createEndpoint(e: Endpoint): Promise<void>;
+  getEndpoint(name: string): Promise<Endpoint | undefined>;
+  listEndpoints(): Promise<Endpoint[]>;
+  updateEndpoint(name: string, patch: Partial<Omit<Endpoint, "name" | "createdAt">>): Promise<void>;
+  deleteEndpoint(name: string): Promise<boolean>;
+
+  /** Durable when the promise resolves. Throws AlreadyExists for a duplicate id. */
+  enqueue(inv: NewInvocation): Promise<Invocation>;
+  getInvocation(id: string): Promise<Invocation | undefined>;
+  listInvocations(filter: InvocationFilter): Promise<Invocation[]>;
+  /** 1-based position among the endpoint's queued invocations, or undefined when not queued. */
+  queuePosition(id: string): Promise<number | undefined>;
+  backlog(endpoint: string): Promise<BacklogStats>;
+
+  /** Takes up to `max` queued, unexpired invocations of the endpoint, oldest first. */
+  lease(endpoint: string, owner: string, max: number, leaseMs: number, now: number): Promise<Invocation[]>;
+  heartbeat(
+    id: string,
+    owner: string,
+    leaseMs: number,
+    now: number,
+    progress?: { processedSeconds: number; totalSeconds: number },
+  ): Promise<HeartbeatResult>;
+  /** Puts a Running invocation back in the queue (lease lost, instance gone). */
+  requeue(id: string, guard: Guard): Promise<boolean>;
+  /** Moves to a terminal state if the guard holds; true when this call made the change. */
+  finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<boolean>;
+  /** Marks a Running invocation for cancellation; its runner sees it at the next heartbeat. */
+  requestCancel(id: string): Promise<boolean>;
+
+  /** Queued invocations whose TTL has passed. */
+  findExpiredQueued(now: number, limit: number): Promise<Invocation[]>;
+  /** Running invocations whose lease ran out. */
+  findLapsedLeases(now: number, limit: number): Promise<Invocation[]>;
+
+  upsertInstance(i: InstanceRecord): Promise<void>;
+  listInstances(filter: { endpoint?: string; live?: boolean }): Promise<InstanceRecord[]>;
+
+  /** Outbox: undelivered events, oldest first. */
+  pendingEvents(limit: number): Promise<OutboxEvent[]>;
+  markEventsDelivered(ids: number[]): Promise<void>;
+}
