@@ -52,3 +52,18 @@ export function sox(args: string[]): void {
 export function ffmpeg(args: string[]): void {
   execFileSync("ffmpeg", ["-hide_banner", "-loglevel", "error", "-y", ...args], { stdio: "ignore" });
 }
+
+/** Word error rate of `hypothesis` against `reference`, both normalized first. */
+export function wordErrorRate(reference: string, hypothesis: string): number {
+  const r = normalize(reference).split(" ").filter(Boolean);
+  const h = normalize(hypothesis).split(" ").filter(Boolean);
+  let prev = Array.from({ length: h.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= r.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= h.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (r[i - 1] === h[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[h.length]! / Math.max(1, r.length);
+}
