@@ -1,0 +1,192 @@
+import { mkdir, writeFile, access } from "node:fs/promises";
+import { basename, extname, join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { Command, InvalidArgumentError, Option } from "commander";
+import cliProgress from "cli-progress";
+import { loadConfig } from "../config.js";
+import { startKikitori, type Kikitori } from "../main.js";
+import { OUTPUT_FORMATS, type OutputFormat } from "../whisper/types.js";
+import { ApiClient, ApiError } from "./client.js";
+
+const EXTENSIONS: Record<OutputFormat, string> = {
+  json: "json",
+  verbose_json: "json",
+  text: "txt",
+  srt: "srt",
+  vtt: "vtt",
+  tsv: "tsv",
+};
+
+interface TranscribeOpts {
+  format: OutputFormat;
+  out: string;
+  language?: string;
+  task: "transcribe" | "translate";
+  prompt?: string;
+  wordTimestamps?: boolean;
+  url?: string;
+  endpoint: string;
+  dataDir?: string;
+}
+
+interface InvocationView {
+  inferenceId: string;
+  state: string;
+  queuePosition?: number;
+  progress?: { percent: number };
+  error?: { code: string; message: string };
+}
+
+/** Creates the default Whisper endpoint if it does not exist yet. */
+export async function ensureEndpoint(api: ApiClient, name: string): Promise<void> {
+  try {
+    await api.json("GET", `/v1/endpoints/${name}`);
+    return;
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 404) throw e;
+  }
+  await api.json("POST", "/v1/models", { name, image: "kikitori/whisper" }, [201, 409]);
+  await api.json("POST", "/v1/endpoint-configs", { name, modelName: name }, [201, 409]);
+  await api.json("POST", "/v1/endpoints", { name, configName: name }, [201, 409]);
+}
+
+export function transcribeCommand(): Command {
+  return new Command("transcribe")
+    .description("transcribe audio files: upload, invoke, follow progress, write the results")
+    .argument("<files...>", "audio files (wav, flac, mp3, ogg/opus, m4a, webm, mp4, ...)")
+    .addOption(
+      new Option("-f, --format <format>", "output format").choices([...OUTPUT_FORMATS]).default("text"),
+    )
+    .option("-o, --out <dir>", "directory for the results (- prints them to standard output)", ".")
+    .option("-l, --language <code>", "spoken language, e.g. en, ja (default: detect)")
+    .addOption(
+      new Option("--task <task>", "transcribe, or translate to English")
+        .choices(["transcribe", "translate"])
+        .default("transcribe"),
+    )
+    .option("--prompt <text>", "initial prompt: vocabulary, names, style")
+    .option("--word-timestamps", "include per-word timings (json, verbose_json)")
+    .option("--url <url>", "a running kikitori server (default: start an embedded one)")
+    .option(
+      "--endpoint <name>",
+      "endpoint to invoke (created with the built-in Whisper model if missing)",
+      "whisper",
+    )
+    .option("--data-dir <dir>", "data directory of the embedded server")
+    .action(async (files: string[], opts: TranscribeOpts) => {
+      for (const f of files) {
+        await access(f).catch(() => {
+          throw new InvalidArgumentError(`no such file: ${f}`);
+        });
+      }
+      let embedded: Kikitori | undefined;
+      if (!opts.url) {
+        embedded = await startKikitori(
+          loadConfig({ port: 0, log: false, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) }),
+        );
+      }
+      try {
+        const api = new ApiClient(opts.url ?? embedded!.url);
+        await ensureEndpoint(api, opts.endpoint);
+        const failures = await transcribeAll(api, files, opts);
+        if (failures > 0) process.exitCode = 1;
+      } finally {
+        await embedded?.close();
+      }
+    });
+}
+
+async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOpts): Promise<number> {
+  const tty = process.stderr.isTTY;
+  const bars = new cliProgress.MultiBar(
+    {
+      format: "{file} |{bar}| {percentage}% {stage}",
+      hideCursor: true,
+      clearOnComplete: false,
+      stream: process.stderr,
+      noTTYOutput: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const width = Math.min(30, Math.max(...files.map((f) => basename(f).length)));
+  const label = (f: string) => basename(f).slice(0, width).padEnd(width);
+  let failures = 0;
+  const say = (file: string, stage: string) => {
+    if (!tty) process.stderr.write(`${basename(file)}: ${stage}\n`);
+  };
+  await Promise.all(
+    files.map(async (file) => {
+      const bar = tty ? bars.create(100, 0, { file: label(file), stage: "uploading" }) : undefined;
+      const update = (pct: number, stage: string) => bar?.update(Math.round(pct), { stage });
+      try {
+        const key = `inputs/${randomUUID()}/${basename(file)}`;
+        say(file, "uploading");
+        const uploaded = await api.upload(file, "kikitori", key, (sent, total) =>
+          update(total ? (100 * sent) / total : 100, "uploading"),
+        );
+        const inv = await api.json<InvocationView>("POST", `/v1/endpoints/${opts.endpoint}/invocations`, {
+          inputLocation: uploaded.location,
+          contentType: contentTypeOf(file),
+          options: {
+            format: opts.format,
+            language: opts.language,
+            task: opts.task,
+            prompt: opts.prompt,
+            wordTimestamps: opts.wordTimestamps,
+          },
+        });
+        let last = "";
+        let view = inv;
+        while (view.state === "Queued" || view.state === "Running") {
+          const stage =
+            view.state === "Queued"
+              ? `queued at position ${view.queuePosition ?? "?"}`
+              : `transcribing ${Math.floor(view.progress?.percent ?? 0)}%`;
+          update(view.state === "Queued" ? 0 : (view.progress?.percent ?? 0), stage);
+          if (stage !== last) say(file, stage);
+          last = stage;
+          await new Promise((r) => setTimeout(r, 200));
+          view = await api.json<InvocationView>(
+            "GET",
+            `/v1/invocations/${encodeURIComponent(inv.inferenceId)}`,
+          );
+        }
+        const result = await api.result(inv.inferenceId);
+        if (view.state !== "Succeeded") {
+          failures++;
+          update(100, `${view.state}: ${view.error?.message ?? result.body.toString("utf8").slice(0, 200)}`);
+          say(file, `${view.state}: ${view.error?.message ?? ""}`);
+          return;
+        }
+        if (opts.out === "-") {
+          bar?.update(100, { stage: "done" });
+          process.stdout.write(result.body);
+        } else {
+          await mkdir(opts.out, { recursive: true });
+          const target = join(opts.out, `${basename(file, extname(file))}.${EXTENSIONS[opts.format]}`);
+          await writeFile(target, result.body);
+          update(100, `done → ${target}`);
+          say(file, `done → ${target}`);
+        }
+      } catch (e) {
+        failures++;
+        update(100, `failed: ${(e as Error).message}`);
+        say(file, `failed: ${(e as Error).message}`);
+      }
+    }),
+  );
+  bars.stop();
+  return failures;
+}
+
+const TYPES: Record<string, string> = {
+  ".wav": "audio/wav",
+  ".flac": "audio/flac",
+  ".mp3": "audio/mpeg",
+  ".ogg": "audio/ogg",
+  ".opus": "audio/ogg",
+  ".m4a": "audio/mp4",
+  ".mp4": "video/mp4",
+  ".webm": "audio/webm",
+};
+const contentTypeOf = (file: string) => TYPES[extname(file).toLowerCase()] ?? "application/octet-stream";
