@@ -81,8 +81,12 @@ interface S3Request {
 export async function registerS3(
   app: FastifyInstance,
   deps: S3Deps,
-): Promise<{ handle(request: FastifyRequest, reply: FastifyReply): Promise<void> }> {
-  const handle = (request: FastifyRequest, reply: FastifyReply) => handleS3(deps, request, reply);
+): Promise<{ handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> }> {
+  // Returning the reply tells Fastify a streamed body is still being sent (else it would end the response).
+  const handle = async (request: FastifyRequest, reply: FastifyReply) => {
+    await handleS3(deps, request, reply);
+    return reply;
+  };
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", (_req, _payload, done) => done(null));
