@@ -59,6 +59,10 @@ const PLAIN_PARAMS = new Set([
   "response-content-language",
   "response-cache-control",
   "response-expires",
+  // SigV2 query authentication
+  "AWSAccessKeyId",
+  "Signature",
+  "Expires",
 ]);
 
 interface S3Request {

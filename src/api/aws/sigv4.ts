@@ -94,6 +94,7 @@ export function createAwsAuth(config: AwsAuthConfig): AwsAuth {
       }
       if (header) return verifyHeader(req, path, query, header, secrets, maxSkewMs);
       if (presigned) return verifyPresigned(req, path, query, secrets);
+      if (query.some(([k]) => k === "AWSAccessKeyId")) return verifyPresignedV2(req, path, query, secrets);
       throw new AuthError(
         "AccessDenied",
         "MissingAuthenticationTokenException",
@@ -289,6 +290,77 @@ async function verifyPresigned(
   return { accessKeyId: scope.accessKeyId, region: scope.region, service: scope.service };
 }
 
+/** S3 sub-resources that SigV2 signs along with the path. */
+const V2_SUBRESOURCES = new Set([
+  "acl",
+  "delete",
+  "lifecycle",
+  "location",
+  "logging",
+  "notification",
+  "partNumber",
+  "policy",
+  "requestPayment",
+  "response-cache-control",
+  "response-content-disposition",
+  "response-content-encoding",
+  "response-content-language",
+  "response-content-type",
+  "response-expires",
+  "tagging",
+  "torrent",
+  "uploadId",
+  "uploads",
+  "versionId",
+  "versioning",
+  "versions",
+  "website",
+]);
+
+/**
+ * S3's legacy query-string signature (HMAC-SHA1), kept because boto3's `generate_presigned_url` still
+ * makes these by default for a custom endpoint. Path-style URLs only: the resource is the path as sent.
+ */
+async function verifyPresignedV2(
+  req: AuthRequest,
+  path: string,
+  query: [string, string][],
+  secrets: Map<string, string>,
+): Promise<AwsIdentity> {
+  const accessKeyId = param(query, "AWSAccessKeyId") ?? "";
+  const secret = secretFor(secrets, accessKeyId);
+  const expires = Number(param(query, "Expires"));
+  if (!Number.isInteger(expires))
+    throw new AuthError("AccessDenied", "IncompleteSignatureException", "Expires must be a Unix time");
+  if (Date.now() / 1000 > expires)
+    throw new AuthError("AccessDenied", "ExpiredTokenException", "Request has expired");
+  const amz = Object.keys(req.headers)
+    .filter((h) => h.startsWith("x-amz-"))
+    .sort()
+    .map((h) => `${h}:${headerValue(req.headers, h)?.trim()}\n`)
+    .join("");
+  const sub = query
+    .filter(([k]) => V2_SUBRESOURCES.has(k))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => (v === "" ? k : `${k}=${v}`))
+    .join("&");
+  const stringToSign = [
+    req.method,
+    headerValue(req.headers, "content-md5") ?? "",
+    headerValue(req.headers, "content-type") ?? "",
+    String(expires),
+    `${amz}${path}${sub ? `?${sub}` : ""}`,
+  ].join("\n");
+  const expected = createHmac("sha1", secret).update(stringToSign).digest("base64");
+  if (!sameHex(expected, param(query, "Signature") ?? ""))
+    throw new AuthError(
+      "SignatureDoesNotMatch",
+      "InvalidSignatureException",
+      "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+    );
+  return { accessKeyId, service: "s3" };
+}
+
 function newSigner(scope: Scope, secret: string): SignatureV4 {
   return new SignatureV4({
     credentials: { accessKeyId: scope.accessKeyId, secretAccessKey: secret },
@@ -308,7 +380,7 @@ function deriveSigningKey(secret: string, scope: Scope): Buffer {
   return key;
 }
 
-/** Constant-time comparison of two hex signatures. */
+/** Constant-time comparison of two signatures. */
 export function sameHex(a: string, b: string): boolean {
   const x = Buffer.from(a, "utf8");
   const y = Buffer.from(b, "utf8");
