@@ -4,7 +4,11 @@ The peer side of bench/engine-quality.ts: greedy decoding (beam_size=1), no VAD,
 defaults otherwise (condition_on_previous_text, without_timestamps, temperature fallback), so that
 the comparison with kikitori's engine uses the same weights and the same decoding strategy.
 
-usage: faster_whisper_transcribe.py --model DIR --compute-type float32 --threads 2 --language en FILE...
+usage: faster_whisper_transcribe.py --model DIR --compute-type float32 --threads 2 [--language en] [FILE...]
+
+With files, prints one JSON object holding every result. Without, it serves: it reads one JSON line
+{"path": ..., "language": ...} at a time from stdin and answers each with one JSON line, so that a
+caller can time transcriptions with the model loaded once.
 """
 
 import argparse
@@ -19,7 +23,7 @@ def main() -> int:
     parser.add_argument("--compute-type", default="float32")
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--language", default=None)
-    parser.add_argument("files", nargs="+")
+    parser.add_argument("files", nargs="*")
     args = parser.parse_args()
 
     import ctranslate2
@@ -32,35 +36,36 @@ def main() -> int:
     )
     load_s = time.perf_counter() - started
 
-    clips = []
-    for path in args.files:
+    def transcribe(path: str, language) -> dict:
         started = time.perf_counter()
-        segments, info = model.transcribe(path, language=args.language, beam_size=1, vad_filter=False)
+        segments, info = model.transcribe(path, language=language, beam_size=1, vad_filter=False)
         # segments is a lazy generator: the decoding happens while it is consumed.
         text = "".join(segment.text for segment in segments)
-        clips.append(
-            {
-                "file": path,
-                "text": text,
-                "wall_s": time.perf_counter() - started,
-                "audio_s": info.duration,
-                "language": info.language,
-            }
-        )
+        return {
+            "file": path,
+            "text": text,
+            "wall_s": time.perf_counter() - started,
+            "audio_s": info.duration,
+            "language": info.language,
+        }
 
-    json.dump(
-        {
-            "faster_whisper": faster_whisper.__version__,
-            "ctranslate2": ctranslate2.__version__,
-            "python": sys.version.split()[0],
-            "compute_type": args.compute_type,
-            "threads": args.threads,
-            "load_s": load_s,
-            "clips": clips,
-        },
-        sys.stdout,
-        ensure_ascii=False,
-    )
+    versions = {
+        "faster_whisper": faster_whisper.__version__,
+        "ctranslate2": ctranslate2.__version__,
+        "python": sys.version.split()[0],
+        "compute_type": args.compute_type,
+        "threads": args.threads,
+        "load_s": load_s,
+    }
+    if not args.files:
+        print(json.dumps({"ready": True, **versions}), flush=True)
+        for line in sys.stdin:
+            request = json.loads(line)
+            print(json.dumps(transcribe(request["path"], request.get("language")), ensure_ascii=False), flush=True)
+        return 0
+
+    clips = [transcribe(path, args.language) for path in args.files]
+    json.dump({**versions, "clips": clips}, sys.stdout, ensure_ascii=False)
     return 0
 
 

@@ -141,6 +141,9 @@ export async function readManifest(manifestPath: string): Promise<ManifestEntry[
 
 const run = promisify(execFile);
 
+/** "LEFT: ", "right:", "ch1:" in front of a per-channel reference line names the channel; it was not said. */
+const CHANNEL_LABEL = /^\s*(left|right|ch(annel)?\s*\d+)\s*:\s*/i;
+
 /** Writes each channel of `audioPath` to its own mono WAV in `dir`. */
 async function splitChannels(audioPath: string, channels: number, dir: string): Promise<string[]> {
   const paths: string[] = [];
@@ -197,7 +200,7 @@ export async function evaluate(
         ? (await splitChannels(entry.audioPath, entry.channels!, tmp!)).map((path, c) => ({
             clip: `${entry.file}#ch${c}`,
             path,
-            reference: lines[c]!,
+            reference: lines[c]!.replace(CHANNEL_LABEL, ""),
           }))
         : [{ clip: entry.file, path: entry.audioPath, reference: lines.join(" ") }];
       for (const target of targets) {

@@ -110,7 +110,7 @@ test("a failing transcription or a missing reference is reported, not thrown", a
 test("a stereo clip with one reference line per channel is scored channel by channel", async () => {
   const dir = manifestDir(
     [{ file: "stereo.wav", transcript_file: "stereo.txt", language: "en", channels: 2 }],
-    { "stereo.txt": "left side words\nright side words\n" },
+    { "stereo.txt": "LEFT: left side words\nRIGHT: right side words\n" },
   );
   // Left channel: a 440 Hz tone; right channel: silence. The transcriber reports what it got.
   execFileSync("ffmpeg", [
