@@ -52,6 +52,8 @@ export class Instance {
   private readonly startedAt = Date.now();
   private inServiceAt?: number;
   private exited?: Promise<void>;
+  /** Set when a request to the model server failed at the connection: take no work until a ping passes. */
+  private suspect = false;
   /** Called when the instance leaves service on its own (crash, failed health check). */
   onExit?: (instance: Instance) => void;
 
@@ -64,7 +66,7 @@ export class Instance {
     return this.jobs.size;
   }
   get freeSlots(): number {
-    return this.state === "InService" ? this.o.maxConcurrency - this.jobs.size : 0;
+    return this.state === "InService" && !this.suspect ? this.o.maxConcurrency - this.jobs.size : 0;
   }
   get record(): InstanceRecord {
     return {
@@ -183,7 +185,6 @@ export class Instance {
   private async run(inv: Invocation): Promise<void> {
     const job: Job = { inv, controller: new AbortController() };
     this.jobs.set(inv.id, job);
-    const owner = this.id;
     const timeout = setTimeout(() => this.abort(inv.id, "timeout"), inv.invocationTimeoutSeconds * 1000);
     const heartbeat = setInterval(() => void this.beat(job), this.o.heartbeatMs);
     try {
@@ -198,7 +199,7 @@ export class Instance {
       clearTimeout(timeout);
       clearInterval(heartbeat);
       this.jobs.delete(inv.id);
-      if (owner === this.id) this.wake();
+      this.wake();
     }
   }
 
@@ -306,6 +307,8 @@ export class Instance {
         return; // another instance owns it now
       default:
         // The model server went away (crash, kill, shutdown): retry elsewhere while attempts remain.
+        this.suspect = true;
+        void this.recheck();
         if (inv.attempts < inv.maxAttempts) {
           if (await this.service.state.requeue(inv.id, guard)) {
             this.service.emit("invocation:queued", { ...inv, state: "Queued" });
@@ -323,6 +326,16 @@ export class Instance {
             guard,
           );
         }
+    }
+  }
+
+  /** After a connection failure: back in service if /ping passes, else stopped (and so replaced). */
+  private async recheck(): Promise<void> {
+    if ((await ping(this.o.port, 2000)) === 200 && this.state === "InService") {
+      this.suspect = false;
+      this.wake();
+    } else if (this.state === "InService") {
+      await this.kill();
     }
   }
 

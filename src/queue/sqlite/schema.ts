@@ -1,6 +1,16 @@
-/** Numbered migrations; each runs once, in order, inside a transaction. */
-export const MIGRATIONS: string[] = [
-  `
+/**
+ * Named migrations; each runs once, in order, inside a transaction, and is recorded in `schema_migrations`.
+ * Each box that keeps state (core, autoscale, notify) adds its own entries; names sort in run order.
+ */
+export interface Migration {
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    name: "0001-core",
+    sql: `
   CREATE TABLE models (
     name TEXT PRIMARY KEY,
     body TEXT NOT NULL,
@@ -75,4 +85,5 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX outbox_pending ON outbox (delivered_at, id);
   `,
+  },
 ];

@@ -76,7 +76,8 @@ const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(",
 
 /** The embedded StateStore: one SQLite file in WAL mode. Every method is one short transaction. */
 export class SqliteStateStore implements StateStore {
-  private readonly db: Database.Database;
+  /** Shared with the stores of other boxes (autoscale, notify) that keep their tables in the same file. */
+  readonly db: Database.Database;
 
   constructor(file: string) {
     if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
@@ -102,11 +103,19 @@ export class SqliteStateStore implements StateStore {
   }
 
   private migrate(): void {
-    const version = this.db.pragma("user_version", { simple: true }) as number;
-    for (let i = version; i < MIGRATIONS.length; i++) {
+    this.db.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    );
+    const done = new Set(
+      (this.db.prepare("SELECT name FROM schema_migrations").all() as { name: string }[]).map((r) => r.name),
+    );
+    for (const m of MIGRATIONS) {
+      if (done.has(m.name)) continue;
       this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[i]!);
-        this.db.pragma(`user_version = ${i + 1}`);
+        this.db.exec(m.sql);
+        this.db
+          .prepare("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)")
+          .run(m.name, Date.now());
       })();
     }
   }

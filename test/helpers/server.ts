@@ -1,0 +1,105 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadConfig, type Config } from "../../src/config.js";
+import { startKikitori, type Kikitori } from "../../src/main.js";
+
+export const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+export const noopModelServer = join(repoRoot, "test", "fixtures", "noop-model-server.mjs");
+
+export const tempDir = (prefix = "kk-") => mkdtempSync(join(tmpdir(), prefix));
+
+/** A real kikitori (HTTP, SQLite, instances as processes) in a temporary data directory. */
+export async function startTestServer(over: Partial<Config> = {}): Promise<Kikitori & { api: Api }> {
+  const k = await startKikitori(loadConfig({ dataDir: tempDir(), port: 0, log: false, ...over }));
+  return Object.assign(k, { api: new Api(k.url) });
+}
+
+export class Api {
+  constructor(readonly url: string) {}
+  async call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const res = await fetch(this.url + path, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    return { status: res.status, body: parsed };
+  }
+  async ok(method: string, path: string, body?: unknown): Promise<any> {
+    const r = await this.call(method, path, body);
+    if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+  async put(
+    bucket: string,
+    key: string,
+    data: Buffer | Uint8Array,
+    contentType = "application/octet-stream",
+  ) {
+    const res = await fetch(`${this.url}/v1/objects/${bucket}/${key}`, {
+      method: "PUT",
+      body: data,
+      headers: { "content-type": contentType },
+    });
+    if (res.status !== 201) throw new Error(`PUT ${bucket}/${key}: ${res.status} ${await res.text()}`);
+    return `s3://${bucket}/${key}`;
+  }
+  async getObject(location: string): Promise<{ status: number; text: string }> {
+    const path = location.replace(/^s3:\/\//, "");
+    const res = await fetch(`${this.url}/v1/objects/${path}`);
+    return { status: res.status, text: await res.text() };
+  }
+  /** Creates a model, a config and an endpoint, and waits until it is InService. */
+  async endpoint(
+    name: string,
+    model: { image: string; modelDataUrl?: string; environment?: Record<string, string> },
+    config: { maxConcurrentInvocationsPerInstance?: number; initialInstanceCount?: number } = {},
+  ): Promise<void> {
+    await this.ok("POST", "/v1/models", { name, ...model });
+    await this.ok("POST", "/v1/endpoint-configs", {
+      name,
+      variants: [{ modelName: name, initialInstanceCount: config.initialInstanceCount ?? 1 }],
+      maxConcurrentInvocationsPerInstance: config.maxConcurrentInvocationsPerInstance,
+    });
+    await this.ok("POST", "/v1/endpoints", { name, configName: name });
+    await waitFor(
+      async () => (await this.ok("GET", `/v1/endpoints/${name}`)).status === "InService",
+      60_000,
+      `endpoint ${name} InService`,
+    );
+  }
+  async waitTerminal(id: string, timeoutMs = 120_000): Promise<any> {
+    let last: any;
+    await waitFor(
+      async () => {
+        last = await this.ok("GET", `/v1/invocations/${id}`);
+        return !["Queued", "Running"].includes(last.state);
+      },
+      timeoutMs,
+      `invocation ${id} to end`,
+    );
+    return last;
+  }
+}
+
+export async function waitFor(
+  cond: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what: string,
+  everyMs = 50,
+) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
