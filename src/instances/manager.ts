@@ -53,9 +53,14 @@ export class InstanceManager {
     this.timer = setInterval(() => this.tick(), 1000);
   }
 
-  /** Instances left by a previous run of this host (killed service): stop them and mark them ended. */
+  /**
+   * Instances left by a previous run of this service (killed with -9): stop them, mark them ended, and put
+   * their running work back in the queue at once instead of waiting for the leases to lapse.
+   */
   private async reapOrphans(): Promise<void> {
-    for (const rec of await this.service.state.listInstances({ live: true })) {
+    const orphans = await this.service.state.listInstances({ live: true });
+    if (!orphans.length) return;
+    for (const rec of orphans) {
       if (rec.pid) {
         try {
           process.kill(rec.pid, "SIGKILL");
@@ -69,6 +74,12 @@ export class InstanceManager {
         reason: "service restarted",
         endedAt: Date.now(),
       });
+    }
+    const owners = new Set(orphans.map((r) => r.id));
+    for (const inv of await this.service.state.listInvocations({ state: "Running", limit: 1000 })) {
+      if (inv.leaseOwner && owners.has(inv.leaseOwner)) {
+        await this.service.state.requeue(inv.id, { from: ["Running"], owner: inv.leaseOwner });
+      }
     }
   }
 

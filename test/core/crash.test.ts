@@ -1,0 +1,70 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { Api, noopModelServer, repoRoot, tempDir, waitFor } from "../helpers/server.js";
+
+/** Runs `kikitori serve` as its own process, so the test can kill it with SIGKILL. */
+async function serve(dataDir: string): Promise<{ child: ChildProcess; api: Api }> {
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, "bin", "kikitori.js"), "serve", "--port", "0", "--data-dir", dataDir],
+    {
+      env: { ...process.env, KIKITORI_QUIET: "1", KIKITORI_LEASE_MS: "3000" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => {
+      out += c.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.on("exit", (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
+  });
+  return { child, api: new Api(url) };
+}
+
+test("nothing lost: kill -9 the service with 50 invocations queued or running, restart, all end exactly once", async () => {
+  const dataDir = tempDir("kk-crash-");
+  let { child, api } = await serve(dataDir);
+  try {
+    await api.endpoint(
+      "noop",
+      { image: `local:${noopModelServer}`, environment: { NOOP_DELAY_MS: "150" } },
+      { maxConcurrentInvocationsPerInstance: 2 },
+    );
+    const input = await api.put("input", "a.wav", Buffer.from("some audio"));
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const r = await api.call("POST", "/v1/endpoints/noop/invocations", { inputLocation: input });
+      assert.equal(r.status, 202);
+      ids.push(r.body.inferenceId);
+    }
+    await waitFor(
+      async () => (await api.ok("GET", "/v1/invocations?state=Succeeded")).invocations.length >= 4,
+      20_000,
+      "a few to finish",
+    );
+    const unfinished = (await api.ok("GET", "/v1/invocations?limit=100")).invocations.filter(
+      (i: { state: string }) => i.state === "Queued" || i.state === "Running",
+    ).length;
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+
+    ({ child, api } = await serve(dataDir));
+    for (const id of ids) {
+      const inv = await api.waitTerminal(id, 60_000);
+      assert.equal(inv.state, "Succeeded", `${id}: ${JSON.stringify(inv.error)}`);
+      const out = await api.getObject(inv.outputLocation);
+      const failure = await api.getObject(inv.failureLocation);
+      assert.equal(out.status, 200, "output document present");
+      assert.equal(failure.status, 404, "and no failure document");
+      assert.equal(JSON.parse(out.text).bytes, 10);
+    }
+    assert.ok(unfinished >= 30, `most were still queued or running at the kill (${unfinished})`);
+  } finally {
+    child.kill("SIGKILL");
+  }
+});
