@@ -88,9 +88,17 @@ async function readGgmlHeader(path: string): Promise<{ nVocab: number } | undefi
   }
 }
 
-export async function loadNativeModel(modelPath: string, opts: { gpu: boolean }): Promise<NativeModel> {
+/** Checks the file is a ggml whisper model and says whether it is multilingual. */
+export async function readModelInfo(modelPath: string): Promise<{ multilingual: boolean }> {
   const header = await readGgmlHeader(modelPath).catch(rethrowMissing(modelPath));
   if (!header) throw new ModelLoadError(`model ${modelPath} is not a ggml whisper model (bad magic)`);
+  // whisper.cpp's own rule (whisper_vocab::is_multilingual).
+  return { multilingual: header.nVocab >= 51865 };
+}
+
+/** Loads the model into this process. See isolated.ts for the variant the engine uses. */
+export async function loadNativeModel(modelPath: string, opts: { gpu: boolean }): Promise<NativeModel> {
+  const { multilingual } = await readModelInfo(modelPath);
   let addon: typeof import("@fugood/whisper.node");
   try {
     addon = await import("@fugood/whisper.node");
@@ -107,8 +115,7 @@ export async function loadNativeModel(modelPath: string, opts: { gpu: boolean })
     throw new ModelLoadError(`whisper.cpp could not load model ${modelPath}: ${errorText(e)}`, { cause: e });
   }
   return {
-    // whisper.cpp's own rule (whisper_vocab::is_multilingual).
-    multilingual: header.nVocab >= 51865,
+    multilingual,
     transcribe(pcm16k, params, onProgress) {
       // The addon copies the buffer into floats before returning, so a view's backing store is fine to slice.
       const bytes = pcm16k.buffer.slice(pcm16k.byteOffset, pcm16k.byteOffset + pcm16k.byteLength);

@@ -31,26 +31,28 @@ export function quietestCut(pcm: Int16Array, from: number, to: number): number {
 }
 
 export interface SpeechGate {
-  /** Frames whose RMS is above this many dBFS count as sound. */
-  thresholdDbfs: number;
-  /** A window needs at least this much sound to be worth transcribing. */
-  minSoundSeconds: number;
+  /** The loud frames (95th percentile) must be at least this many dB above the quiet ones (10th). */
+  minRangeDb: number;
+  /** ... and above this absolute level, which lies below any recording's speech but above dither. */
+  minLoudDbfs: number;
 }
 
 /**
- * Whisper invents words ("Thank you.") on silence; a window with almost no energy is skipped instead.
- * -50 dBFS is far below speech recorded at any usable level, and well above digital or dithered silence.
+ * Whisper invents words ("Thank you.") on silence, so windows without speech-like energy are skipped.
+ * Speech rises and falls between syllables and pauses; silence, hum and steady noise do not. The test is
+ * relative, not an absolute level, because real recordings can be very quiet (FLEURS clips peak near
+ * -50 dBFS) and whisper transcribes them well.
  */
-export const DEFAULT_SPEECH_GATE: SpeechGate = { thresholdDbfs: -50, minSoundSeconds: 0.2 };
+export const DEFAULT_SPEECH_GATE: SpeechGate = { minRangeDb: 12, minLoudDbfs: -75 };
 
 export function hasSound(pcm: Int16Array, gate: SpeechGate = DEFAULT_SPEECH_GATE): boolean {
-  const threshold = (32768 * 10 ** (gate.thresholdDbfs / 20)) ** 2;
-  const needed = Math.ceil((gate.minSoundSeconds * SAMPLE_RATE) / FRAME);
-  let loud = 0;
-  for (let start = 0; start < pcm.length; start += FRAME) {
-    if (frameMeanSquare(pcm, start, Math.min(pcm.length, start + FRAME)) > threshold && ++loud >= needed) {
-      return true;
-    }
+  const levels: number[] = [];
+  for (let start = 0; start + FRAME <= pcm.length; start += FRAME) {
+    levels.push(10 * Math.log10(frameMeanSquare(pcm, start, start + FRAME) / 32768 ** 2 + 1e-12));
   }
-  return false;
+  if (levels.length === 0) return false;
+  levels.sort((a, b) => a - b);
+  const at = (q: number) => levels[Math.min(levels.length - 1, Math.floor(q * levels.length))]!;
+  const loud = at(0.95);
+  return loud >= gate.minLoudDbfs && loud - at(0.1) >= gate.minRangeDb;
 }

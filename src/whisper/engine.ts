@@ -1,24 +1,21 @@
 /**
  * The transcription engine: decoded windows in, one Transcript out.
  *
- * Concurrency: the engine owns `slots` whisper.cpp contexts (one model copy each) and runs at most one
- * transcription per context; further calls wait in a FIFO queue. One context per slot (rather than one
- * shared context) because whisper.cpp serialises work on a context with a mutex anyway.
+ * Concurrency: the engine owns `slots` whisper.cpp contexts (one model copy each, each in its own worker
+ * process, see isolated.ts) and runs at most one transcription per context; further calls wait in a FIFO
+ * queue. One context per slot because whisper.cpp serialises work on a context anyway.
  *
  * Windows: whisper works on 30 s windows, so the engine decodes audio in windows of at most 30 s cut at
- * a quiet point, and hands each to whisper.cpp separately. This keeps memory flat for any input length
- * and bounds how long an aborted run keeps its context: this addon cannot interrupt a run, only discard
- * it, so an aborted transcription rejects at once but its slot frees when the current window finishes.
+ * a quiet point and hands each to whisper.cpp separately. Memory stays flat for any input length.
+ *
+ * Abort: the signal kills the slot's worker process, so the call rejects and the slot frees at once;
+ * the next transcription on that slot reloads the model first.
  */
 import { cpus } from "node:os";
 import type { Readable } from "node:stream";
-import {
-  loadNativeModel,
-  type NativeModel,
-  type NativeSegment,
-  type NativeTranscribeParams,
-} from "./addon.js";
+import type { NativeModel, NativeSegment, NativeTranscribeParams } from "./addon.js";
 import { openAudio } from "./audio.js";
+import { loadIsolatedModel } from "./isolated.js";
 import { SAMPLE_RATE, hasSound } from "./energy.js";
 import { LANGUAGE_NAMES } from "./languages.js";
 import type { Progress, Segment, TranscribeOptions, Transcript, Word } from "./types.js";
@@ -77,7 +74,7 @@ export class WhisperEngine {
     const models: NativeModel[] = [];
     try {
       for (let i = 0; i < slots; i++)
-        models.push(await loadNativeModel(modelPath, { gpu: opts.gpu ?? false }));
+        models.push(await loadIsolatedModel(modelPath, { gpu: opts.gpu ?? false }));
     } catch (e) {
       await Promise.all(models.map((m) => m.release()));
       throw e;
@@ -109,7 +106,7 @@ export class WhisperEngine {
     }
     const model = await this.acquire(signal);
     onStart?.();
-    // Until the native run in flight settles, the context is busy even if we have given up on it.
+    // Until the native run in flight settles (at once when stopped), the context is busy.
     let inFlight: Promise<unknown> | undefined;
     try {
       const audio = await openAudio(input, {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { parseCustomAttributes } from "../../src/whisper/attributes.js";
 import { modelServerOptionsFromEnv } from "../../src/whisper/config.js";
 import { InvalidOptionError } from "../../src/whisper/engine.js";
@@ -99,7 +99,7 @@ describe("findModelFile", () => {
   const ggml = Buffer.concat([Buffer.from("lmgg", "latin1"), Buffer.alloc(60)]);
 
   it("picks the one ggml *.bin, ignoring other files", async () => {
-    const dir = await tempDir(after);
+    const dir = await tempDir();
     await writeFile(join(dir, "model.bin"), ggml);
     await writeFile(join(dir, "vocab.bin"), "not a model");
     await writeFile(join(dir, "README.md"), "hi");
@@ -107,7 +107,7 @@ describe("findModelFile", () => {
   });
 
   it("follows the manifest, and refuses one pointing outside the directory", async () => {
-    const dir = await tempDir(after);
+    const dir = await tempDir();
     await writeFile(join(dir, "a.bin"), ggml);
     await writeFile(join(dir, "b.bin"), ggml);
     await assert.rejects(findModelFile(dir), /2 ggml models .*kikitori-model\.json/);
@@ -120,7 +120,7 @@ describe("findModelFile", () => {
   });
 
   it("says what is missing", async () => {
-    const dir = await tempDir(after);
+    const dir = await tempDir();
     await assert.rejects(findModelFile(dir), /no ggml whisper model/);
     await assert.rejects(findModelFile(join(dir, "nope")), /cannot read model directory/);
   });

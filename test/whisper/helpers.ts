@@ -1,7 +1,7 @@
 /** Shared fixtures for the whisper tests: test data, the tiny.en model, generated audio. */
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm, symlink } from "node:fs/promises";
+import { existsSync, rmSync } from "node:fs";
+import { mkdtemp, symlink } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,10 +23,16 @@ export function testdata(name: string): string {
   return join(testdataDir, name);
 }
 
-/** A fresh temporary directory, removed after the calling test file's tests. */
-export async function tempDir(after: (fn: () => Promise<void>) => void): Promise<string> {
+const tempDirs: string[] = [];
+// Removed when the test file's process ends: node:test's after() inside before() runs too early.
+process.on("exit", () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed when the test process exits. */
+export async function tempDir(): Promise<string> {
   const path = await mkdtemp(join(tmpdir(), "kikitori-whisper-test-"));
-  after(() => rm(path, { recursive: true, force: true }));
+  tempDirs.push(path);
   return path;
 }
 

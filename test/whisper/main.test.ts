@@ -25,7 +25,7 @@ function start(env: Record<string, string>) {
 
 describe("src/whisper/main.ts", () => {
   it("exits 1 naming the problem when the model directory has no model", async () => {
-    const dir = await tempDir(after);
+    const dir = await tempDir();
     const { child, stderr } = start({ SM_MODEL_DIR: dir });
     const [code] = await once(child, "exit");
     assert.equal(code, 1);
@@ -40,7 +40,7 @@ describe("src/whisper/main.ts", () => {
   });
 
   it("serves /ping from SM_MODEL_DIR and stops cleanly on SIGTERM", { skip: noModel }, async () => {
-    const dir = await tempDir(after);
+    const dir = await tempDir();
     await mkdir(join(dir, "m"));
     const { child, events } = start({ SM_MODEL_DIR: await modelDir(join(dir, "m")) });
     let port = 0;

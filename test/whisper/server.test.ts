@@ -78,7 +78,7 @@ describe("model server", { skip: noModel || noTestdata }, () => {
   let jfkReference = "";
 
   before(async () => {
-    dir = await tempDir(after);
+    dir = await tempDir();
     const models = join(dir, "model");
     await mkdir(models);
     server = await startModelServer({ port: 0, modelDir: await modelDir(models) });
@@ -254,7 +254,7 @@ describe("model server", { skip: noModel || noTestdata }, () => {
 
 describe("model server without a model", () => {
   it("listens, reports the load failure on /ping and /invocations, and closes", async () => {
-    const dir = await tempDir(after);
+    const dir = await tempDir();
     const server = await startModelServer({ port: 0, modelDir: dir });
     await assert.rejects(server.ready, /no ggml whisper model/);
     const ping = await call(server.port, "GET", "/ping");

@@ -1,0 +1,153 @@
+/**
+ * A NativeModel that runs whisper.cpp in a child process (worker.ts), one per engine slot.
+ *
+ * Why: this addon cannot interrupt a run (stop() only discards the result when it ends), so the only way
+ * to free a slot at once on cancel is to kill the process; and a native crash then costs one worker, not
+ * the model server. A killed worker is restarted (the model reloaded) on the next transcription.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import {
+  ModelLoadError,
+  TranscriptionError,
+  readModelInfo,
+  type NativeModel,
+  type NativeResult,
+  type NativeRun,
+} from "./addon.js";
+
+// Under tsx the sources are .ts; compiled, they are .js beside this file.
+const WORKER = fileURLToPath(
+  new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url),
+);
+const STDERR_LINES_KEPT = 20;
+
+type Reply =
+  | { type: "ready" }
+  | { type: "loadFailed"; message: string }
+  | { type: "progress"; id: number; pct: number }
+  | { type: "result"; id: number; result: NativeResult }
+  | { type: "failed"; id: number; message: string };
+
+interface Pending {
+  id: number;
+  onProgress: (pct: number) => void;
+  resolve: (r: NativeResult) => void;
+  reject: (e: Error) => void;
+}
+
+export async function loadIsolatedModel(modelPath: string, opts: { gpu: boolean }): Promise<NativeModel> {
+  const { multilingual } = await readModelInfo(modelPath);
+  const worker = new WorkerHandle(modelPath, opts.gpu);
+  await worker.started();
+  return {
+    multilingual,
+    transcribe: (pcm, params, onProgress) => worker.transcribe(pcm, params, onProgress),
+    release: () => worker.stop(),
+  };
+}
+
+class WorkerHandle {
+  private child: ChildProcess | undefined;
+  private starting: Promise<ChildProcess> | undefined;
+  private pending: Pending | undefined;
+  private nextId = 1;
+  private released = false;
+
+  constructor(
+    private readonly modelPath: string,
+    private readonly gpu: boolean,
+  ) {}
+
+  started(): Promise<ChildProcess> {
+    this.starting ??= this.spawn().catch((e: unknown) => {
+      this.starting = undefined;
+      throw e;
+    });
+    return this.starting;
+  }
+
+  transcribe(
+    pcm: Int16Array,
+    params: Parameters<NativeModel["transcribe"]>[1],
+    onProgress: (pct: number) => void,
+  ): NativeRun {
+    const id = this.nextId++;
+    let stopped = false;
+    const result = new Promise<NativeResult>((resolve, reject) => {
+      this.started().then((child) => {
+        if (stopped) return reject(new TranscriptionError("transcription stopped"));
+        if (this.pending) return reject(new TranscriptionError("the whisper worker is busy"));
+        this.pending = { id, onProgress, resolve, reject };
+        child.send({ type: "transcribe", id, pcm, params });
+      }, reject);
+    });
+    return {
+      stop: () => {
+        stopped = true;
+        if (this.pending?.id === id) this.kill();
+      },
+      result,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.released = true;
+    const child = this.child;
+    this.kill();
+    if (child && child.exitCode === null && child.signalCode === null) {
+      await new Promise((resolve) => child.once("exit", resolve));
+    }
+  }
+
+  private kill(): void {
+    this.child?.kill("SIGKILL");
+  }
+
+  private spawn(): Promise<ChildProcess> {
+    if (this.released) return Promise.reject(new ModelLoadError("the model was released"));
+    const child = fork(WORKER, [this.modelPath, this.gpu ? "gpu" : "cpu"], {
+      serialization: "advanced",
+      // whisper.cpp logs every load to stderr; keep the tail for error messages instead of printing it.
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+    });
+    const stderr: string[] = [];
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (text: string) => {
+      stderr.push(...text.split("\n").filter((l) => l.trim()));
+      stderr.splice(0, Math.max(0, stderr.length - STDERR_LINES_KEPT));
+    });
+    return new Promise((resolve, reject) => {
+      child.on("message", (m: Reply) => {
+        if (m.type === "ready") {
+          this.child = child;
+          resolve(child);
+        } else if (m.type === "loadFailed") {
+          reject(new ModelLoadError(m.message));
+        } else if (this.pending?.id === m.id) {
+          if (m.type === "progress") this.pending.onProgress(m.pct);
+          else {
+            const p = this.pending;
+            this.pending = undefined;
+            if (m.type === "result") p.resolve(m.result);
+            else p.reject(new TranscriptionError(m.message));
+          }
+        }
+      });
+      child.once("exit", (code, signal) => {
+        if (this.child === child) this.child = undefined;
+        this.starting = undefined;
+        const why = signal === "SIGKILL" ? "was stopped" : `exited (${signal ?? `code ${code}`})`;
+        const detail = stderr.slice(-3).join(" | ");
+        reject(new ModelLoadError(`the whisper worker ${why} while loading ${this.modelPath}: ${detail}`));
+        const p = this.pending;
+        this.pending = undefined;
+        p?.reject(
+          new TranscriptionError(
+            `the whisper worker ${why}${detail && signal !== "SIGKILL" ? `: ${detail}` : ""}`,
+          ),
+        );
+      });
+    });
+  }
+}
