@@ -7,6 +7,8 @@ import { FsObjectStore } from "./storage/index.js";
 import { InstanceManager } from "./instances/manager.js";
 import { ModelDataCache } from "./instances/model-data.js";
 import { buildApp } from "./api/server.js";
+import { SqliteScalingStore } from "./queue/sqlite/scaling-store.js";
+import { autoscalingService } from "./api/aws/autoscaling.js";
 
 export interface Kikitori {
   url: string;
@@ -41,7 +43,17 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       log,
     },
   );
-  const app = await buildApp(service, { logRequests: config.log });
+  const scaling = new SqliteScalingStore(state.db);
+  const app = await buildApp(service, {
+    logRequests: config.log,
+    aws: {
+      service,
+      manager,
+      store: objects,
+      auth: config.auth,
+      services: { "application-autoscaling": autoscalingService(scaling) },
+    },
+  });
   await manager.start();
   await app.listen({ host: config.host, port: config.port });
   const addr = app.server.address();

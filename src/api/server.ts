@@ -4,6 +4,7 @@ import type { Service } from "../core/service.js";
 import { KikitoriError } from "../errors.js";
 import { StoreError } from "../storage/errors.js";
 import { registerRest } from "./rest/routes.js";
+import { registerAws, type AwsFrontDoorOptions } from "./aws/router.js";
 
 /** Maps any error to the native API's body `{ error: { code, message } }` with its status. */
 export function restError(e: unknown): {
@@ -25,7 +26,10 @@ export function restError(e: unknown): {
 }
 
 /** One listener for every front door. */
-export async function buildApp(service: Service, o: { logRequests: boolean }): Promise<FastifyInstance> {
+export async function buildApp(
+  service: Service,
+  o: { logRequests: boolean; aws?: AwsFrontDoorOptions },
+): Promise<FastifyInstance> {
   const app = Fastify({
     logger: o.logRequests ? { level: "warn" } : false,
     bodyLimit: 10 * 1024 * 1024,
@@ -51,5 +55,7 @@ export async function buildApp(service: Service, o: { logRequests: boolean }): P
   app.get("/health", { schema: { hide: true } }, async () => ({ status: "ok" }));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await registerRest(app, service);
+  // The AWS protocols (S3 catch-all, SageMaker, Runtime, ...): specific routes above win over S3's `/*`.
+  if (o.aws) await registerAws(app, o.aws);
   return app;
 }

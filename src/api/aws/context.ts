@@ -1,0 +1,34 @@
+import type { Service } from "../../core/service.js";
+import type { InstanceManager } from "../../instances/manager.js";
+import type { ERRORS } from "../../errors.js";
+import type { AwsIdentity } from "./sigv4.js";
+import type { JsonInput } from "./json-protocol.js";
+
+/** What every AWS operation handler gets: the core, and who is calling from where. */
+export interface AwsContext {
+  service: Service;
+  manager: InstanceManager;
+  identity: AwsIdentity;
+  /** The request's credential-scope region, or the default. */
+  region: string;
+  accountId: string;
+}
+
+/** An awsJson1_1 service: `X-Amz-Target: <targetPrefix>.<Op>`. */
+export interface JsonService {
+  protocol: "json";
+  targetPrefix: string;
+  ops: Record<string, (input: JsonInput, ctx: AwsContext) => Promise<unknown>>;
+  /** This service's names for kikitori error codes, where they differ from the catalogue's. */
+  errorNames?: Partial<Record<keyof typeof ERRORS, string>>;
+}
+
+/** An awsQuery service (STS, IAM, SNS): `Action=<Op>` in a form body, XML replies. */
+export interface QueryService {
+  protocol: "query";
+  namespace: string;
+  actions: Record<
+    string,
+    (params: URLSearchParams, ctx: AwsContext) => Promise<Record<string, unknown> | undefined>
+  >;
+}

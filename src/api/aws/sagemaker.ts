@@ -1,0 +1,356 @@
+import { KikitoriError } from "../../errors.js";
+import { resolveImage } from "../../instances/images.js";
+import type { AsyncInferenceConfig, Endpoint, EndpointConfig, EndpointStatus, Model } from "../../core/types.js";
+import type { AwsContext, JsonService } from "./context.js";
+import {
+  awsValidation,
+  checkMembers,
+  epochSeconds,
+  optionalArray,
+  optionalInt,
+  optionalObject,
+  optionalString,
+  page,
+  requiredString,
+  type JsonInput,
+} from "./json-protocol.js";
+
+/**
+ * SageMaker's control plane (awsJson1_1, `X-Amz-Target: SageMaker.<Op>`) over Service: models, endpoint
+ * configs and endpoints. Members kikitori does not implement are refused by name; `Tags` and a few
+ * placement-only members are accepted and ignored (listed per operation).
+ */
+
+const arn = (ctx: AwsContext, kind: string, name: string) =>
+  `arn:aws:sagemaker:${ctx.region}:${ctx.accountId}:${kind}/${name.toLowerCase()}`;
+
+/** Real SageMaker's wording for a missing resource, with the code boto3's waiters look for. */
+async function found<T>(what: string, name: string, get: () => Promise<T>): Promise<T> {
+  try {
+    return await get();
+  } catch (e) {
+    if (e instanceof KikitoriError && e.code === "NotFound") throw awsValidation(`Could not find ${what} "${name}".`);
+    throw e;
+  }
+}
+
+/** Fails at create time, with images.ts's message, for an image no instance could run. */
+function checkImage(image: string): void {
+  resolveImage(image);
+}
+
+type IncludeIn = NonNullable<AsyncInferenceConfig["notification"]>["includeInferenceResponseIn"];
+
+// --- models ---
+
+const CONTAINER_MEMBERS = ["Image", "ModelDataUrl", "Environment", "ContainerHostname", "Mode"];
+
+function container(op: string, c: JsonInput, prefix: string) {
+  checkMembers(op, prefix, c, CONTAINER_MEMBERS);
+  const mode = optionalString(c, "Mode", prefix);
+  if (mode !== undefined && mode !== "SingleModel") throw awsValidation(`${op}: ${prefix}Mode ${mode} is not supported by kikitori`);
+  const environment = optionalObject(c, "Environment", prefix) as Record<string, string> | undefined;
+  return {
+    image: requiredString(c, "Image", prefix),
+    modelDataUrl: optionalString(c, "ModelDataUrl", prefix),
+    environment,
+  };
+}
+
+async function createModel(input: JsonInput, ctx: AwsContext) {
+  checkMembers("CreateModel", "", input, ["ModelName", "PrimaryContainer", "Containers", "ExecutionRoleArn"], [
+    "Tags",
+    "EnableNetworkIsolation",
+  ]);
+  const name = requiredString(input, "ModelName");
+  const primary = optionalObject(input, "PrimaryContainer");
+  const containers = optionalArray(input, "Containers");
+  if (primary && containers) throw awsValidation("CreateModel: give PrimaryContainer or Containers, not both");
+  if (containers && containers.length !== 1)
+    throw awsValidation("CreateModel: Containers with more than one container (inference pipelines) is not supported by kikitori");
+  const def = primary ?? (containers?.[0] as JsonInput | undefined);
+  if (!def) throw awsValidation("CreateModel: PrimaryContainer is required");
+  const c = container("CreateModel", def, primary ? "PrimaryContainer." : "Containers[0].");
+  checkImage(c.image);
+  const model = await ctx.service.createModel({ name, ...c, executionRoleArn: optionalString(input, "ExecutionRoleArn") });
+  return { ModelArn: arn(ctx, "model", model.name) };
+}
+
+function describeModelOf(ctx: AwsContext, m: Model) {
+  return {
+    ModelName: m.name,
+    ModelArn: arn(ctx, "model", m.name),
+    PrimaryContainer: {
+      Image: m.image,
+      Mode: "SingleModel",
+      ...(m.modelDataUrl ? { ModelDataUrl: m.modelDataUrl } : {}),
+      Environment: m.environment,
+    },
+    ...(m.executionRoleArn ? { ExecutionRoleArn: m.executionRoleArn } : {}),
+    CreationTime: epochSeconds(m.createdAt),
+    EnableNetworkIsolation: false,
+  };
+}
+
+// --- lists ---
+
+const LIST_MEMBERS = ["NameContains", "SortBy", "SortOrder", "MaxResults", "NextToken"];
+
+function sorted<T extends { name: string; createdAt: number }>(op: string, items: T[], input: JsonInput): T[] {
+  const nameContains = optionalString(input, "NameContains");
+  const by = optionalString(input, "SortBy") ?? "CreationTime";
+  const order = optionalString(input, "SortOrder") ?? "Descending";
+  if (!["Name", "CreationTime"].includes(by)) throw awsValidation(`${op}: SortBy ${by} is not supported by kikitori`);
+  if (!["Ascending", "Descending"].includes(order)) throw awsValidation(`${op}: SortOrder must be Ascending or Descending`);
+  const out = items.filter((i) => !nameContains || i.name.toLowerCase().includes(nameContains.toLowerCase()));
+  out.sort((a, b) => (by === "Name" ? a.name.localeCompare(b.name) : a.createdAt - b.createdAt));
+  if (order === "Descending") out.reverse();
+  return out;
+}
+
+// --- endpoint configs ---
+
+const VARIANT_MEMBERS = ["VariantName", "ModelName", "InitialInstanceCount", "InstanceType"];
+const VARIANT_IGNORED = ["InitialVariantWeight", "VolumeSizeInGB", "ModelDataDownloadTimeoutInSeconds", "ContainerStartupHealthCheckTimeoutInSeconds"];
+
+function asyncConfigOf(op: string, a: JsonInput): Partial<AsyncInferenceConfig> {
+  checkMembers(op, "AsyncInferenceConfig.", a, ["ClientConfig", "OutputConfig"]);
+  const client = optionalObject(a, "ClientConfig", "AsyncInferenceConfig.") ?? {};
+  checkMembers(op, "AsyncInferenceConfig.ClientConfig.", client, ["MaxConcurrentInvocationsPerInstance"]);
+  const out = optionalObject(a, "OutputConfig", "AsyncInferenceConfig.");
+  if (!out) throw awsValidation(`${op}: AsyncInferenceConfig.OutputConfig is required`);
+  const p = "AsyncInferenceConfig.OutputConfig.";
+  checkMembers(op, p, out, ["S3OutputPath", "S3FailurePath", "NotificationConfig"]);
+  const n = optionalObject(out, "NotificationConfig", p);
+  if (n) checkMembers(op, `${p}NotificationConfig.`, n, ["SuccessTopic", "ErrorTopic", "IncludeInferenceResponseIn"]);
+  const include = n ? optionalArray(n, "IncludeInferenceResponseIn", `${p}NotificationConfig.`) : undefined;
+  for (const v of include ?? []) {
+    if (v !== "SUCCESS_NOTIFICATION_TOPIC" && v !== "ERROR_NOTIFICATION_TOPIC")
+      throw awsValidation(`${op}: ${p}NotificationConfig.IncludeInferenceResponseIn: unknown value ${JSON.stringify(v)}`);
+  }
+  return {
+    outputPath: optionalString(out, "S3OutputPath", p),
+    failurePath: optionalString(out, "S3FailurePath", p),
+    maxConcurrentInvocationsPerInstance: optionalInt(client, "MaxConcurrentInvocationsPerInstance", "AsyncInferenceConfig.ClientConfig."),
+    notification: n
+      ? {
+          successTopic: optionalString(n, "SuccessTopic"),
+          errorTopic: optionalString(n, "ErrorTopic"),
+          includeInferenceResponseIn: include as IncludeIn,
+        }
+      : undefined,
+  };
+}
+
+function asyncConfigView(a: AsyncInferenceConfig) {
+  const n = a.notification;
+  return {
+    ClientConfig: { MaxConcurrentInvocationsPerInstance: a.maxConcurrentInvocationsPerInstance },
+    OutputConfig: {
+      S3OutputPath: a.outputPath,
+      ...(a.failurePath ? { S3FailurePath: a.failurePath } : {}),
+      ...(n
+        ? {
+            NotificationConfig: {
+              ...(n.successTopic ? { SuccessTopic: n.successTopic } : {}),
+              ...(n.errorTopic ? { ErrorTopic: n.errorTopic } : {}),
+              ...(n.includeInferenceResponseIn ? { IncludeInferenceResponseIn: n.includeInferenceResponseIn } : {}),
+            },
+          }
+        : {}),
+    },
+  };
+}
+
+async function createEndpointConfig(input: JsonInput, ctx: AwsContext) {
+  const op = "CreateEndpointConfig";
+  checkMembers(op, "", input, ["EndpointConfigName", "ProductionVariants", "AsyncInferenceConfig"], ["Tags"]);
+  const name = requiredString(input, "EndpointConfigName");
+  const variants = optionalArray(input, "ProductionVariants");
+  if (!variants) throw awsValidation(`${op}: ProductionVariants is required`);
+  const parsed = variants.map((v, i) => {
+    const p = `ProductionVariants[${i}].`;
+    if (typeof v !== "object" || v === null) throw awsValidation(`${op}: ${p.slice(0, -1)} must be an object`);
+    const vi = v as JsonInput;
+    checkMembers(op, p, vi, VARIANT_MEMBERS, VARIANT_IGNORED);
+    return {
+      variantName: requiredString(vi, "VariantName", p),
+      modelName: requiredString(vi, "ModelName", p),
+      initialInstanceCount: optionalInt(vi, "InitialInstanceCount", p),
+      instanceType: optionalString(vi, "InstanceType", p),
+    };
+  });
+  const a = optionalObject(input, "AsyncInferenceConfig");
+  const config = await ctx.service.createEndpointConfig({
+    name,
+    variants: parsed,
+    asyncConfig: a ? asyncConfigOf(op, a) : undefined,
+  });
+  return { EndpointConfigArn: arn(ctx, "endpoint-config", config.name) };
+}
+
+function describeConfigOf(ctx: AwsContext, c: EndpointConfig) {
+  return {
+    EndpointConfigName: c.name,
+    EndpointConfigArn: arn(ctx, "endpoint-config", c.name),
+    ProductionVariants: c.variants.map((v) => ({
+      VariantName: v.variantName,
+      ModelName: v.modelName,
+      InitialInstanceCount: v.initialInstanceCount,
+      InstanceType: v.instanceType,
+      InitialVariantWeight: 1,
+    })),
+    ...(c.asyncConfig ? { AsyncInferenceConfig: asyncConfigView(c.asyncConfig) } : {}),
+    CreationTime: epochSeconds(c.createdAt),
+  };
+}
+
+// --- endpoints ---
+
+const STATUSES: EndpointStatus[] = ["Creating", "InService", "Updating", "SystemUpdating", "RollingBack", "OutOfService", "Deleting", "Failed"];
+
+/** Every model of the config must be runnable before an endpoint is created from it. */
+async function checkConfigImages(ctx: AwsContext, configName: string): Promise<void> {
+  const config = await found("endpoint configuration", configName, () => ctx.service.getEndpointConfig(configName));
+  for (const v of config.variants) checkImage((await ctx.service.getModel(v.modelName)).image);
+}
+
+async function createEndpoint(input: JsonInput, ctx: AwsContext) {
+  checkMembers("CreateEndpoint", "", input, ["EndpointName", "EndpointConfigName"], ["Tags"]);
+  const name = requiredString(input, "EndpointName");
+  const configName = requiredString(input, "EndpointConfigName");
+  if (await ctx.service.state.getEndpoint(name))
+    throw awsValidation(`Cannot create already existing endpoint "${arn(ctx, "endpoint", name)}".`);
+  await checkConfigImages(ctx, configName);
+  const e = await ctx.service.createEndpoint({ name, configName });
+  return { EndpointArn: arn(ctx, "endpoint", e.name) };
+}
+
+async function describeEndpoint(input: JsonInput, ctx: AwsContext) {
+  checkMembers("DescribeEndpoint", "", input, ["EndpointName"]);
+  const name = requiredString(input, "EndpointName");
+  const e = await found("endpoint", name, () => ctx.service.getEndpoint(name));
+  const config = await ctx.service.state.getEndpointConfig(e.configName);
+  const counts = ctx.manager.counts(name);
+  return {
+    EndpointName: e.name,
+    EndpointArn: arn(ctx, "endpoint", e.name),
+    EndpointConfigName: e.configName,
+    ProductionVariants: (config?.variants ?? []).map((v) => {
+      const c = counts.get(v.variantName);
+      return {
+        VariantName: v.variantName,
+        CurrentWeight: 1,
+        DesiredWeight: 1,
+        CurrentInstanceCount: c?.current ?? 0,
+        DesiredInstanceCount: c?.desired ?? v.initialInstanceCount,
+      };
+    }),
+    EndpointStatus: e.status,
+    ...(e.failureReason ? { FailureReason: e.failureReason } : {}),
+    CreationTime: epochSeconds(e.createdAt),
+    LastModifiedTime: epochSeconds(e.updatedAt),
+    ...(config?.asyncConfig ? { AsyncInferenceConfig: asyncConfigView(config.asyncConfig) } : {}),
+  };
+}
+
+async function updateEndpoint(input: JsonInput, ctx: AwsContext) {
+  checkMembers("UpdateEndpoint", "", input, ["EndpointName", "EndpointConfigName"]);
+  const name = requiredString(input, "EndpointName");
+  const configName = requiredString(input, "EndpointConfigName");
+  await found("endpoint", name, () => ctx.service.getEndpoint(name));
+  await checkConfigImages(ctx, configName);
+  await ctx.service.updateEndpoint(name, configName);
+  return { EndpointArn: arn(ctx, "endpoint", name) };
+}
+
+function endpointSummary(ctx: AwsContext, e: Endpoint) {
+  return {
+    EndpointName: e.name,
+    EndpointArn: arn(ctx, "endpoint", e.name),
+    CreationTime: epochSeconds(e.createdAt),
+    LastModifiedTime: epochSeconds(e.updatedAt),
+    EndpointStatus: e.status,
+  };
+}
+
+async function listEndpoints(input: JsonInput, ctx: AwsContext) {
+  checkMembers("ListEndpoints", "", input, [...LIST_MEMBERS, "StatusEquals"]);
+  const status = optionalString(input, "StatusEquals");
+  if (status !== undefined && !STATUSES.includes(status as EndpointStatus))
+    throw awsValidation(`ListEndpoints: StatusEquals must be one of ${STATUSES.join(", ")}`);
+  const all = sorted("ListEndpoints", await ctx.service.state.listEndpoints(), input).filter(
+    (e) => !status || e.status === status,
+  );
+  const { items, nextToken } = page(all, input);
+  return { Endpoints: items.map((e) => endpointSummary(ctx, e)), ...(nextToken ? { NextToken: nextToken } : {}) };
+}
+
+function nameOnly(op: string, field: string) {
+  return (input: JsonInput) => {
+    checkMembers(op, "", input, [field]);
+    return requiredString(input, field);
+  };
+}
+
+export function sagemakerService(): JsonService {
+  const modelName = nameOnly("DescribeModel", "ModelName");
+  return {
+    protocol: "json",
+    targetPrefix: "SageMaker",
+    // SageMaker's control plane has no ResourceNotFound for these resources: it answers ValidationException.
+    errorNames: { NotFound: "ValidationException", AlreadyExists: "ValidationException", Conflict: "ValidationException", ValidationError: "ValidationException" },
+    ops: {
+      CreateModel: createModel,
+      DescribeModel: async (input, ctx) => {
+        const name = modelName(input);
+        return describeModelOf(ctx, await found("model", name, () => ctx.service.getModel(name)));
+      },
+      DeleteModel: async (input, ctx) => {
+        const name = nameOnly("DeleteModel", "ModelName")(input);
+        await found("model", name, () => ctx.service.deleteModel(name));
+        return {};
+      },
+      ListModels: async (input, ctx) => {
+        checkMembers("ListModels", "", input, LIST_MEMBERS);
+        const { items, nextToken } = page(sorted("ListModels", await ctx.service.state.listModels(), input), input);
+        return {
+          Models: items.map((m) => ({ ModelName: m.name, ModelArn: arn(ctx, "model", m.name), CreationTime: epochSeconds(m.createdAt) })),
+          ...(nextToken ? { NextToken: nextToken } : {}),
+        };
+      },
+      CreateEndpointConfig: createEndpointConfig,
+      DescribeEndpointConfig: async (input, ctx) => {
+        const name = nameOnly("DescribeEndpointConfig", "EndpointConfigName")(input);
+        return describeConfigOf(ctx, await found("endpoint configuration", name, () => ctx.service.getEndpointConfig(name)));
+      },
+      DeleteEndpointConfig: async (input, ctx) => {
+        const name = nameOnly("DeleteEndpointConfig", "EndpointConfigName")(input);
+        await found("endpoint configuration", name, () => ctx.service.deleteEndpointConfig(name));
+        return {};
+      },
+      ListEndpointConfigs: async (input, ctx) => {
+        checkMembers("ListEndpointConfigs", "", input, LIST_MEMBERS);
+        const all = sorted("ListEndpointConfigs", await ctx.service.state.listEndpointConfigs(), input);
+        const { items, nextToken } = page(all, input);
+        return {
+          EndpointConfigs: items.map((c) => ({
+            EndpointConfigName: c.name,
+            EndpointConfigArn: arn(ctx, "endpoint-config", c.name),
+            CreationTime: epochSeconds(c.createdAt),
+          })),
+          ...(nextToken ? { NextToken: nextToken } : {}),
+        };
+      },
+      CreateEndpoint: createEndpoint,
+      DescribeEndpoint: describeEndpoint,
+      UpdateEndpoint: updateEndpoint,
+      DeleteEndpoint: async (input, ctx) => {
+        const name = nameOnly("DeleteEndpoint", "EndpointName")(input);
+        await found("endpoint", name, () => ctx.service.deleteEndpoint(name));
+        return {};
+      },
+      ListEndpoints: listEndpoints,
+    },
+  };
+}
