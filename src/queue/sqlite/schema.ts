@@ -1,3 +1,6 @@
+import { NOTIFY_MIGRATION } from "./migrations-notify.js";
+import { SCALING_MIGRATION } from "./migrations-scaling.js";
+
 /**
  * Named migrations; each runs once, in order, inside a transaction, and is recorded in `schema_migrations`.
  * Each box that keeps state (core, autoscale, notify) adds its own entries; names sort in run order.
@@ -86,4 +89,6 @@ export const MIGRATIONS: Migration[] = [
   CREATE INDEX outbox_pending ON outbox (delivered_at, id);
   `,
   },
+  NOTIFY_MIGRATION,
+  SCALING_MIGRATION,
 ];

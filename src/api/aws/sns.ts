@@ -1,0 +1,164 @@
+import type { FastifyInstance } from "fastify";
+import { KikitoriError } from "../../errors.js";
+import type { Subscription } from "../../queue/sqlite/notify-store.js";
+import type { Topics } from "../../notify/topics.js";
+import type { QueryService } from "./context.js";
+import { AwsApiError } from "./json-protocol.js";
+import { sendQueryError, sendQueryResult } from "./query-protocol.js";
+
+const NAMESPACE = "http://sns.amazonaws.com/doc/2010-03-31/";
+
+/** SNS's error names for kikitori's codes. */
+function snsError(e: unknown): unknown {
+  if (!(e instanceof KikitoriError)) return e;
+  if (e.code === "NotFound") return new AwsApiError("NotFound", 404, e.message);
+  if (e.code === "ValidationError") return new AwsApiError("InvalidParameter", 400, e.message);
+  return e;
+}
+
+const required = (p: URLSearchParams, name: string): string => {
+  const v = p.get(name);
+  if (!v) throw new AwsApiError("InvalidParameter", 400, `Invalid parameter: ${name} is required`);
+  return v;
+};
+
+/** `Attributes.entry.N.key` / `.value` pairs of an awsQuery map. */
+function attributeMap(p: URLSearchParams, prefix: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 1; p.has(`${prefix}.entry.${i}.key`); i++) {
+    out[p.get(`${prefix}.entry.${i}.key`)!] = p.get(`${prefix}.entry.${i}.value`) ?? "";
+  }
+  return out;
+}
+
+const member = (s: Subscription, accountId: string) => ({
+  SubscriptionArn: s.status === "Confirmed" ? s.arn : "PendingConfirmation",
+  Owner: accountId,
+  Protocol: s.protocol,
+  Endpoint: s.endpoint,
+  TopicArn: s.topicArn,
+});
+
+/**
+ * The SNS awsQuery service for the AWS router (`services.sns`): topics, http/https subscriptions with the
+ * confirmation handshake, and Publish. Topics feed SageMaker's AsyncInferenceConfig NotificationConfig.
+ */
+export function snsService(topics: Topics, accountId = "000000000000"): QueryService {
+  type Action = QueryService["actions"][string];
+  const wrap =
+    (
+      f: (
+        p: URLSearchParams,
+      ) => Promise<Record<string, unknown> | undefined> | Record<string, unknown> | undefined,
+    ): Action =>
+    async (p) => {
+      try {
+        return await f(p);
+      } catch (e) {
+        throw snsError(e);
+      }
+    };
+  return {
+    protocol: "query",
+    namespace: NAMESPACE,
+    actions: {
+      CreateTopic: wrap((p) => ({
+        TopicArn: topics.createTopic(required(p, "Name"), attributeMap(p, "Attributes")).arn,
+      })),
+      DeleteTopic: wrap((p) => {
+        topics.deleteTopic(required(p, "TopicArn"));
+        return undefined;
+      }),
+      ListTopics: wrap(() => ({
+        Topics: { member: topics.listTopics().map((t) => ({ TopicArn: t.arn })) },
+      })),
+      GetTopicAttributes: wrap((p) => {
+        const t = topics.getTopic(required(p, "TopicArn"));
+        const subs = topics.listSubscriptions(t.arn);
+        const attrs: Record<string, string> = {
+          TopicArn: t.arn,
+          Owner: accountId,
+          DisplayName: t.attributes.DisplayName ?? "",
+          SubscriptionsConfirmed: String(subs.filter((s) => s.status === "Confirmed").length),
+          SubscriptionsPending: String(subs.filter((s) => s.status !== "Confirmed").length),
+          SubscriptionsDeleted: "0",
+          ...t.attributes,
+        };
+        return { Attributes: { entry: Object.entries(attrs).map(([key, value]) => ({ key, value })) } };
+      }),
+      Subscribe: wrap(async (p) => {
+        const sub = await topics.subscribe(
+          required(p, "TopicArn"),
+          required(p, "Protocol"),
+          required(p, "Endpoint"),
+        );
+        const showArn = sub.status === "Confirmed" || p.get("ReturnSubscriptionArn") === "true";
+        return { SubscriptionArn: showArn ? sub.arn : "pending confirmation" };
+      }),
+      ConfirmSubscription: wrap((p) => ({
+        SubscriptionArn: topics.confirm(required(p, "TopicArn"), required(p, "Token")).arn,
+      })),
+      Unsubscribe: wrap((p) => {
+        topics.unsubscribe(required(p, "SubscriptionArn"));
+        return undefined;
+      }),
+      ListSubscriptions: wrap(() => ({
+        Subscriptions: { member: topics.listSubscriptions().map((s) => member(s, accountId)) },
+      })),
+      ListSubscriptionsByTopic: wrap((p) => {
+        const arn = required(p, "TopicArn");
+        topics.getTopic(arn);
+        return { Subscriptions: { member: topics.listSubscriptions(arn).map((s) => member(s, accountId)) } };
+      }),
+      Publish: wrap((p) => {
+        if (p.get("TargetArn") || p.get("PhoneNumber"))
+          throw new AwsApiError(
+            "InvalidParameter",
+            400,
+            "Invalid parameter: only TopicArn targets are supported",
+          );
+        return {
+          MessageId: topics.publish(
+            required(p, "TopicArn"),
+            required(p, "Message"),
+            p.get("Subject") ?? undefined,
+          ),
+        };
+      }),
+    },
+  };
+}
+
+/**
+ * The unsigned GET routes a subscriber follows: `SubscribeURL` (ConfirmSubscription with the Token as the
+ * proof), `UnsubscribeURL`, and the key that verifies envelope signatures (`SigningCertURL`).
+ */
+export function registerSnsLinks(app: FastifyInstance, topics: Topics, accountId = "000000000000"): void {
+  const sns = snsService(topics, accountId);
+  app.get<{ Querystring: Record<string, string> }>(
+    "/sns/",
+    { schema: { hide: true } },
+    async (req, reply) => {
+      const action = req.query.Action;
+      if (action !== "ConfirmSubscription" && action !== "Unsubscribe") {
+        return sendQueryError(reply, {
+          code: "InvalidAction",
+          status: 400,
+          message: "only ConfirmSubscription and Unsubscribe links",
+        });
+      }
+      try {
+        const handler = sns.actions[action]!;
+        const result = await handler(new URLSearchParams(req.query), undefined as never);
+        return sendQueryResult(reply, action, NAMESPACE, result);
+      } catch (e) {
+        const err =
+          e instanceof AwsApiError ? e : new AwsApiError("InternalFailure", 500, (e as Error).message);
+        return sendQueryError(reply, err);
+      }
+    },
+  );
+  app.get("/sns/signing-key.pem", { schema: { hide: true } }, async (_req, reply) =>
+    reply.header("content-type", "application/x-pem-file").send(topics.signingPublicKey()),
+  );
+}
