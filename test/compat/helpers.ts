@@ -1,0 +1,48 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { copyFile, mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { noopModelServer, repoRoot, startTestServer, tempDir } from "../helpers/server.js";
+
+const run = promisify(execFile);
+
+export const CREDS = { accessKeyId: "AKIDKIKITORICOMPAT", secretAccessKey: "kikitori-compat-secret" };
+export const testdataDir = resolve(repoRoot, process.env.KIKITORI_TESTDATA ?? "../shared/testdata");
+
+export type CompatServer = Awaited<ReturnType<typeof startCompatServer>>;
+
+/** A real kikitori on 127.0.0.1 with SigV4 auth and one known credential. */
+export async function startCompatServer() {
+  const k = await startTestServer({ auth: { mode: "sigv4", credentials: [CREDS] } });
+  const dir = tempDir("kk-compat-");
+  return {
+    url: k.url,
+    kikitori: k,
+    dir,
+    noopModelServer,
+    /** Some bytes named like audio: the no-op model server only counts and hashes them. */
+    async speechFile(): Promise<string> {
+      const path = join(dir, "clip.wav");
+      await writeFile(path, randomBytes(48_000));
+      return path;
+    },
+    close: () => k.close(),
+  };
+}
+
+/**
+ * A model.tar.gz made by `tar`, as SageMaker users make them. Each entry is a file's text, or, when it
+ * names an existing absolute path, that file's contents.
+ */
+export async function makeModelTar(dir: string, files: Record<string, string>): Promise<string> {
+  const stage = await mkdtemp(join(dir, "model-"));
+  await mkdir(stage, { recursive: true });
+  for (const [name, value] of Object.entries(files)) {
+    if (value.startsWith("/")) await copyFile(value, join(stage, name));
+    else await writeFile(join(stage, name), value);
+  }
+  const out = join(stage, "model.tar.gz");
+  await run("tar", ["-czf", out, "-C", stage, ...Object.keys(files)]);
+  return out;
+}
