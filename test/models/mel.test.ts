@@ -43,7 +43,9 @@ test("mel filterbanks equal openai/whisper's mel_filters.npz bit for bit", async
     const ours = bytesOf(melFilterbank(nMels).data);
     for (let i = 0; i < ours.length; i += 4) {
       if (ours.readUInt32LE(i) !== ref.data.readUInt32LE(i)) {
-        assert.fail(`mel_${nMels}[${i / 4 / 201 | 0}][${(i / 4) % 201}] differs: ours ${ours.readFloatLE(i)}, npz ${ref.data.readFloatLE(i)}`);
+        assert.fail(
+          `mel_${nMels}[${(i / 4 / 201) | 0}][${(i / 4) % 201}] differs: ours ${ours.readFloatLE(i)}, npz ${ref.data.readFloatLE(i)}`,
+        );
       }
     }
     assert.equal(ours.length, ref.data.length);
