@@ -72,9 +72,11 @@ export async function openAudio(input: string | Readable, opts: DecodeOptions = 
   let durationSeconds: number | undefined;
 
   if (typeof input !== "string") {
-    const { head, stream } = await peek(input, 12);
+    const { head, stream } = await peek(input, 4096);
     if (head.length === 0) throw new AudioDecodeError("the input is empty (0 bytes)");
     source = stream;
+    // ffmpeg reports no duration for WAV on a pipe, but the header says it.
+    durationSeconds = wavDurationSeconds(head);
     if (head.subarray(4, 8).toString("latin1") === "ftyp") {
       spoolDir = await mkdtemp(join(tmpdir(), "kikitori-audio-"));
       const path = join(spoolDir, "input.mp4");
@@ -190,6 +192,29 @@ export async function openAudio(input: string | Readable, opts: DecodeOptions = 
     close,
     [Symbol.asyncIterator]: windows,
   };
+}
+
+/** Duration from a RIFF/WAVE header's fmt byte rate and data size; undefined if absent or streaming-sized. */
+export function wavDurationSeconds(head: Buffer): number | undefined {
+  if (
+    head.length < 12 ||
+    head.toString("latin1", 0, 4) !== "RIFF" ||
+    head.toString("latin1", 8, 12) !== "WAVE"
+  ) {
+    return undefined;
+  }
+  let byteRate = 0;
+  for (let at = 12; at + 8 <= head.length;) {
+    const id = head.toString("latin1", at, at + 4);
+    const size = head.readUInt32LE(at + 4);
+    if (id === "fmt " && at + 16 <= head.length) byteRate = head.readUInt32LE(at + 16);
+    if (id === "data") {
+      // 0 and 0xFFFFFFFF mark a header written before the length was known.
+      return byteRate > 0 && size > 0 && size < 0xffffffff ? size / byteRate : undefined;
+    }
+    at += 8 + size + (size & 1);
+  }
+  return undefined;
 }
 
 /** Appends whole samples from byte chunks to `pending`; an odd trailing byte stays in `rest`. */

@@ -48,7 +48,9 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
   const inFlight = new Map<string, Progress>();
   const openRequests = new Set<AbortController>();
 
-  const server = createServer((req, res) => {
+  // The body is read only as fast as whisper transcribes it, so an hour of audio may take that long to
+  // arrive: Node's default 5-minute limit on receiving a request must not apply.
+  const server = createServer({ requestTimeout: 0 }, (req, res) => {
     const url = (req.url ?? "/").split("?")[0];
     if (req.method === "GET" && url === "/ping") return ping(res);
     if (req.method === "POST" && url === "/invocations") return void invoke(req, res);

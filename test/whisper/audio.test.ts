@@ -34,6 +34,14 @@ describe("openAudio", { skip: noTestdata }, () => {
       const fromPath = await collect(testdata(name));
       const fromStream = await collect(createReadStream(testdata(name)));
       assert.equal(fromPath.length, 1);
+      if (name.endsWith(".wav")) {
+        const audio = await openAudio(createReadStream(testdata(name)));
+        assert.ok(
+          Math.abs(audio.durationSeconds! - seconds(fromPath)) < 0.05,
+          "WAV header duration from a stream",
+        );
+        await audio.close();
+      }
       assert.ok(Math.abs(seconds(fromPath) - seconds(fromStream)) < 0.05);
       assert.ok(seconds(fromPath) > 4 && seconds(fromPath) < 12, `${seconds(fromPath)} s`);
     });

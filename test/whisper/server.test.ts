@@ -239,16 +239,23 @@ describe("model server", { skip: noModel || noTestdata }, () => {
     createReadStream(longClip).pipe(req);
     await until(
       "the long clip to start",
-      async () => ((await progress(server.port))["gone-1"]?.processedSeconds ?? 0) > 0,
+      async () => ((await progress(server.port))["gone-1"]?.totalSeconds ?? 0) > 60,
       30_000,
     );
+    await new Promise((r) => setTimeout(r, 1000)); // well into whisper's first window
     const t0 = performance.now();
     req.destroy();
     await until("the invocation to end", async () => !("gone-1" in (await progress(server.port))), 2000);
-    // The next request runs on the freed slot.
+    const goneMs = Math.round(performance.now() - t0);
+    // The next request gets the freed slot at once: no time queued behind the aborted run.
+    const t1 = performance.now();
     const r = await invoke(server.port, testdata("jfk.wav"));
     assert.equal(r.status, 200);
-    console.log(`# abort: gone from progress after ${Math.round(performance.now() - t0)} ms`);
+    const queuedMs = performance.now() - t1 - Number(r.headers["x-kikitori-model-time-ms"]);
+    assert.ok(queuedMs < 2000, `waited ${queuedMs} ms for a slot`);
+    console.log(
+      `# abort: gone from progress after ${goneMs} ms; next request queued ${Math.round(queuedMs)} ms`,
+    );
   });
 });
 

@@ -1,0 +1,67 @@
+/** The engine against the real tiny.en model (skipped without it): abort, queueing, option checks. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { after, before, describe, it } from "node:test";
+import { InvalidOptionError, WhisperEngine } from "../../src/whisper/engine.js";
+import { modelPath, noModel, noTestdata, normalize, sox, tempDir, testdata } from "./helpers.js";
+
+describe("WhisperEngine", { skip: noModel || noTestdata }, () => {
+  let engine: WhisperEngine;
+  let longClip: string;
+
+  before(async () => {
+    engine = await WhisperEngine.load(modelPath, { slots: 1 });
+    longClip = join(await tempDir(), "long.wav");
+    sox(Array(6).fill(testdata("jfk.wav")).concat(longClip));
+  });
+  after(() => engine?.close());
+
+  it("rejects within 2 s of an abort and frees its slot for the next call", async () => {
+    const ac = new AbortController();
+    let abortedAt = 0;
+    const work = engine.transcribe(
+      longClip,
+      {},
+      {
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (p.processedSeconds > 0 && !ac.signal.aborted) {
+            abortedAt = performance.now();
+            ac.abort(new Error("cancelled by test"));
+          }
+        },
+      },
+    );
+    await assert.rejects(work, /cancelled by test/);
+    assert.ok(performance.now() - abortedAt < 2000, `took ${performance.now() - abortedAt} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(engine.running, 0);
+    // The killed worker is restarted for the next call.
+    const t = await engine.transcribe(testdata("librispeech_1089-134686-0001.wav"), { language: "en" });
+    assert.match(normalize(t.text), /belly/);
+  });
+
+  it("queues calls beyond its slots and runs them in order", async () => {
+    const order: string[] = [];
+    const a = engine.transcribe(testdata("librispeech_1089-134686-0001.wav")).then(() => order.push("a"));
+    const b = engine.transcribe(testdata("librispeech_1272-141231-0000.flac")).then(() => order.push("b"));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(engine.running, 1);
+    assert.equal(engine.queued, 1);
+    await Promise.all([a, b]);
+    assert.deepEqual(order, ["a", "b"]);
+  });
+
+  it("refuses options the model cannot honour, naming the field", async () => {
+    await assert.rejects(
+      engine.transcribe(testdata("jfk.wav"), { language: "ja" }),
+      (e: unknown) =>
+        e instanceof InvalidOptionError && e.field === "language" && /English-only/.test(e.message),
+    );
+    await assert.rejects(
+      engine.transcribe(testdata("jfk.wav"), { language: "xx" }),
+      (e: unknown) => e instanceof InvalidOptionError && e.field === "language",
+    );
+  });
+});
