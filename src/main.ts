@@ -9,12 +9,18 @@ import { ModelDataCache } from "./instances/model-data.js";
 import { buildApp } from "./api/server.js";
 import { SqliteScalingStore } from "./queue/sqlite/scaling-store.js";
 import { autoscalingService } from "./api/aws/autoscaling.js";
+import { Autoscaler } from "./autoscale/autoscaler.js";
+import { registerScalingRoutes } from "./autoscale/routes.js";
+import { Metrics } from "./metrics/metrics.js";
+import { registerMetricsRoutes } from "./metrics/routes.js";
 
 export interface Kikitori {
   url: string;
   config: Readonly<Config>;
   service: Service;
   manager: InstanceManager;
+  autoscaler: Autoscaler;
+  metrics: Metrics;
   app: FastifyInstance;
   close(): Promise<void>;
 }
@@ -54,7 +60,13 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       services: { "application-autoscaling": autoscalingService(scaling) },
     },
   });
+  const metrics = new Metrics(service, manager, { log });
+  const autoscaler = new Autoscaler(service, scaling, manager, metrics, { log });
+  registerMetricsRoutes(app, metrics);
+  registerScalingRoutes(app, autoscaler);
   await manager.start();
+  metrics.start();
+  autoscaler.start();
   await app.listen({ host: config.host, port: config.port });
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
@@ -65,10 +77,14 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
     config,
     service,
     manager,
+    autoscaler,
+    metrics,
     app,
     close: () =>
       (closing ??= (async () => {
         await app.close();
+        await autoscaler.stop();
+        metrics.stop();
         await manager.stop();
         await state.close();
       })()),

@@ -394,7 +394,13 @@ export class Autoscaler {
   }
 
   async describeScalingActivities(
-    input: { ServiceNamespace: string; ResourceId?: string; ScalableDimension?: string } & Page,
+    input: {
+      ServiceNamespace: string;
+      ResourceId?: string;
+      ScalableDimension?: string;
+      /** kikitori extension: the activities of every variant of this endpoint. */
+      EndpointName?: string;
+    } & Page,
   ): Promise<{ ScalingActivities: ScalingActivity[]; NextToken?: string }> {
     checkNamespace(input.ServiceNamespace);
     checkDimension(input.ScalableDimension, false);
@@ -407,6 +413,9 @@ export class Autoscaler {
     }
     const { activities, lastSeq } = await this.store.listActivities({
       resourceId: input.ResourceId,
+      ...(input.EndpointName !== undefined
+        ? { resourcePrefix: `endpoint/${input.EndpointName}/variant/` }
+        : {}),
       limit,
       beforeSeq,
     });

@@ -182,6 +182,8 @@ export interface ScalingStore {
   /** Newest first; `beforeSeq` continues a listing. */
   listActivities(filter: {
     resourceId?: string;
+    /** Only resources whose id starts with this. */
+    resourcePrefix?: string;
     limit: number;
     beforeSeq?: number;
   }): Promise<{ activities: ScalingActivity[]; lastSeq?: number }>;

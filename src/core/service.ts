@@ -62,6 +62,19 @@ export interface ServiceEvents {
   "invocation:cancel": [Invocation];
   "invocation:finished": [Invocation];
   "endpoint:changed": [Endpoint];
+  /** A runner's timing points of one successful attempt (for the metrics box). */
+  "invocation:timing": [InvocationTiming];
+}
+
+export interface InvocationTiming {
+  invocation: Invocation;
+  variant: string;
+  /** Reading the input from the object store (it streams into the model server). */
+  downloadMs: number;
+  /** From the end of the input to the model server's response. */
+  modelMs: number;
+  /** Storing the response at the output location. */
+  uploadMs: number;
 }
 
 /**

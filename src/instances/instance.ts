@@ -24,6 +24,8 @@ export interface InstanceOptions {
   startupHealthTimeoutMs: number;
   /** After SIGTERM, how long before SIGKILL. */
   shutdownGraceMs: number;
+  /** While InService, GET /ping this often; 3 failures in a row take the instance out (it is replaced). @defaultValue 5000 */
+  healthCheckIntervalMs?: number;
   log: (msg: string) => void;
 }
 
@@ -54,6 +56,8 @@ export class Instance {
   private exited?: Promise<void>;
   /** Set when a request to the model server failed at the connection: take no work until a ping passes. */
   private suspect = false;
+  private healthTimer?: NodeJS.Timeout;
+  private healthFailures = 0;
   /** Called when the instance leaves service on its own (crash, failed health check). */
   onExit?: (instance: Instance) => void;
 
@@ -87,7 +91,13 @@ export class Instance {
   private async setState(state: InstanceState, reason?: string): Promise<void> {
     this.state = state;
     if (reason !== undefined) this.reason = reason;
-    if (state === "InService") this.inServiceAt = Date.now();
+    if (state === "InService") {
+      this.inServiceAt = Date.now();
+      this.healthTimer = setInterval(() => void this.healthCheck(), this.o.healthCheckIntervalMs ?? 5000);
+    } else if (this.healthTimer) {
+      clearInterval(this.healthTimer);
+      this.healthTimer = undefined;
+    }
     this.o.log(
       `instance ${this.id} (${this.o.endpoint}/${this.o.variant}) ${state}${reason ? `: ${reason}` : ""}`,
     );
@@ -147,6 +157,23 @@ export class Instance {
     // Crashed while in service: hand its work back at once rather than waiting for the leases to lapse.
     await this.setState("Failed", `model server ${info}`);
     for (const job of this.jobs.values()) job.controller.abort();
+    this.onExit?.(this);
+  }
+
+  /** The periodic health check: a model server that stops answering /ping is failed and replaced. */
+  private async healthCheck(): Promise<void> {
+    if (this.state !== "InService") return;
+    const status = await ping(this.o.port, 2000);
+    if (this.state !== "InService") return;
+    this.healthFailures = status === 200 ? 0 : this.healthFailures + 1;
+    if (this.healthFailures < 3) return;
+    await this.setState(
+      "Failed",
+      `model server failed 3 health checks in a row (GET /ping answered ${status || "nothing"})`,
+    );
+    // Its work goes back to the queue (settleError requeues aborted jobs that have attempts left).
+    for (const job of this.jobs.values()) job.controller.abort();
+    await this.kill();
     this.onExit?.(this);
   }
 
@@ -228,9 +255,12 @@ export class Instance {
     const { inv } = job;
     const { bucket, key } = s3Location("InputLocation", inv.inputLocation);
     let input: { body: Readable; size: number };
+    const t0 = performance.now();
+    let inputDone = t0;
     try {
       const got = await this.service.objects.getObject(bucket, key);
       input = { body: got.body, size: got.info.size };
+      got.body.once("end", () => (inputDone = performance.now()));
     } catch (e) {
       await this.service.fail(
         inv,
@@ -248,14 +278,24 @@ export class Instance {
     const res = await postInvocation(this.o.port, input, inv, job.controller.signal);
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) {
+      const responded = performance.now();
       const modelTime = Number(res.headers["x-kikitori-model-time-ms"]);
-      await this.service.succeed(
+      const done = await this.service.succeed(
         inv,
         this.id,
         res,
         String(res.headers["content-type"] ?? "application/octet-stream"),
         Number.isFinite(modelTime) ? modelTime : undefined,
       );
+      if (done) {
+        this.service.emit("invocation:timing", {
+          invocation: inv,
+          variant: this.o.variant,
+          downloadMs: inputDone - t0,
+          modelMs: responded - inputDone,
+          uploadMs: performance.now() - responded,
+        });
+      }
       return;
     }
     const text = (await readCapped(res, 64 * 1024)).trim();

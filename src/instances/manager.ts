@@ -108,8 +108,12 @@ export class InstanceManager {
 
   /** Sets the wanted instance count of a variant (used by the autoscaler). */
   setDesired(endpoint: string, variant: string, desired: number): void {
-    const v = this.variants.get(key(endpoint, variant));
+    const k = key(endpoint, variant);
+    const v = this.variants.get(k);
     if (v) v.desired = desired;
+    // Not reconciled yet (a new endpoint): the autoscaler's count replaces InitialInstanceCount.
+    else
+      this.variants.set(k, { instances: [], desired, consecutiveFailures: 0, nextStartAt: 0, starting: 0 });
     this.schedule();
   }
 

@@ -79,6 +79,7 @@ export class SqliteScalingStore implements ScalingStore {
 
   async listActivities(filter: {
     resourceId?: string;
+    resourcePrefix?: string;
     limit: number;
     beforeSeq?: number;
   }): Promise<{ activities: ScalingActivity[]; lastSeq?: number }> {
@@ -87,6 +88,10 @@ export class SqliteScalingStore implements ScalingStore {
     if (filter.resourceId) {
       where.push("resource_id = ?");
       args.push(filter.resourceId);
+    }
+    if (filter.resourcePrefix !== undefined) {
+      where.push("substr(resource_id, 1, length(?)) = ?");
+      args.push(filter.resourcePrefix, filter.resourcePrefix);
     }
     if (filter.beforeSeq !== undefined) {
       where.push("seq < ?");
