@@ -7,6 +7,9 @@ import { FsObjectStore } from "./storage/index.js";
 import { InstanceManager } from "./instances/manager.js";
 import { ModelDataCache } from "./instances/model-data.js";
 import { buildApp } from "./api/server.js";
+import { checkWebhook, createNotifier } from "./notify/index.js";
+import { snsService } from "./api/aws/sns.js";
+import { registerEvents } from "./api/rest/events.js";
 import { SqliteScalingStore } from "./queue/sqlite/scaling-store.js";
 import { autoscalingService } from "./api/aws/autoscaling.js";
 import { Autoscaler } from "./autoscale/autoscaler.js";
@@ -34,7 +37,9 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
     maxInputBytes: config.maxInputBytes,
     maxAttempts: config.maxAttempts,
     defaultBucket: "kikitori",
+    checkWebhook: (w) => checkWebhook(w, config.notify.egress),
   });
+  const notifier = createNotifier(service, state.db, config.notify, log);
   await objects.createBucket("kikitori").catch(() => {});
   const manager = new InstanceManager(
     service,
@@ -57,13 +62,17 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       manager,
       store: objects,
       auth: config.auth,
-      services: { "application-autoscaling": autoscalingService(scaling) },
+      services: {
+        "application-autoscaling": autoscalingService(scaling),
+        sns: snsService(notifier.topics, config.notify.accountId),
+      },
     },
   });
   const metrics = new Metrics(service, manager, { log });
   const autoscaler = new Autoscaler(service, scaling, manager, metrics, { log });
   registerMetricsRoutes(app, metrics);
   registerScalingRoutes(app, autoscaler);
+  await registerEvents(app, service, notifier);
   await manager.start();
   metrics.start();
   autoscaler.start();
@@ -71,6 +80,7 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  notifier.start(`http://${host}:${port}`);
   let closing: Promise<void> | undefined;
   return {
     url: `http://${host}:${port}`,
@@ -86,6 +96,7 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
         await autoscaler.stop();
         metrics.stop();
         await manager.stop();
+        await notifier.stop();
         await state.close();
       })()),
   };

@@ -67,7 +67,10 @@ describe("@aws-sdk v3: the SageMaker async flow against kikitori (SigV4)", () =>
       new CreateModelCommand({
         ModelName: name,
         ExecutionRoleArn: "arn:aws:iam::000000000000:role/kikitori-execution-role",
-        PrimaryContainer: { Image: `local:${srv.noopModelServer}`, ModelDataUrl: `s3://${bucket}/m/model.tar.gz` },
+        PrimaryContainer: {
+          Image: `local:${srv.noopModelServer}`,
+          ModelDataUrl: `s3://${bucket}/m/model.tar.gz`,
+        },
       }),
     );
     await sm.send(
@@ -88,10 +91,17 @@ describe("@aws-sdk v3: the SageMaker async flow against kikitori (SigV4)", () =>
     assert.equal(waited.state, "SUCCESS");
     const desc = await sm.send(new DescribeEndpointCommand({ EndpointName: name }));
     assert.equal(desc.EndpointStatus, "InService");
-    assert.ok(desc.CreationTime instanceof Date && Math.abs(desc.CreationTime.getTime() - Date.now()) < 120_000);
+    assert.ok(
+      desc.CreationTime instanceof Date && Math.abs(desc.CreationTime.getTime() - Date.now()) < 120_000,
+    );
     assert.equal(desc.ProductionVariants?.[0]?.CurrentInstanceCount, 1);
-    const listed = await sm.send(new ListEndpointsCommand({ NameContains: "sdk", StatusEquals: "InService" }));
-    assert.deepEqual(listed.Endpoints?.map((e) => e.EndpointName), [name]);
+    const listed = await sm.send(
+      new ListEndpointsCommand({ NameContains: "sdk", StatusEquals: "InService" }),
+    );
+    assert.deepEqual(
+      listed.Endpoints?.map((e) => e.EndpointName),
+      [name],
+    );
 
     const resourceId = `endpoint/${name}/variant/AllTraffic`;
     const dim = "sagemaker:variant:DesiredInstanceCount";
@@ -113,11 +123,38 @@ describe("@aws-sdk v3: the SageMaker async flow against kikitori (SigV4)", () =>
         PolicyType: "TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration: {
           TargetValue: 2,
-          PredefinedMetricSpecification: { PredefinedMetricType: "ApproximateBacklogSizePerInstance" },
+          CustomizedMetricSpecification: {
+            MetricName: "ApproximateBacklogSizePerInstance",
+            Namespace: "AWS/SageMaker",
+            Dimensions: [{ Name: "EndpointName", Value: name }],
+            Statistic: "Average",
+          },
         },
       }),
     );
-    assert.match(put.PolicyARN ?? "", /^arn:aws:autoscaling:us-east-1:000000000000:scalingPolicy:.*policyName\/backlog$/);
+    // A metric with no meaning for a queue-fed endpoint is refused by name.
+    await assert.rejects(
+      aas.send(
+        new PutScalingPolicyCommand({
+          PolicyName: "invocations",
+          ServiceNamespace: "sagemaker",
+          ResourceId: resourceId,
+          ScalableDimension: dim,
+          PolicyType: "TargetTrackingScaling",
+          TargetTrackingScalingPolicyConfiguration: {
+            TargetValue: 2,
+            PredefinedMetricSpecification: { PredefinedMetricType: "SageMakerVariantInvocationsPerInstance" },
+          },
+        }),
+      ),
+      (e: Error) =>
+        e.name === "ValidationException" &&
+        /SageMakerVariantInvocationsPerInstance is not supported/.test(e.message),
+    );
+    assert.match(
+      put.PolicyARN ?? "",
+      /^arn:aws:autoscaling:us-east-1:000000000000:scalingPolicy:.*policyName\/backlog$/,
+    );
     const pols = await aas.send(new DescribeScalingPoliciesCommand({ ServiceNamespace: "sagemaker" }));
     assert.equal(pols.ScalingPolicies?.[0]?.TargetTrackingScalingPolicyConfiguration?.TargetValue, 2);
     const acts = await aas.send(new DescribeScalingActivitiesCommand({ ServiceNamespace: "sagemaker" }));
@@ -152,7 +189,11 @@ describe("@aws-sdk v3: the SageMaker async flow against kikitori (SigV4)", () =>
 
     // Synchronous invocation goes straight to the InService instance's model server.
     const sync = await smr.send(
-      new InvokeEndpointCommand({ EndpointName: name, Body: Buffer.from("hello"), ContentType: "text/plain" }),
+      new InvokeEndpointCommand({
+        EndpointName: name,
+        Body: Buffer.from("hello"),
+        ContentType: "text/plain",
+      }),
     );
     assert.equal(sync.InvokedProductionVariant, "AllTraffic");
     assert.equal(sync.ContentType, "application/json");

@@ -26,7 +26,11 @@ export function iamService(roles: readonly string[]): QueryService {
               JSON.stringify({
                 Version: "2012-10-17",
                 Statement: [
-                  { Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" },
+                  {
+                    Effect: "Allow",
+                    Principal: { Service: "sagemaker.amazonaws.com" },
+                    Action: "sts:AssumeRole",
+                  },
                 ],
               }),
             ),

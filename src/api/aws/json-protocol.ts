@@ -43,7 +43,11 @@ export function parseJsonBody(body: Buffer): Record<string, unknown> {
   try {
     value = JSON.parse(body.toString("utf8"));
   } catch (e) {
-    throw new AwsApiError("SerializationException", 400, `request body is not valid JSON: ${(e as Error).message}`);
+    throw new AwsApiError(
+      "SerializationException",
+      400,
+      `request body is not valid JSON: ${(e as Error).message}`,
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new AwsApiError("SerializationException", 400, "request body must be a JSON object");
@@ -66,7 +70,11 @@ export function toAwsError(
     return { code: names[e.code] ?? ERRORS[e.code].aws, status: e.status, message: e.message };
   }
   if (e instanceof StoreError) {
-    return { code: e.status < 500 ? "ValidationException" : "InternalFailure", status: e.status, message: e.message };
+    return {
+      code: e.status < 500 ? "ValidationException" : "InternalFailure",
+      status: e.status,
+      message: e.message,
+    };
   }
   return { code: "InternalFailure", status: 500, message: (e as Error)?.message ?? String(e) };
 }
@@ -135,7 +143,8 @@ export function optionalString(input: JsonInput, field: string, prefix = ""): st
 export function optionalInt(input: JsonInput, field: string, prefix = ""): number | undefined {
   const v = input[field];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isInteger(v)) throw awsValidation(`${prefix}${field} must be an integer`);
+  if (typeof v !== "number" || !Number.isInteger(v))
+    throw awsValidation(`${prefix}${field} must be an integer`);
   return v;
 }
 
@@ -161,9 +170,11 @@ export function page<T>(items: T[], input: JsonInput, maxDefault = 10): { items:
   let start = 0;
   if (token !== undefined) {
     start = Number(Buffer.from(token, "base64url").toString("utf8"));
-    if (!Number.isInteger(start) || start < 0) throw awsValidation("NextToken is not a token this API issued");
+    if (!Number.isInteger(start) || start < 0)
+      throw awsValidation("NextToken is not a token this API issued");
   }
   const slice = items.slice(start, start + max);
-  const next = start + max < items.length ? Buffer.from(String(start + max)).toString("base64url") : undefined;
+  const next =
+    start + max < items.length ? Buffer.from(String(start + max)).toString("base64url") : undefined;
   return { items: slice, nextToken: next };
 }

@@ -4,7 +4,11 @@ import { XMLBuilder } from "fast-xml-parser";
 
 /** awsQuery (STS, IAM, SNS): form-encoded requests, XML replies. */
 
-const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: "@_", suppressEmptyNode: false });
+const builder = new XMLBuilder({
+  ignoreAttributes: false,
+  attributeNamePrefix: "@_",
+  suppressEmptyNode: false,
+});
 
 /** Form body (`Action=...&Version=...`) → its parameters. */
 export function parseForm(body: Buffer): URLSearchParams {

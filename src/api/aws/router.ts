@@ -83,7 +83,9 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
       const target = headerValue(request.headers, "x-amz-target");
       const scopeOf = credentialScope(request);
       if (target !== undefined) return handleJson(request, reply, target, scopeOf?.region);
-      const form = /^application\/x-www-form-urlencoded/i.test(headerValue(request.headers, "content-type") ?? "");
+      const form = /^application\/x-www-form-urlencoded/i.test(
+        headerValue(request.headers, "content-type") ?? "",
+      );
       if (scopeOf && scopeOf.service !== "s3") {
         return handleQuery(request, reply, scopeOf.service, scopeOf.region);
       }
@@ -112,7 +114,12 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
   });
 
   function verify(request: FastifyRequest, body: Buffer): Promise<AwsIdentity> {
-    return auth.verify({ method: request.method, rawUrl: request.raw.url ?? "/", headers: request.headers, body });
+    return auth.verify({
+      method: request.method,
+      rawUrl: request.raw.url ?? "/",
+      headers: request.headers,
+      body,
+    });
   }
 
   async function handleJson(
@@ -126,11 +133,20 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
     try {
       const body = await readBody(request, MAX_CONTROL_BODY_BYTES);
       const identity = await verify(request, body);
-      if (!svc || dot < 0) throw new AwsApiError("UnknownOperationException", 400, `X-Amz-Target ${target} is not a service kikitori serves`);
+      if (!svc || dot < 0)
+        throw new AwsApiError(
+          "UnknownOperationException",
+          400,
+          `X-Amz-Target ${target} is not a service kikitori serves`,
+        );
       const op = target.slice(dot + 1);
       const handler = Object.hasOwn(svc.ops, op) ? svc.ops[op] : undefined;
       if (!handler) {
-        throw new AwsApiError("UnknownOperationException", 400, `Operation ${op} is not supported by kikitori (${svc.targetPrefix})`);
+        throw new AwsApiError(
+          "UnknownOperationException",
+          400,
+          `Operation ${op} is not supported by kikitori (${svc.targetPrefix})`,
+        );
       }
       const result = await handler(parseJsonBody(body), context(identity, scopeRegion));
       return sendJson(reply, result);
@@ -152,20 +168,29 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
       const identity = await verify(request, body);
       const params = parseForm(body);
       const action = params.get("Action");
-      if (!action) throw new AwsApiError("MissingAction", 400, "awsQuery request without an Action parameter");
+      if (!action)
+        throw new AwsApiError("MissingAction", 400, "awsQuery request without an Action parameter");
       const name = serviceName ?? QUERY_ACTION_SERVICE[action];
       const svc = name ? services[name] : undefined;
       if (!svc || svc.protocol !== "query") {
-        throw new AwsApiError("NotImplemented", 501, `${name ?? "this service"}: ${action} is not supported by kikitori`);
+        throw new AwsApiError(
+          "NotImplemented",
+          501,
+          `${name ?? "this service"}: ${action} is not supported by kikitori`,
+        );
       }
       const handler = Object.hasOwn(svc.actions, action) ? svc.actions[action] : undefined;
-      if (!handler) throw new AwsApiError("InvalidAction", 400, `${action} is not supported by kikitori (${name})`);
+      if (!handler)
+        throw new AwsApiError("InvalidAction", 400, `${action} is not supported by kikitori (${name})`);
       const result = await handler(params, context(identity, scopeRegion));
       return sendQueryResult(reply, action, svc.namespace, result);
     } catch (e) {
       const err = toAwsError(e);
       if (err.status >= 500) request.log.error(e);
-      return sendQueryError(reply, { ...err, code: err.code === "ValidationException" ? "ValidationError" : err.code });
+      return sendQueryError(reply, {
+        ...err,
+        code: err.code === "ValidationException" ? "ValidationError" : err.code,
+      });
     }
   }
 }

@@ -53,11 +53,16 @@ export async function invokeAsync(
   for (const name of Object.keys(request.headers)) {
     if (name.startsWith("x-amzn-sagemaker-") && !ASYNC_HEADERS.has(name)) {
       // Filename would rename the result object; kikitori always writes <InferenceId>.out.
-      throw new AwsApiError("ValidationError", 400, `InvokeEndpointAsync: header ${name} is not supported by kikitori`);
+      throw new AwsApiError(
+        "ValidationError",
+        400,
+        `InvokeEndpointAsync: header ${name} is not supported by kikitori`,
+      );
     }
   }
   const inputLocation = h("InputLocation");
-  if (!inputLocation) throw new AwsApiError("ValidationError", 400, "InvokeEndpointAsync: InputLocation is required");
+  if (!inputLocation)
+    throw new AwsApiError("ValidationError", 400, "InvokeEndpointAsync: InputLocation is required");
   const inv = await notFoundAsValidation(endpoint, ctx, () =>
     ctx.service.invokeAsync({
       endpoint,
@@ -85,7 +90,11 @@ async function notFoundAsValidation<T>(endpoint: string, ctx: AwsContext, run: (
     return await run();
   } catch (e) {
     if (e instanceof KikitoriError && e.code === "NotFound" && e.message.startsWith("Endpoint"))
-      throw new AwsApiError("ValidationError", 400, `Endpoint ${endpoint} of account ${ctx.accountId} not found.`);
+      throw new AwsApiError(
+        "ValidationError",
+        400,
+        `Endpoint ${endpoint} of account ${ctx.accountId} not found.`,
+      );
     throw e;
   }
 }
@@ -97,9 +106,19 @@ export async function invokeSync(
   body: Buffer,
   ctx: AwsContext,
 ): Promise<FastifyReply> {
-  for (const name of ["x-amzn-sagemaker-target-model", "x-amzn-sagemaker-target-variant", "x-amzn-sagemaker-enable-explanations", "x-amzn-sagemaker-inference-component", "x-amzn-sagemaker-session-id"]) {
+  for (const name of [
+    "x-amzn-sagemaker-target-model",
+    "x-amzn-sagemaker-target-variant",
+    "x-amzn-sagemaker-enable-explanations",
+    "x-amzn-sagemaker-inference-component",
+    "x-amzn-sagemaker-session-id",
+  ]) {
     if (request.headers[name] !== undefined)
-      throw new AwsApiError("ValidationError", 400, `InvokeEndpoint: header ${name} is not supported by kikitori`);
+      throw new AwsApiError(
+        "ValidationError",
+        400,
+        `InvokeEndpoint: header ${name} is not supported by kikitori`,
+      );
   }
   const e = await notFoundAsValidation(endpoint, ctx, () => ctx.service.getEndpoint(endpoint));
   const ready = ctx.manager
@@ -125,12 +144,27 @@ export async function invokeSync(
   }
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
     const req = httpRequest(
-      { host: "127.0.0.1", port: ready.record.port, method: "POST", path: "/invocations", headers, timeout: SYNC_TIMEOUT_MS },
+      {
+        host: "127.0.0.1",
+        port: ready.record.port,
+        method: "POST",
+        path: "/invocations",
+        headers,
+        timeout: SYNC_TIMEOUT_MS,
+      },
       resolve,
     );
-    req.on("timeout", () => req.destroy(new KikitoriError("ModelError", `model server took longer than ${SYNC_TIMEOUT_MS / 1000} s`)));
+    req.on("timeout", () =>
+      req.destroy(
+        new KikitoriError("ModelError", `model server took longer than ${SYNC_TIMEOUT_MS / 1000} s`),
+      ),
+    );
     req.on("error", (err) =>
-      reject(err instanceof KikitoriError ? err : new KikitoriError("ModelServerUnavailable", `model server: ${err.message}`)),
+      reject(
+        err instanceof KikitoriError
+          ? err
+          : new KikitoriError("ModelServerUnavailable", `model server: ${err.message}`),
+      ),
     );
     req.end(body);
   });

@@ -1,6 +1,12 @@
 import { KikitoriError } from "../../errors.js";
 import { resolveImage } from "../../instances/images.js";
-import type { AsyncInferenceConfig, Endpoint, EndpointConfig, EndpointStatus, Model } from "../../core/types.js";
+import type {
+  AsyncInferenceConfig,
+  Endpoint,
+  EndpointConfig,
+  EndpointStatus,
+  Model,
+} from "../../core/types.js";
 import type { AwsContext, JsonService } from "./context.js";
 import {
   awsValidation,
@@ -29,7 +35,8 @@ async function found<T>(what: string, name: string, get: () => Promise<T>): Prom
   try {
     return await get();
   } catch (e) {
-    if (e instanceof KikitoriError && e.code === "NotFound") throw awsValidation(`Could not find ${what} "${name}".`);
+    if (e instanceof KikitoriError && e.code === "NotFound")
+      throw awsValidation(`Could not find ${what} "${name}".`);
     throw e;
   }
 }
@@ -48,7 +55,8 @@ const CONTAINER_MEMBERS = ["Image", "ModelDataUrl", "Environment", "ContainerHos
 function container(op: string, c: JsonInput, prefix: string) {
   checkMembers(op, prefix, c, CONTAINER_MEMBERS);
   const mode = optionalString(c, "Mode", prefix);
-  if (mode !== undefined && mode !== "SingleModel") throw awsValidation(`${op}: ${prefix}Mode ${mode} is not supported by kikitori`);
+  if (mode !== undefined && mode !== "SingleModel")
+    throw awsValidation(`${op}: ${prefix}Mode ${mode} is not supported by kikitori`);
   const environment = optionalObject(c, "Environment", prefix) as Record<string, string> | undefined;
   return {
     image: requiredString(c, "Image", prefix),
@@ -58,21 +66,31 @@ function container(op: string, c: JsonInput, prefix: string) {
 }
 
 async function createModel(input: JsonInput, ctx: AwsContext) {
-  checkMembers("CreateModel", "", input, ["ModelName", "PrimaryContainer", "Containers", "ExecutionRoleArn"], [
-    "Tags",
-    "EnableNetworkIsolation",
-  ]);
+  checkMembers(
+    "CreateModel",
+    "",
+    input,
+    ["ModelName", "PrimaryContainer", "Containers", "ExecutionRoleArn"],
+    ["Tags", "EnableNetworkIsolation"],
+  );
   const name = requiredString(input, "ModelName");
   const primary = optionalObject(input, "PrimaryContainer");
   const containers = optionalArray(input, "Containers");
-  if (primary && containers) throw awsValidation("CreateModel: give PrimaryContainer or Containers, not both");
+  if (primary && containers)
+    throw awsValidation("CreateModel: give PrimaryContainer or Containers, not both");
   if (containers && containers.length !== 1)
-    throw awsValidation("CreateModel: Containers with more than one container (inference pipelines) is not supported by kikitori");
+    throw awsValidation(
+      "CreateModel: Containers with more than one container (inference pipelines) is not supported by kikitori",
+    );
   const def = primary ?? (containers?.[0] as JsonInput | undefined);
   if (!def) throw awsValidation("CreateModel: PrimaryContainer is required");
   const c = container("CreateModel", def, primary ? "PrimaryContainer." : "Containers[0].");
   checkImage(c.image);
-  const model = await ctx.service.createModel({ name, ...c, executionRoleArn: optionalString(input, "ExecutionRoleArn") });
+  const model = await ctx.service.createModel({
+    name,
+    ...c,
+    executionRoleArn: optionalString(input, "ExecutionRoleArn"),
+  });
   return { ModelArn: arn(ctx, "model", model.name) };
 }
 
@@ -96,12 +114,18 @@ function describeModelOf(ctx: AwsContext, m: Model) {
 
 const LIST_MEMBERS = ["NameContains", "SortBy", "SortOrder", "MaxResults", "NextToken"];
 
-function sorted<T extends { name: string; createdAt: number }>(op: string, items: T[], input: JsonInput): T[] {
+function sorted<T extends { name: string; createdAt: number }>(
+  op: string,
+  items: T[],
+  input: JsonInput,
+): T[] {
   const nameContains = optionalString(input, "NameContains");
   const by = optionalString(input, "SortBy") ?? "CreationTime";
   const order = optionalString(input, "SortOrder") ?? "Descending";
-  if (!["Name", "CreationTime"].includes(by)) throw awsValidation(`${op}: SortBy ${by} is not supported by kikitori`);
-  if (!["Ascending", "Descending"].includes(order)) throw awsValidation(`${op}: SortOrder must be Ascending or Descending`);
+  if (!["Name", "CreationTime"].includes(by))
+    throw awsValidation(`${op}: SortBy ${by} is not supported by kikitori`);
+  if (!["Ascending", "Descending"].includes(order))
+    throw awsValidation(`${op}: SortOrder must be Ascending or Descending`);
   const out = items.filter((i) => !nameContains || i.name.toLowerCase().includes(nameContains.toLowerCase()));
   out.sort((a, b) => (by === "Name" ? a.name.localeCompare(b.name) : a.createdAt - b.createdAt));
   if (order === "Descending") out.reverse();
@@ -111,7 +135,12 @@ function sorted<T extends { name: string; createdAt: number }>(op: string, items
 // --- endpoint configs ---
 
 const VARIANT_MEMBERS = ["VariantName", "ModelName", "InitialInstanceCount", "InstanceType"];
-const VARIANT_IGNORED = ["InitialVariantWeight", "VolumeSizeInGB", "ModelDataDownloadTimeoutInSeconds", "ContainerStartupHealthCheckTimeoutInSeconds"];
+const VARIANT_IGNORED = [
+  "InitialVariantWeight",
+  "VolumeSizeInGB",
+  "ModelDataDownloadTimeoutInSeconds",
+  "ContainerStartupHealthCheckTimeoutInSeconds",
+];
 
 function asyncConfigOf(op: string, a: JsonInput): Partial<AsyncInferenceConfig> {
   checkMembers(op, "AsyncInferenceConfig.", a, ["ClientConfig", "OutputConfig"]);
@@ -122,16 +151,27 @@ function asyncConfigOf(op: string, a: JsonInput): Partial<AsyncInferenceConfig> 
   const p = "AsyncInferenceConfig.OutputConfig.";
   checkMembers(op, p, out, ["S3OutputPath", "S3FailurePath", "NotificationConfig"]);
   const n = optionalObject(out, "NotificationConfig", p);
-  if (n) checkMembers(op, `${p}NotificationConfig.`, n, ["SuccessTopic", "ErrorTopic", "IncludeInferenceResponseIn"]);
+  if (n)
+    checkMembers(op, `${p}NotificationConfig.`, n, [
+      "SuccessTopic",
+      "ErrorTopic",
+      "IncludeInferenceResponseIn",
+    ]);
   const include = n ? optionalArray(n, "IncludeInferenceResponseIn", `${p}NotificationConfig.`) : undefined;
   for (const v of include ?? []) {
     if (v !== "SUCCESS_NOTIFICATION_TOPIC" && v !== "ERROR_NOTIFICATION_TOPIC")
-      throw awsValidation(`${op}: ${p}NotificationConfig.IncludeInferenceResponseIn: unknown value ${JSON.stringify(v)}`);
+      throw awsValidation(
+        `${op}: ${p}NotificationConfig.IncludeInferenceResponseIn: unknown value ${JSON.stringify(v)}`,
+      );
   }
   return {
     outputPath: optionalString(out, "S3OutputPath", p),
     failurePath: optionalString(out, "S3FailurePath", p),
-    maxConcurrentInvocationsPerInstance: optionalInt(client, "MaxConcurrentInvocationsPerInstance", "AsyncInferenceConfig.ClientConfig."),
+    maxConcurrentInvocationsPerInstance: optionalInt(
+      client,
+      "MaxConcurrentInvocationsPerInstance",
+      "AsyncInferenceConfig.ClientConfig.",
+    ),
     notification: n
       ? {
           successTopic: optionalString(n, "SuccessTopic"),
@@ -154,7 +194,9 @@ function asyncConfigView(a: AsyncInferenceConfig) {
             NotificationConfig: {
               ...(n.successTopic ? { SuccessTopic: n.successTopic } : {}),
               ...(n.errorTopic ? { ErrorTopic: n.errorTopic } : {}),
-              ...(n.includeInferenceResponseIn ? { IncludeInferenceResponseIn: n.includeInferenceResponseIn } : {}),
+              ...(n.includeInferenceResponseIn
+                ? { IncludeInferenceResponseIn: n.includeInferenceResponseIn }
+                : {}),
             },
           }
         : {}),
@@ -170,7 +212,8 @@ async function createEndpointConfig(input: JsonInput, ctx: AwsContext) {
   if (!variants) throw awsValidation(`${op}: ProductionVariants is required`);
   const parsed = variants.map((v, i) => {
     const p = `ProductionVariants[${i}].`;
-    if (typeof v !== "object" || v === null) throw awsValidation(`${op}: ${p.slice(0, -1)} must be an object`);
+    if (typeof v !== "object" || v === null)
+      throw awsValidation(`${op}: ${p.slice(0, -1)} must be an object`);
     const vi = v as JsonInput;
     checkMembers(op, p, vi, VARIANT_MEMBERS, VARIANT_IGNORED);
     return {
@@ -207,11 +250,22 @@ function describeConfigOf(ctx: AwsContext, c: EndpointConfig) {
 
 // --- endpoints ---
 
-const STATUSES: EndpointStatus[] = ["Creating", "InService", "Updating", "SystemUpdating", "RollingBack", "OutOfService", "Deleting", "Failed"];
+const STATUSES: EndpointStatus[] = [
+  "Creating",
+  "InService",
+  "Updating",
+  "SystemUpdating",
+  "RollingBack",
+  "OutOfService",
+  "Deleting",
+  "Failed",
+];
 
 /** Every model of the config must be runnable before an endpoint is created from it. */
 async function checkConfigImages(ctx: AwsContext, configName: string): Promise<void> {
-  const config = await found("endpoint configuration", configName, () => ctx.service.getEndpointConfig(configName));
+  const config = await found("endpoint configuration", configName, () =>
+    ctx.service.getEndpointConfig(configName),
+  );
   for (const v of config.variants) checkImage((await ctx.service.getModel(v.modelName)).image);
 }
 
@@ -283,7 +337,10 @@ async function listEndpoints(input: JsonInput, ctx: AwsContext) {
     (e) => !status || e.status === status,
   );
   const { items, nextToken } = page(all, input);
-  return { Endpoints: items.map((e) => endpointSummary(ctx, e)), ...(nextToken ? { NextToken: nextToken } : {}) };
+  return {
+    Endpoints: items.map((e) => endpointSummary(ctx, e)),
+    ...(nextToken ? { NextToken: nextToken } : {}),
+  };
 }
 
 function nameOnly(op: string, field: string) {
@@ -299,7 +356,12 @@ export function sagemakerService(): JsonService {
     protocol: "json",
     targetPrefix: "SageMaker",
     // SageMaker's control plane has no ResourceNotFound for these resources: it answers ValidationException.
-    errorNames: { NotFound: "ValidationException", AlreadyExists: "ValidationException", Conflict: "ValidationException", ValidationError: "ValidationException" },
+    errorNames: {
+      NotFound: "ValidationException",
+      AlreadyExists: "ValidationException",
+      Conflict: "ValidationException",
+      ValidationError: "ValidationException",
+    },
     ops: {
       CreateModel: createModel,
       DescribeModel: async (input, ctx) => {
@@ -313,16 +375,26 @@ export function sagemakerService(): JsonService {
       },
       ListModels: async (input, ctx) => {
         checkMembers("ListModels", "", input, LIST_MEMBERS);
-        const { items, nextToken } = page(sorted("ListModels", await ctx.service.state.listModels(), input), input);
+        const { items, nextToken } = page(
+          sorted("ListModels", await ctx.service.state.listModels(), input),
+          input,
+        );
         return {
-          Models: items.map((m) => ({ ModelName: m.name, ModelArn: arn(ctx, "model", m.name), CreationTime: epochSeconds(m.createdAt) })),
+          Models: items.map((m) => ({
+            ModelName: m.name,
+            ModelArn: arn(ctx, "model", m.name),
+            CreationTime: epochSeconds(m.createdAt),
+          })),
           ...(nextToken ? { NextToken: nextToken } : {}),
         };
       },
       CreateEndpointConfig: createEndpointConfig,
       DescribeEndpointConfig: async (input, ctx) => {
         const name = nameOnly("DescribeEndpointConfig", "EndpointConfigName")(input);
-        return describeConfigOf(ctx, await found("endpoint configuration", name, () => ctx.service.getEndpointConfig(name)));
+        return describeConfigOf(
+          ctx,
+          await found("endpoint configuration", name, () => ctx.service.getEndpointConfig(name)),
+        );
       },
       DeleteEndpointConfig: async (input, ctx) => {
         const name = nameOnly("DeleteEndpointConfig", "EndpointConfigName")(input);
