@@ -1,5 +1,6 @@
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { loadNotifyOptions, type NotifyOptions } from "./notify/options.js";
 
 /** Every option of the service, with its default in one place (`loadConfig`). */
 export interface Config {
@@ -33,6 +34,8 @@ export interface Config {
   maxConsecutiveStartFailures: number;
   /** Print instance and request logs. @defaultValue true */
   log: boolean;
+  /** Webhooks, SNS-style topics, live events (src/notify/options.ts; `KIKITORI_WEBHOOK_*`). */
+  notify: NotifyOptions;
 }
 
 type Env = Record<string, string | undefined>;
@@ -74,6 +77,7 @@ export function loadConfig(overrides: Partial<Config> = {}, env: Env = process.e
     shutdownGraceMs: int(env.KIKITORI_SHUTDOWN_GRACE_MS, "KIKITORI_SHUTDOWN_GRACE_MS") ?? 10_000,
     maxConsecutiveStartFailures: 3,
     log: env.KIKITORI_QUIET !== "1",
+    notify: loadNotifyOptions(env),
     ...overrides,
   };
   if (config.auth.mode === "sigv4" && config.auth.credentials.length === 0) {

@@ -26,6 +26,7 @@ import type {
   InvocationError,
   Model,
   ProductionVariant,
+  WebhookTarget,
 } from "./types.js";
 
 export interface ServiceOptions {
@@ -34,6 +35,8 @@ export interface ServiceOptions {
   maxAttempts: number;
   /** Default bucket for outputs when an endpoint config names none, and for uploads through the native API. */
   defaultBucket: string;
+  /** Refuses a webhook before its invocation is accepted (egress policy, event names); set by main.ts. */
+  checkWebhook?: (webhook: WebhookTarget) => Promise<void>;
 }
 
 export const DEFAULT_SERVICE_OPTIONS: ServiceOptions = {
@@ -53,7 +56,7 @@ export interface InvokeRequest {
   invocationTimeoutSeconds?: number | string;
   /** Appended to the output (and failure) path, as SageMaker's S3OutputPathExtension. */
   outputPathExtension?: string;
-  webhook?: { url: string; events: string[] };
+  webhook?: WebhookTarget;
 }
 
 /** Typed events; runners and notifiers subscribe. */
@@ -282,6 +285,7 @@ export class Service extends EventEmitter<ServiceEvents> {
         `InputLocation: the object at ${req.inputLocation} is ${size} bytes; the limit is ${this.options.maxInputBytes}`,
       );
     }
+    if (req.webhook) await this.options.checkWebhook?.(req.webhook);
     const id = req.inferenceId ? checkInferenceId(req.inferenceId) : randomUUID();
     const ext = req.outputPathExtension ? checkPathExtension(req.outputPathExtension) : "";
     const outputPath = ext ? joinS3(config.asyncConfig.outputPath, ext) : config.asyncConfig.outputPath;

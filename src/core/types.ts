@@ -103,8 +103,15 @@ export interface Invocation {
   error?: InvocationError;
   /** Engine time of the successful attempt, for overhead metrics. */
   modelTimeMs?: number;
-  /** Where the terminal event is delivered (native API field). */
-  webhook?: { url: string; events: string[] };
+  /** Where the terminal event is delivered (native API field); see src/notify. */
+  webhook?: WebhookTarget;
+}
+
+/** A per-invocation webhook: events filter `start` | `progress` | `completed`; the transcript is opt-in. */
+export interface WebhookTarget {
+  url: string;
+  events: string[];
+  includeTranscript?: boolean;
 }
 
 export type InstanceState = "Pending" | "InService" | "Draining" | "Terminated" | "Failed";

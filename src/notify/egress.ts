@@ -127,6 +127,8 @@ export interface PostResult {
   ok: boolean;
   /** Why it did not count as delivered. */
   error?: string;
+  /** The policy refused the target: retrying will not help. */
+  refused?: boolean;
   body: string;
 }
 
@@ -145,7 +147,8 @@ export async function postChecked(
   try {
     target = await checkTarget(raw, policy);
   } catch (e) {
-    return { ok: false, error: (e as Error).message, body: "" };
+    if (e instanceof EgressRefused) return { ok: false, refused: true, error: e.message, body: "" };
+    throw e;
   }
   const { url, address, family } = target;
   const mod = url.protocol === "https:" ? https : http;

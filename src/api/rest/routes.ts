@@ -6,6 +6,7 @@ import type { Invocation } from "../../core/types.js";
 import { INVOCATION_STATES, isTerminal } from "../../core/types.js";
 import { s3Location } from "../../core/rules.js";
 import { KikitoriError } from "../../errors.js";
+import { waitForChange } from "../../notify/index.js";
 import { toCustomAttributes, type TranscriptionOptions } from "./attributes.js";
 
 const name = { type: "string", minLength: 1, maxLength: 63 } as const;
@@ -66,7 +67,7 @@ interface InvokeBody {
   requestTtlSeconds?: number;
   invocationTimeoutSeconds?: number;
   outputPathExtension?: string;
-  webhook?: { url: string; events?: string[] };
+  webhook?: { url: string; events?: string[]; includeTranscript?: boolean };
 }
 
 /** The native REST API (`/v1`): friendly JSON over the same core as the AWS front door. */
@@ -317,7 +318,15 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
             webhook: {
               type: "object",
               required: ["url"],
-              properties: { url: { type: "string" }, events: { type: "array", items: { type: "string" } } },
+              additionalProperties: false,
+              properties: {
+                url: { type: "string" },
+                events: {
+                  type: "array",
+                  items: { type: "string", enum: ["start", "progress", "completed"] },
+                },
+                includeTranscript: { type: "boolean" },
+              },
             },
           },
         },
@@ -339,7 +348,13 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
         requestTtlSeconds: b.requestTtlSeconds,
         invocationTimeoutSeconds: b.invocationTimeoutSeconds,
         outputPathExtension: b.outputPathExtension,
-        webhook: b.webhook ? { url: b.webhook.url, events: b.webhook.events ?? ["completed"] } : undefined,
+        webhook: b.webhook
+          ? {
+              url: b.webhook.url,
+              events: b.webhook.events ?? ["completed"],
+              includeTranscript: b.webhook.includeTranscript,
+            }
+          : undefined,
       });
       const view = invocationView(await service.getInvocation(inv.id));
       return reply
@@ -385,10 +400,32 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { wait?: number } }>(
     "/v1/invocations/:id",
-    { schema: { tags: ["invocations"] } },
-    async (req) => invocationView(await service.getInvocation(req.params.id)),
+    {
+      schema: {
+        tags: ["invocations"],
+        querystring: {
+          type: "object",
+          properties: {
+            wait: {
+              type: "integer",
+              minimum: 0,
+              maximum: 60,
+              description: "long poll: answer when the state changes, or after this many seconds",
+            },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const abort = new AbortController();
+      reply.raw.on("close", () => abort.abort());
+      const inv = req.query.wait
+        ? await waitForChange(service, req.params.id, req.query.wait * 1000, abort.signal)
+        : await service.getInvocation(req.params.id);
+      return invocationView(inv);
+    },
   );
 
   app.post<{ Params: { id: string } }>(

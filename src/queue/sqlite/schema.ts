@@ -1,5 +1,5 @@
-import { NOTIFY_MIGRATION } from "./migrations-notify.js";
 import { SCALING_MIGRATION } from "./migrations-scaling.js";
+import { NOTIFY_MIGRATION } from "./migrations-notify.js";
 
 /**
  * Named migrations; each runs once, in order, inside a transaction, and is recorded in `schema_migrations`.
@@ -89,6 +89,6 @@ export const MIGRATIONS: Migration[] = [
   CREATE INDEX outbox_pending ON outbox (delivered_at, id);
   `,
   },
-  NOTIFY_MIGRATION,
   SCALING_MIGRATION,
+  NOTIFY_MIGRATION,
 ];

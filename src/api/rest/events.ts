@@ -1,0 +1,123 @@
+import type { FastifyInstance } from "fastify";
+import type { Service } from "../../core/service.js";
+import { invocationEvents, sseFrame, type Notifier } from "../../notify/index.js";
+import { registerSnsLinks } from "../aws/sns.js";
+
+/** How often an idle event stream sends a comment, so proxies keep it open. */
+const KEEPALIVE_MS = 15_000;
+
+/**
+ * Live events and notification routes of the native API: the SSE stream of an invocation, its
+ * delivery attempts, per-endpoint webhook secrets, and the SNS links subscribers follow.
+ */
+export async function registerEvents(
+  app: FastifyInstance,
+  service: Service,
+  notifier: Notifier,
+): Promise<void> {
+  app.get<{ Params: { id: string } }>(
+    "/v1/invocations/:id/events",
+    {
+      schema: {
+        tags: ["invocations"],
+        summary:
+          "Server-sent events: queued (position), started, progress (audio seconds), completed; the stream ends after completed",
+      },
+    },
+    async (req, reply) => {
+      await service.getInvocation(req.params.id); // 404 before the stream starts
+      const abort = new AbortController();
+      reply.raw.on("close", () => abort.abort());
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+        connection: "keep-alive",
+        "x-accel-buffering": "no",
+      });
+      const keepalive = setInterval(() => res.write(": keepalive\n\n"), KEEPALIVE_MS);
+      let n = 0;
+      try {
+        for await (const e of invocationEvents(service, req.params.id, abort.signal))
+          res.write(sseFrame(e, ++n));
+      } catch (e) {
+        res.write(`event: error\ndata: ${JSON.stringify({ message: (e as Error).message })}\n\n`);
+      } finally {
+        clearInterval(keepalive);
+        res.end();
+      }
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/v1/invocations/:id/deliveries",
+    {
+      schema: {
+        tags: ["invocations"],
+        summary: "Webhook and SNS deliveries of this invocation, with every attempt",
+      },
+    },
+    async (req) => {
+      await service.getInvocation(req.params.id);
+      const iso = (ms?: number) => (ms === undefined ? undefined : new Date(ms).toISOString());
+      return {
+        deliveries: notifier.store.deliveriesOf(req.params.id).map((d) => ({
+          id: d.id,
+          kind: d.kind,
+          eventType: d.eventType,
+          target: d.target,
+          status: d.deliveredAt ? "Delivered" : d.failedAt ? "Failed" : "Pending",
+          attempts: d.attempts,
+          lastStatus: d.lastStatus,
+          lastError: d.lastError,
+          createdAt: iso(d.createdAt),
+          nextAttemptAt: d.deliveredAt || d.failedAt ? undefined : iso(d.nextAttemptAt),
+          giveUpAt: iso(d.giveUpAt),
+          deliveredAt: iso(d.deliveredAt),
+          failedAt: iso(d.failedAt),
+          history: d.history.map((a) => ({ ...a, at: iso(a.at) })),
+        })),
+      };
+    },
+  );
+
+  app.post<{ Params: { name: string } }>(
+    "/v1/endpoints/:name/webhook-secret",
+    {
+      schema: {
+        tags: ["endpoints"],
+        summary:
+          "Create or rotate the endpoint's webhook signing secret (whsec_…); the reply is the only time it is shown",
+      },
+    },
+    async (req, reply) => {
+      await service.getEndpoint(req.params.name);
+      const { secret, createdAt } = notifier.dispatcher.rotateSecret(req.params.name);
+      return reply
+        .code(201)
+        .send({ endpoint: req.params.name, secret, createdAt: new Date(createdAt).toISOString() });
+    },
+  );
+
+  app.get<{ Params: { name: string } }>(
+    "/v1/endpoints/:name/webhook-secret",
+    {
+      schema: {
+        tags: ["endpoints"],
+        summary: "Whether the endpoint has a webhook secret, and since when (never the secret)",
+      },
+    },
+    async (req) => {
+      await service.getEndpoint(req.params.name);
+      const info = notifier.dispatcher.secretInfo(req.params.name);
+      return {
+        endpoint: req.params.name,
+        exists: !!info,
+        createdAt: info ? new Date(info.createdAt).toISOString() : undefined,
+      };
+    },
+  );
+
+  registerSnsLinks(app, notifier.topics, notifier.options.accountId);
+}
