@@ -30,30 +30,38 @@ export function registerScalingRoutes(app: FastifyInstance, autoscaler: Autoscal
       const ResourceId = rid(req.params);
       if (b.policies !== undefined && !Array.isArray(b.policies))
         throw validation("policies", "must be a list");
-      await autoscaler.registerScalableTarget({
-        ...NS,
-        ResourceId,
-        MinCapacity: b.minCapacity,
-        MaxCapacity: b.maxCapacity,
-        SuspendedState: b.suspendedState,
-      });
-      if (b.policies) {
-        const keep = new Set(b.policies.map((p) => p.policyName));
-        for (const p of b.policies) {
-          await autoscaler.putScalingPolicy({
-            ...NS,
-            ResourceId,
-            PolicyName: p.policyName,
-            PolicyType: p.policyType,
-            TargetTrackingScalingPolicyConfiguration: p.targetTracking as never,
-            StepScalingPolicyConfiguration: p.stepScaling as never,
-          });
+      const existed = (await autoscaler.describeScalableTargets({ ...NS, ResourceIds: [ResourceId] }))
+        .ScalableTargets.length;
+      try {
+        await autoscaler.registerScalableTarget({
+          ...NS,
+          ResourceId,
+          MinCapacity: b.minCapacity,
+          MaxCapacity: b.maxCapacity,
+          SuspendedState: b.suspendedState,
+        });
+        if (b.policies) {
+          const keep = new Set(b.policies.map((p) => p.policyName));
+          for (const p of b.policies) {
+            await autoscaler.putScalingPolicy({
+              ...NS,
+              ResourceId,
+              PolicyName: p.policyName,
+              PolicyType: p.policyType,
+              TargetTrackingScalingPolicyConfiguration: p.targetTracking as never,
+              StepScalingPolicyConfiguration: p.stepScaling as never,
+            });
+          }
+          // The body is the whole configuration: policies it leaves out are removed.
+          const existing = await autoscaler.describeScalingPolicies({ ...NS, ResourceId });
+          for (const p of existing.ScalingPolicies)
+            if (!keep.has(p.PolicyName))
+              await autoscaler.deleteScalingPolicy({ ...NS, ResourceId, PolicyName: p.PolicyName });
         }
-        // The body is the whole configuration: policies it leaves out are removed.
-        const existing = await autoscaler.describeScalingPolicies({ ...NS, ResourceId });
-        for (const p of existing.ScalingPolicies)
-          if (!keep.has(p.PolicyName))
-            await autoscaler.deleteScalingPolicy({ ...NS, ResourceId, PolicyName: p.PolicyName });
+      } catch (e) {
+        // A body refused half-way leaves no new target behind.
+        if (!existed) await autoscaler.deregisterScalableTarget({ ...NS, ResourceId }).catch(() => {});
+        throw e;
       }
       return scalingOf(autoscaler, ResourceId);
     },

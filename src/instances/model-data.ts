@@ -64,7 +64,8 @@ export async function unpackModelArchive(
       },
     });
   } catch (e) {
-    throw refuse(archive, `not a readable tar(.gz) archive (${(e as Error).message})`);
+    // A refused header may be followed by a body that is not there (a declared-huge tar bomb): say why.
+    throw refuse(archive, problem ?? `not a readable tar(.gz) archive (${(e as Error).message})`);
   }
   if (problem) throw refuse(archive, problem);
   if (entries === 0) throw refuse(archive, "it is empty");
@@ -106,30 +107,59 @@ export class ModelDataCache {
     const dir = join(this.root, version.slice(0, 32));
     let p = this.inflight.get(dir);
     if (!p) {
-      p = this.fetch(url, bucket, key, dir).finally(() => this.inflight.delete(dir));
+      p = this.fetch(url, bucket, key, dir, info).finally(() => this.inflight.delete(dir));
       this.inflight.set(dir, p);
     }
     return p;
   }
 
-  private async fetch(url: string, bucket: string, key: string, dir: string): Promise<string> {
+  private async fetch(
+    url: string,
+    bucket: string,
+    key: string,
+    dir: string,
+    info: { size: number; etag: string; metadata: Record<string, string> },
+  ): Promise<string> {
     const marker = join(dir, ".kikitori-model-data.json");
     if (await exists(marker)) return join(dir, "model");
     await mkdir(dir, { recursive: true });
     const archive = join(dir, "model.tar.gz");
     const hash = createHash("sha256");
+    const md5 = createHash("md5");
+    let bytes = 0;
     const { body } = await this.objects.getObject(bucket, key);
     await pipeline(
       body,
       new Transform({
         transform(chunk: Buffer, _enc, cb) {
           hash.update(chunk);
+          md5.update(chunk);
+          bytes += chunk.length;
           cb(null, chunk);
         },
       }),
       createWriteStream(archive),
     );
     const sha256 = hash.digest("hex");
+    // Verify what arrived against what the store says it holds: the size, the ETag when it is a plain MD5
+    // (single-part upload), and a `sha256` user metadata value (x-amz-meta-sha256) when the uploader set one.
+    const md5hex = md5.digest("hex");
+    const etag = info.etag.replace(/"/g, "");
+    const mismatch =
+      bytes !== info.size
+        ? `${bytes} bytes arrived, the object has ${info.size}`
+        : /^[0-9a-f]{32}$/.test(etag) && etag !== md5hex
+          ? `MD5 ${md5hex} does not match the ETag ${etag}`
+          : info.metadata.sha256 && info.metadata.sha256.toLowerCase() !== sha256
+            ? `SHA-256 ${sha256} does not match x-amz-meta-sha256 ${info.metadata.sha256}`
+            : undefined;
+    if (mismatch) {
+      await rm(dir, { recursive: true, force: true });
+      throw new KikitoriError(
+        "ValidationError",
+        `ModelDataUrl: ${url} failed checksum verification: ${mismatch}`,
+      );
+    }
     await unpackModelArchive(archive, join(dir, "model"), this.limits);
     await rm(archive, { force: true });
     await writeFile(marker, JSON.stringify({ url, sha256, unpackedAt: new Date().toISOString() }));
