@@ -28,7 +28,11 @@ function describe(e: ModelEntry): string {
   return `${e.name}\t${(e.bytes / 1e6).toFixed(1)} MB\t${e.sha256 ?? "(no checksum)"}\t${e.file}`;
 }
 
-async function withBar<T>(label: string, quiet: boolean, run: (p?: (p: ImportProgress) => void) => Promise<T>): Promise<T> {
+async function withBar<T>(
+  label: string,
+  quiet: boolean,
+  run: (p?: (p: ImportProgress) => void) => Promise<T>,
+): Promise<T> {
   if (quiet || !process.stderr.isTTY) return run();
   const bar = progressBar(label);
   try {
@@ -39,7 +43,9 @@ async function withBar<T>(label: string, quiet: boolean, run: (p?: (p: ImportPro
 }
 
 export function modelsCommand(registry: () => ModelRegistry = () => new ModelRegistry()): Command {
-  const cmd = new Command("models").description("manage whisper.cpp (ggml) models in the local cache ($KIKITORI_MODELS)");
+  const cmd = new Command("models").description(
+    "manage whisper.cpp (ggml) models in the local cache ($KIKITORI_MODELS)",
+  );
   cmd
     .command("list")
     .description("list cached models")
@@ -55,6 +61,8 @@ export function modelsCommand(registry: () => ModelRegistry = () => new ModelReg
     .option("-q, --quiet", "no progress bar")
     .action(async (name: string, opts: { quiet?: boolean }) => {
       const entry = await withBar(`pull ${name}`, !!opts.quiet, (p) => registry().pull(name, p));
+      if (!entry.verified)
+        console.error(`warning: no known SHA-256 for ${name}; the download was not verified`);
       console.log(entry.file);
     });
   cmd
@@ -63,7 +71,9 @@ export function modelsCommand(registry: () => ModelRegistry = () => new ModelReg
     .option("-n, --name <name>", "model name (default: from the path)")
     .option("-q, --quiet", "no progress bar")
     .action(async (src: string, opts: { name?: string; quiet?: boolean }) => {
-      const entry = await withBar(`import`, !!opts.quiet, (p) => registry().import(src, { name: opts.name, onProgress: p }));
+      const entry = await withBar(`import`, !!opts.quiet, (p) =>
+        registry().import(src, { name: opts.name, onProgress: p }),
+      );
       console.log(entry.file);
     });
   cmd

@@ -12,6 +12,12 @@ export {
   type ModelManifest,
   type RegistryOptions,
 } from "./registry.js";
-export { IMPORTERS, findImporter, type ImportProgress, type ImportResult, type ModelImporter } from "./import/index.js";
+export {
+  IMPORTERS,
+  findImporter,
+  type ImportProgress,
+  type ImportResult,
+  type ModelImporter,
+} from "./import/index.js";
 export { isGgmlFile, readGgmlInfo, type GgmlHparams, type GgmlInfo } from "./ggml.js";
 export { modelsCommand } from "./cli.js";

@@ -57,7 +57,8 @@ async function englishVocabulary(tiktokenFile: string): Promise<string[]> {
     const [b64, rank] = line.split(" ");
     tokens[Number(rank)] = bytesToToken(Buffer.from(b64!, "base64"));
   }
-  if (tokens.length !== 50256) throw new Error(`${tiktokenFile}: expected 50256 GPT-2 tokens, found ${tokens.length}`);
+  if (tokens.length !== 50256)
+    throw new Error(`${tiktokenFile}: expected 50256 GPT-2 tokens, found ${tokens.length}`);
   tokens.push("<|endoftext|>", "<|startoftranscript|>");
   while (tokens.length < N_VOCAB_EN) tokens.push(`<|special_${tokens.length}|>`);
   return tokens;
@@ -183,8 +184,18 @@ export async function writeRandomCt2Model(dir: string, opts: RandomModelOptions)
   parts.push(u32(1), ct2String("decoder/projection/weight"), ct2String("decoder/embeddings/weight"));
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, "model.bin"), Buffer.concat(parts));
-  await writeFile(path.join(dir, "config.json"), JSON.stringify({ alignment_heads: [[0, 0]], lang_ids: [], suppress_ids: [], suppress_ids_begin: [] }, null, 2));
-  await writeFile(path.join(dir, "vocabulary.txt"), (await englishVocabulary(opts.tiktokenFile)).join("\n") + "\n");
+  await writeFile(
+    path.join(dir, "config.json"),
+    JSON.stringify(
+      { alignment_heads: [[0, 0]], lang_ids: [], suppress_ids: [], suppress_ids_begin: [] },
+      null,
+      2,
+    ),
+  );
+  await writeFile(
+    path.join(dir, "vocabulary.txt"),
+    (await englishVocabulary(opts.tiktokenFile)).join("\n") + "\n",
+  );
 }
 
 function u32(n: number): Buffer {
@@ -194,7 +205,11 @@ function u32(n: number): Buffer {
 }
 
 /** A random tiny ggml model at `outFile` (via a CTranslate2 directory `workDir`), e.g. for server tests. */
-export async function makeRandomGgmlModel(outFile: string, workDir: string, opts: RandomModelOptions): Promise<ImportResult> {
+export async function makeRandomGgmlModel(
+  outFile: string,
+  workDir: string,
+  opts: RandomModelOptions,
+): Promise<ImportResult> {
   await writeRandomCt2Model(workDir, opts);
   return ct2Importer.import(workDir, outFile);
 }

@@ -1,7 +1,18 @@
 // The local model cache: ggml files named ggml-<name>.bin, each with a sha256sum-style sidecar.
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream, existsSync } from "node:fs";
-import { copyFile, link, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import {
+  copyFile,
+  link,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
@@ -21,16 +32,40 @@ export const MODEL_MANIFEST = "kikitori-model.json";
  */
 export const KNOWN_MODELS: Readonly<Record<string, { sha256: string | undefined; bytes: number }>> = {
   tiny: { sha256: "be07e048e1e599ad46341c8d2a135645097a538221678b7acdd1b1919c6e1b21", bytes: 77_691_713 },
-  "tiny.en": { sha256: "921e4cf8686fdd993dcd081a5da5b6c365bfde1162e72b08d75ac75289920b1f", bytes: 77_704_715 },
+  "tiny.en": {
+    sha256: "921e4cf8686fdd993dcd081a5da5b6c365bfde1162e72b08d75ac75289920b1f",
+    bytes: 77_704_715,
+  },
   base: { sha256: "60ed5bc3dd14eea856493d334349b405782ddcaf0028d4b5df4088345fba2efe", bytes: 147_951_465 },
-  "base.en": { sha256: "a03779c86df3323075f5e796cb2ce5029f00ec8869eee3fdfb897afe36c6d002", bytes: 147_964_211 },
+  "base.en": {
+    sha256: "a03779c86df3323075f5e796cb2ce5029f00ec8869eee3fdfb897afe36c6d002",
+    bytes: 147_964_211,
+  },
   small: { sha256: "1be3a9b2063867b937e64e2ec7483364a79917e157fa98c5d94b5c1fffea987b", bytes: 487_601_967 },
-  "small.en": { sha256: "c6138d6d58ecc8322097e0f987c32f1be8bb0a18532a3f88f734d1bbf9c41e5d", bytes: 487_614_201 },
-  medium: { sha256: "6c14d5adee5f86394037b4e4e8b59f1673b6cee10e3cf0b11bbdbee79c156208", bytes: 1_533_763_059 },
-  "medium.en": { sha256: "cc37e93478338ec7700281a7ac30a10128929eb8f427dda2e865faa8f6da4356", bytes: 1_533_774_781 },
-  "large-v1": { sha256: "7d99f41a10525d0206bddadd86760181fa920438b6b33237e3118ff6c83bb53d", bytes: 3_094_623_691 },
-  "large-v2": { sha256: "9a423fe4d40c82774b6af34115b8b935f34152246eb19e80e376071d3f999487", bytes: 3_094_623_691 },
-  "large-v3": { sha256: "64d182b440b98d5203c4f9bd541544d84c605196c4f7b845dfa11fb23594d1e2", bytes: 3_095_033_483 },
+  "small.en": {
+    sha256: "c6138d6d58ecc8322097e0f987c32f1be8bb0a18532a3f88f734d1bbf9c41e5d",
+    bytes: 487_614_201,
+  },
+  medium: {
+    sha256: "6c14d5adee5f86394037b4e4e8b59f1673b6cee10e3cf0b11bbdbee79c156208",
+    bytes: 1_533_763_059,
+  },
+  "medium.en": {
+    sha256: "cc37e93478338ec7700281a7ac30a10128929eb8f427dda2e865faa8f6da4356",
+    bytes: 1_533_774_781,
+  },
+  "large-v1": {
+    sha256: "7d99f41a10525d0206bddadd86760181fa920438b6b33237e3118ff6c83bb53d",
+    bytes: 3_094_623_691,
+  },
+  "large-v2": {
+    sha256: "9a423fe4d40c82774b6af34115b8b935f34152246eb19e80e376071d3f999487",
+    bytes: 3_094_623_691,
+  },
+  "large-v3": {
+    sha256: "64d182b440b98d5203c4f9bd541544d84c605196c4f7b845dfa11fb23594d1e2",
+    bytes: 3_095_033_483,
+  },
   "large-v3-turbo": {
     sha256: "1fc70f774d38eb169993ac391eea357ef47c88757ef72ee5943879b7e8e2bc69",
     bytes: 1_624_555_275,
@@ -99,7 +134,10 @@ async function readSidecar(file: string): Promise<string | undefined> {
 export function nameFromSource(src: string): string {
   let base = path.basename(path.resolve(src));
   if (base === "model.bin") base = path.basename(path.dirname(path.resolve(src)));
-  return base.replace(/^faster-whisper-/, "").replace(/^ggml-/, "").replace(/\.bin$/, "");
+  return base
+    .replace(/^faster-whisper-/, "")
+    .replace(/^ggml-/, "")
+    .replace(/\.bin$/, "");
 }
 
 export class ModelRegistry {
@@ -145,9 +183,17 @@ export class ModelRegistry {
    * Downloads ggml-<name>.bin into the cache, resuming a previous `.partial` with an HTTP Range
    * request, and checks it against the known SHA-256 (models without one are not verified).
    */
-  async pull(name: string, onProgress?: (p: ImportProgress) => void): Promise<ModelEntry> {
+  async pull(
+    name: string,
+    onProgress?: (p: ImportProgress) => void,
+  ): Promise<ModelEntry & { verified: boolean }> {
     const file = this.path(name);
-    if (await this.verify(name)) return (await this.get(name))!;
+    const expected = this.known[name]?.sha256;
+    // A cached copy counts only if it is intact and is the published file (not, say, an import).
+    const cached = await this.get(name);
+    if (cached && (expected === undefined || cached.sha256 === expected) && (await this.verify(name))) {
+      return { ...cached, verified: expected !== undefined };
+    }
     await mkdir(this.dir, { recursive: true });
     const url = `${this.baseUrl}/${modelFileName(name)}`;
     const tmp = partialPath(file);
@@ -155,7 +201,8 @@ export class ModelRegistry {
     const res = await fetch(url, { headers: have > 0 ? { range: `bytes=${have}-` } : {} });
     let start = 0;
     if (res.status === 206) start = have;
-    else if (res.status === 416 && have > 0) start = have; // the partial file is already complete
+    else if (res.status === 416 && have > 0)
+      start = have; // the partial file is already complete
     else if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`);
     if (res.status !== 416) {
       if (!res.body) throw new Error(`${url}: empty response`);
@@ -169,10 +216,11 @@ export class ModelRegistry {
       await pipeline(body, createWriteStream(tmp, { flags: start > 0 ? "a" : "w" }));
     }
     const sha256 = await sha256File(tmp);
-    const expected = this.known[name]?.sha256;
     if (expected !== undefined && sha256 !== expected) {
       await rm(tmp, { force: true });
-      throw new Error(`${url}: SHA-256 mismatch: expected ${expected}, got ${sha256}; the download was removed`);
+      throw new Error(
+        `${url}: SHA-256 mismatch: expected ${expected}, got ${sha256}; the download was removed`,
+      );
     }
     if (!(await isGgmlFile(tmp))) {
       await rm(tmp, { force: true });
@@ -180,7 +228,7 @@ export class ModelRegistry {
     }
     await rename(tmp, file);
     await writeSidecar(file, sha256);
-    return (await this.get(name))!;
+    return { ...(await this.get(name))!, verified: expected !== undefined };
   }
 
   /** Adds a model from a ggml file or any importable format (CTranslate2 directory, …). */
@@ -272,6 +320,9 @@ export async function findModelFile(modelDir: string): Promise<string> {
     if ((await stat(file)).isFile() && (await isGgmlFile(file))) candidates.push(file);
   }
   if (candidates.length === 1) return candidates[0]!;
-  if (candidates.length === 0) throw new Error(`${modelDir}: no ${MODEL_MANIFEST} and no ggml *.bin model file`);
-  throw new Error(`${modelDir}: several ggml model files (${candidates.map((c) => path.basename(c)).join(", ")}); add a ${MODEL_MANIFEST}`);
+  if (candidates.length === 0)
+    throw new Error(`${modelDir}: no ${MODEL_MANIFEST} and no ggml *.bin model file`);
+  throw new Error(
+    `${modelDir}: several ggml model files (${candidates.map((c) => path.basename(c)).join(", ")}); add a ${MODEL_MANIFEST}`,
+  );
 }

@@ -41,55 +41,70 @@ async function importError(src: string): Promise<Error> {
   return err;
 }
 
-test("a random float16 CT2 model converts to a ggml file whisper.cpp loads", { skip: noAssets, timeout: 120_000 }, async () => {
-  const dir = await randomModel("f16");
-  assert.equal((await findImporter(dir)).name, "ct2");
-  const model = await openCt2Model(path.join(dir, "model.bin"));
-  assert.equal(model.specName, "WhisperSpec");
-  assert.deepEqual([...model.aliases], [["decoder/projection/weight", "decoder/embeddings/weight"]]);
-  await model.reader.close();
+test(
+  "a random float16 CT2 model converts to a ggml file whisper.cpp loads",
+  { skip: noAssets, timeout: 120_000 },
+  async () => {
+    const dir = await randomModel("f16");
+    assert.equal((await findImporter(dir)).name, "ct2");
+    const model = await openCt2Model(path.join(dir, "model.bin"));
+    assert.equal(model.specName, "WhisperSpec");
+    assert.deepEqual([...model.aliases], [["decoder/projection/weight", "decoder/embeddings/weight"]]);
+    await model.reader.close();
 
-  const out = path.join(tmp, "f16.bin");
-  let last = 0;
-  const r = await ct2Importer.import(dir, out, (p) => (last = p.bytesDone / p.bytesTotal));
-  assert.equal(last, 1);
-  const info = await readGgmlInfo(out);
-  assert.equal(info.fileBytes, r.bytes);
-  assert.equal(info.tensors.length, 50); // 5 + 15 + 2 encoder, 2 + 24 + 2 decoder
-  assert.deepEqual(Object.values(info.hparams), [51864, 1500, 64, 2, 1, 448, 64, 2, 1, 80, 1]);
-  assert.equal(info.vocabCount, 50257);
-  const byName = new Map(info.tensors.map((t) => [t.name, t]));
-  assert.deepEqual(byName.get("encoder.conv2.bias")?.ne, [1, 64]);
-  assert.deepEqual(byName.get("encoder.blocks.0.attn.key.weight")?.ne, [64, 64]);
-  assert.equal(byName.get("encoder.blocks.0.attn.key.weight")?.type, GGML_F16);
-  assert.equal(byName.get("decoder.blocks.0.cross_attn.value.bias")?.type, GGML_F32);
-  assert.ok(![...byName.keys()].some((n) => n.includes("key.bias")));
-  assert.deepEqual(await readdir(tmp).then((f) => f.filter((n) => n.endsWith(".partial"))), []);
+    const out = path.join(tmp, "f16.bin");
+    let last = 0;
+    const r = await ct2Importer.import(dir, out, (p) => (last = p.bytesDone / p.bytesTotal));
+    assert.equal(last, 1);
+    const info = await readGgmlInfo(out);
+    assert.equal(info.fileBytes, r.bytes);
+    assert.equal(info.tensors.length, 50); // 5 + 15 + 2 encoder, 2 + 24 + 2 decoder
+    assert.deepEqual(Object.values(info.hparams), [51864, 1500, 64, 2, 1, 448, 64, 2, 1, 80, 1]);
+    assert.equal(info.vocabCount, 50257);
+    const byName = new Map(info.tensors.map((t) => [t.name, t]));
+    assert.deepEqual(byName.get("encoder.conv2.bias")?.ne, [1, 64]);
+    assert.deepEqual(byName.get("encoder.blocks.0.attn.key.weight")?.ne, [64, 64]);
+    assert.equal(byName.get("encoder.blocks.0.attn.key.weight")?.type, GGML_F16);
+    assert.equal(byName.get("decoder.blocks.0.cross_attn.value.bias")?.type, GGML_F32);
+    assert.ok(![...byName.keys()].some((n) => n.includes("key.bias")));
+    assert.deepEqual(await readdir(tmp).then((f) => f.filter((n) => n.endsWith(".partial"))), []);
 
-  const { log } = await loadInWhisper(out);
-  assert.match(log, /n_audio_state\s*=\s*64/);
-  assert.doesNotMatch(log, /unknown tensor|wrong shape|wrong size/);
-});
+    const { log } = await loadInWhisper(out);
+    assert.match(log, /n_audio_state\s*=\s*64/);
+    assert.doesNotMatch(log, /unknown tensor|wrong shape|wrong size/);
+  },
+);
 
-test("float32 and int8 CT2 models convert to the same F16 weights (int8 within its quantization step)", { skip: noAssets }, async () => {
-  const files: Record<string, string> = {};
-  for (const q of ["float16", "float32", "int8"] as const) {
-    files[q] = path.join(tmp, `q-${q}.bin`);
-    await ct2Importer.import(await randomModel(`q-${q}`, { quantization: q, seed: 7 }), files[q]);
-  }
-  const infos = await Promise.all(Object.values(files).map((f) => readGgmlInfo(f)));
-  const [f16, f32, i8] = await Promise.all(Object.values(files).map((f) => readFile(f)));
-  for (const info of infos.slice(1)) assert.deepEqual(info.tensors.map((t) => [t.name, t.ne, t.type]), infos[0]!.tensors.map((t) => [t.name, t.ne, t.type]));
-  for (const t of infos[0]!.tensors.filter((x) => x.type === GGML_F16)) {
-    const a = f16!.subarray(t.offset, t.offset + t.bytes);
-    assert.ok(a.equals(f32!.subarray(t.offset, t.offset + t.bytes)), `${t.name}: float32 source rounds like CTranslate2's float16`);
-    const q = i8!.subarray(t.offset, t.offset + t.bytes);
-    for (let i = 0; i < t.bytes; i += 2) {
-      const d = Math.abs(halfToFloat(a.readUInt16LE(i)) - halfToFloat(q.readUInt16LE(i)));
-      assert.ok(d < 2e-4, `${t.name}[${i / 2}] int8 dequantization off by ${d}`);
+test(
+  "float32 and int8 CT2 models convert to the same F16 weights (int8 within its quantization step)",
+  { skip: noAssets },
+  async () => {
+    const files: Record<string, string> = {};
+    for (const q of ["float16", "float32", "int8"] as const) {
+      files[q] = path.join(tmp, `q-${q}.bin`);
+      await ct2Importer.import(await randomModel(`q-${q}`, { quantization: q, seed: 7 }), files[q]);
     }
-  }
-});
+    const infos = await Promise.all(Object.values(files).map((f) => readGgmlInfo(f)));
+    const [f16, f32, i8] = await Promise.all(Object.values(files).map((f) => readFile(f)));
+    for (const info of infos.slice(1))
+      assert.deepEqual(
+        info.tensors.map((t) => [t.name, t.ne, t.type]),
+        infos[0]!.tensors.map((t) => [t.name, t.ne, t.type]),
+      );
+    for (const t of infos[0]!.tensors.filter((x) => x.type === GGML_F16)) {
+      const a = f16!.subarray(t.offset, t.offset + t.bytes);
+      assert.ok(
+        a.equals(f32!.subarray(t.offset, t.offset + t.bytes)),
+        `${t.name}: float32 source rounds like CTranslate2's float16`,
+      );
+      const q = i8!.subarray(t.offset, t.offset + t.bytes);
+      for (let i = 0; i < t.bytes; i += 2) {
+        const d = Math.abs(halfToFloat(a.readUInt16LE(i)) - halfToFloat(q.readUInt16LE(i)));
+        assert.ok(d < 2e-4, `${t.name}[${i / 2}] int8 dequantization off by ${d}`);
+      }
+    }
+  },
+);
 
 test("a truncated model.bin is rejected naming the file and the variable", { skip: noAssets }, async () => {
   const dir = await randomModel("truncated");
@@ -97,13 +112,19 @@ test("a truncated model.bin is rejected naming the file and the variable", { ski
   const full = await readFile(bin);
   await writeFile(bin, full.subarray(0, Math.floor(full.length / 2)));
   const err = await importError(dir);
-  assert.match(err.message, new RegExp(`^${bin.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}: truncated: variable \\S+ ends at byte`));
+  assert.match(
+    err.message,
+    new RegExp(`^${bin.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}: truncated: variable \\S+ ends at byte`),
+  );
 });
 
 test("a PNG given as model.bin is rejected as not a CTranslate2 model", { skip: noAssets }, async () => {
   const dir = await randomModel("png");
   const bin = path.join(dir, "model.bin");
-  await writeFile(bin, Buffer.concat([Buffer.from("89504e470d0a1a0a0000000d49484452", "hex"), Buffer.alloc(64)]));
+  await writeFile(
+    bin,
+    Buffer.concat([Buffer.from("89504e470d0a1a0a0000000d49484452", "hex"), Buffer.alloc(64)]),
+  );
   assert.equal(await ct2Importer.detect(dir), false);
   const err = await importError(dir);
   assert.equal(err.message, `${bin}: not a CTranslate2 model.bin (binary version 1196314761, expected 4..6)`);
@@ -119,18 +140,28 @@ async function patchDtype(dir: string, variable: string, typeId: number): Promis
   await writeFile(bin, buf);
 }
 
-test("a float tensor stored with an integer dtype is rejected naming the variable", { skip: noAssets }, async () => {
-  const dir = await randomModel("int32", { quantization: "float32" });
-  await patchDtype(dir, "encoder/layer_norm/gamma", 3); // int32: same item size as float32
-  const err = await importError(dir);
-  assert.equal(err.message, `${path.join(dir, "model.bin")}: variable encoder/layer_norm/gamma has dtype int32, expected a float type`);
-});
+test(
+  "a float tensor stored with an integer dtype is rejected naming the variable",
+  { skip: noAssets },
+  async () => {
+    const dir = await randomModel("int32", { quantization: "float32" });
+    await patchDtype(dir, "encoder/layer_norm/gamma", 3); // int32: same item size as float32
+    const err = await importError(dir);
+    assert.equal(
+      err.message,
+      `${path.join(dir, "model.bin")}: variable encoder/layer_norm/gamma has dtype int32, expected a float type`,
+    );
+  },
+);
 
 test("an unknown dtype id is rejected naming the variable", { skip: noAssets }, async () => {
   const dir = await randomModel("dtype9");
   await patchDtype(dir, "decoder/layer_norm/beta", 9);
   const err = await importError(dir);
-  assert.equal(err.message, `${path.join(dir, "model.bin")}: variable decoder/layer_norm/beta has unknown dtype id 9`);
+  assert.equal(
+    err.message,
+    `${path.join(dir, "model.bin")}: variable decoder/layer_norm/beta has unknown dtype id 9`,
+  );
 });
 
 test("a directory without config.json is rejected", { skip: noAssets }, async () => {
@@ -157,12 +188,17 @@ test("a non-zero key bias is rejected (whisper.cpp has no key bias)", { skip: no
   buf.writeFloatLE(0.5, v.offset + 64 * 4); // first element of the key block
   await writeFile(bin, buf);
   const err = await importError(dir);
-  assert.match(err.message, /key bias block \[64, 128\) of encoder\/layer_0\/self_attention\/linear_0\/bias is not zero/);
+  assert.match(
+    err.message,
+    /key bias block \[64, 128\) of encoder\/layer_0\/self_attention\/linear_0\/bias is not zero/,
+  );
 });
 
 test("an unrecognised source names the supported formats", async () => {
   const dir = path.join(tmp, "empty");
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, "notes.txt"), "not a model");
-  await assert.rejects(findImporter(dir), (e: Error) => e.message.startsWith(`${dir}: not a model format kikitori can import (supported: ct2:`));
+  await assert.rejects(findImporter(dir), (e: Error) =>
+    e.message.startsWith(`${dir}: not a model format kikitori can import (supported: ct2:`),
+  );
 });

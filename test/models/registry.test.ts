@@ -37,7 +37,13 @@ function registry(name: string, opts: ConstructorParameters<typeof ModelRegistry
 test("import, list, pack, unpack and find the model, rm", { skip: noAssets }, async () => {
   const r = registry("cache");
   const entry = await r.import(ggml, { name: "rand" });
-  assert.deepEqual(entry, { name: "rand", file: path.join(r.dir, "ggml-rand.bin"), bytes: (await stat(ggml)).size, sha256: ggmlSha, format: "ggml" });
+  assert.deepEqual(entry, {
+    name: "rand",
+    file: path.join(r.dir, "ggml-rand.bin"),
+    bytes: (await stat(ggml)).size,
+    sha256: ggmlSha,
+    format: "ggml",
+  });
   assert.deepEqual(await r.list(), [{ name: "rand", file: entry.file, bytes: entry.bytes, sha256: ggmlSha }]);
   assert.equal(await r.verify("rand"), true);
 
@@ -57,21 +63,36 @@ test("import, list, pack, unpack and find the model, rm", { skip: noAssets }, as
   await assert.rejects(r.pack("rand", archive), /model rand: not in /);
 });
 
-test("findModelFile without a manifest picks the only ggml *.bin and explains failures", { skip: noAssets }, async () => {
-  const dir = path.join(tmp, "plain");
-  await mkdir(dir);
-  await assert.rejects(findModelFile(dir), (e: Error) => e.message === `${dir}: no ${MODEL_MANIFEST} and no ggml *.bin model file`);
-  await writeFile(path.join(dir, "other.bin"), "not ggml at all");
-  await copyFile(ggml, path.join(dir, "whisper.bin"));
-  assert.equal(await findModelFile(dir), path.join(dir, "whisper.bin"));
-  await copyFile(ggml, path.join(dir, "second.bin"));
-  await assert.rejects(findModelFile(dir), /several ggml model files \(second\.bin, whisper\.bin\)/);
-  await writeFile(path.join(dir, MODEL_MANIFEST), JSON.stringify({ name: "x", file: "other.bin", sha256: "", format: "ggml" }));
-  await assert.rejects(findModelFile(dir), (e: Error) => e.message === `${path.join(dir, "other.bin")}: not a ggml model file (bad magic)`);
-});
+test(
+  "findModelFile without a manifest picks the only ggml *.bin and explains failures",
+  { skip: noAssets },
+  async () => {
+    const dir = path.join(tmp, "plain");
+    await mkdir(dir);
+    await assert.rejects(
+      findModelFile(dir),
+      (e: Error) => e.message === `${dir}: no ${MODEL_MANIFEST} and no ggml *.bin model file`,
+    );
+    await writeFile(path.join(dir, "other.bin"), "not ggml at all");
+    await copyFile(ggml, path.join(dir, "whisper.bin"));
+    assert.equal(await findModelFile(dir), path.join(dir, "whisper.bin"));
+    await copyFile(ggml, path.join(dir, "second.bin"));
+    await assert.rejects(findModelFile(dir), /several ggml model files \(second\.bin, whisper\.bin\)/);
+    await writeFile(
+      path.join(dir, MODEL_MANIFEST),
+      JSON.stringify({ name: "x", file: "other.bin", sha256: "", format: "ggml" }),
+    );
+    await assert.rejects(
+      findModelFile(dir),
+      (e: Error) => e.message === `${path.join(dir, "other.bin")}: not a ggml model file (bad magic)`,
+    );
+  },
+);
 
 /** Serves `file` as /ggml-<name>.bin with Range support; the first full request is cut off halfway. */
-async function flakyServer(file: string): Promise<{ url: string; ranges: (string | undefined)[]; close: () => Promise<void> }> {
+async function flakyServer(
+  file: string,
+): Promise<{ url: string; ranges: (string | undefined)[]; close: () => Promise<void> }> {
   const body = await readFile(file);
   const ranges: (string | undefined)[] = [];
   const server = http.createServer((req, res) => {
@@ -79,7 +100,10 @@ async function flakyServer(file: string): Promise<{ url: string; ranges: (string
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
     if (m) {
       const start = Number(m[1]);
-      res.writeHead(206, { "content-length": body.length - start, "content-range": `bytes ${start}-${body.length - 1}/${body.length}` });
+      res.writeHead(206, {
+        "content-length": body.length - start,
+        "content-range": `bytes ${start}-${body.length - 1}/${body.length}`,
+      });
       res.end(body.subarray(start));
     } else if (ranges.length === 1) {
       res.writeHead(200, { "content-length": body.length });
@@ -91,29 +115,38 @@ async function flakyServer(file: string): Promise<{ url: string; ranges: (string
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, ranges, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    ranges,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
-test("pull resumes an interrupted download with a Range request and verifies the checksum", { skip: noAssets }, async () => {
-  const srv = await flakyServer(ggml);
-  try {
-    const r = registry("pull", { baseUrl: srv.url, known: { rand: { sha256: ggmlSha } } });
-    await assert.rejects(r.pull("rand"));
-    const partial = (await stat(path.join(r.dir, "ggml-rand.bin.partial"))).size;
-    assert.ok(partial > 0, "the partial download is kept");
-    let last = 0;
-    const entry = await r.pull("rand", (p) => (last = p.bytesDone));
-    assert.equal(srv.ranges[1], `bytes=${partial}-`);
-    assert.equal(entry.sha256, ggmlSha);
-    assert.equal(last, (await stat(ggml)).size);
-    assert.equal(await sha256File(entry.file), ggmlSha);
-    assert.ok(!existsSync(`${entry.file}.partial`));
-    await r.pull("rand"); // cached and verified: no request
-    assert.equal(srv.ranges.length, 2);
-  } finally {
-    await srv.close();
-  }
-});
+test(
+  "pull resumes an interrupted download with a Range request and verifies the checksum",
+  { skip: noAssets },
+  async () => {
+    const srv = await flakyServer(ggml);
+    try {
+      const r = registry("pull", { baseUrl: srv.url, known: { rand: { sha256: ggmlSha } } });
+      await assert.rejects(r.pull("rand"));
+      const partial = (await stat(path.join(r.dir, "ggml-rand.bin.partial"))).size;
+      assert.ok(partial > 0, "the partial download is kept");
+      let last = 0;
+      const entry = await r.pull("rand", (p) => (last = p.bytesDone));
+      assert.equal(srv.ranges[1], `bytes=${partial}-`);
+      assert.equal(entry.sha256, ggmlSha);
+      assert.equal(entry.verified, true);
+      assert.equal(last, (await stat(ggml)).size);
+      assert.equal(await sha256File(entry.file), ggmlSha);
+      assert.ok(!existsSync(`${entry.file}.partial`));
+      await r.pull("rand"); // cached and verified: no request
+      assert.equal(srv.ranges.length, 2);
+    } finally {
+      await srv.close();
+    }
+  },
+);
 
 test("pull removes a download whose checksum does not match", { skip: noAssets }, async () => {
   const srv = await flakyServer(ggml);
@@ -121,8 +154,11 @@ test("pull removes a download whose checksum does not match", { skip: noAssets }
   try {
     const wrong = "0".repeat(64);
     const r = registry("mismatch", { baseUrl: srv.url, known: { rand: { sha256: wrong } } });
-    await assert.rejects(r.pull("rand"), (e: Error) =>
-      e.message === `${srv.url}/ggml-rand.bin: SHA-256 mismatch: expected ${wrong}, got ${ggmlSha}; the download was removed`,
+    await assert.rejects(
+      r.pull("rand"),
+      (e: Error) =>
+        e.message ===
+        `${srv.url}/ggml-rand.bin: SHA-256 mismatch: expected ${wrong}, got ${ggmlSha}; the download was removed`,
     );
     assert.deepEqual(await r.list(), []);
     assert.ok(!existsSync(path.join(r.dir, "ggml-rand.bin.partial")));
@@ -134,10 +170,17 @@ test("pull removes a download whose checksum does not match", { skip: noAssets }
 test("models CLI lists and imports through scripts/models.ts", { skip: noAssets }, async () => {
   const dir = path.join(tmp, "cli");
   const run = (...args: string[]) =>
-    promisify(execFile)(process.execPath, ["--import", "tsx", path.resolve(import.meta.dirname, "../../scripts/models.ts"), ...args], {
-      env: { ...process.env, KIKITORI_MODELS: dir },
-    });
-  assert.equal((await run("import", ggml, "--name", "cli-rand", "--quiet")).stdout.trim(), path.join(dir, "ggml-cli-rand.bin"));
+    promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", path.resolve(import.meta.dirname, "../../scripts/models.ts"), ...args],
+      {
+        env: { ...process.env, KIKITORI_MODELS: dir },
+      },
+    );
+  assert.equal(
+    (await run("import", ggml, "--name", "cli-rand", "--quiet")).stdout.trim(),
+    path.join(dir, "ggml-cli-rand.bin"),
+  );
   assert.match((await run("list")).stdout, new RegExp(`^cli-rand\\t.*\\t${ggmlSha}\\t`));
   await assert.rejects(run("rm", "nope"), (e: { stderr: string }) => e.stderr.includes("model nope: not in"));
 });

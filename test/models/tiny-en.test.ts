@@ -12,7 +12,9 @@ import { readGgmlInfo, GGML_F16, GGML_F32 } from "../../src/models/ggml.js";
 import { testdataDir, testModel } from "./helpers/paths.js";
 import { loadInWhisper, normalizeText } from "./helpers/whisper.js";
 
-const missing = existsSync(testModel) ? undefined : `no ${testModel}: run scripts/fetch-test-model or set KIKITORI_TEST_MODEL`;
+const missing = existsSync(testModel)
+  ? undefined
+  : `no ${testModel}: run scripts/fetch-test-model or set KIKITORI_TEST_MODEL`;
 
 test("tiny.en ggml file matches the ct2-to-ggml.md §7 checklist", { skip: missing }, async () => {
   const info = await readGgmlInfo(testModel);
@@ -23,7 +25,10 @@ test("tiny.en ggml file matches the ct2-to-ggml.md §7 checklist", { skip: missi
   assert.equal(info.tensors[0]!.offset - 12 - 4 * 2 - "encoder.positional_embedding".length, 586_235);
   const names = new Set(info.tensors.map((t) => t.name));
   assert.equal(names.size, 167);
-  assert.ok(![...names].some((n) => n.endsWith("key.bias") || n.includes("proj")), "no key bias or head tensors");
+  assert.ok(
+    ![...names].some((n) => n.endsWith("key.bias") || n.includes("proj")),
+    "no key bias or head tensors",
+  );
   const byName = new Map(info.tensors.map((t) => [t.name, t]));
   assert.deepEqual(byName.get("encoder.conv1.bias")?.ne, [1, 384]);
   assert.equal(byName.get("encoder.conv1.weight")?.type, GGML_F16);
@@ -33,33 +38,56 @@ test("tiny.en ggml file matches the ct2-to-ggml.md §7 checklist", { skip: missi
   try {
     const mel = Buffer.alloc(64_320);
     await fh.read(mel, 0, mel.length, 56);
-    assert.equal(createHash("sha256").update(mel).digest("hex"), "4f2701b1d287d74a0dc9871026e9519d98cb76426615f2539b0d151a0ae4ec2e");
+    assert.equal(
+      createHash("sha256").update(mel).digest("hex"),
+      "4f2701b1d287d74a0dc9871026e9519d98cb76426615f2539b0d151a0ae4ec2e",
+    );
     const vocab = Buffer.alloc(521_859);
     await fh.read(vocab, 0, vocab.length, 64_376);
-    assert.equal(createHash("sha256").update(vocab).digest("hex"), "80bb8ed25d76fd80db81de4faafb69cdeb7547c2aad716400347f10a6ab265c2");
+    assert.equal(
+      createHash("sha256").update(vocab).digest("hex"),
+      "80bb8ed25d76fd80db81de4faafb69cdeb7547c2aad716400347f10a6ab265c2",
+    );
   } finally {
     await fh.close();
   }
 });
 
 const jfk = path.join(testdataDir, "jfk.wav");
-test("whisper.cpp loads tiny.en and transcribes jfk.wav", { skip: missing ?? (existsSync(jfk) ? undefined : `no ${jfk}`), timeout: 300_000 }, async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "kikitori-models-test-"));
-  try {
-    const pcmFile = path.join(dir, "jfk.s16le");
-    await writeFile(pcmFile, execFileSync("ffmpeg", ["-v", "error", "-i", jfk, "-f", "s16le", "-ac", "1", "-ar", "16000", "-"], { maxBuffer: 1 << 26 }));
-    const { result, log } = await loadInWhisper(testModel, pcmFile);
-    for (const line of [/n_vocab\s*=\s*51864/, /ftype\s*=\s*1/, /type\s*=\s*1 \(tiny\)/, /adding 1607 extra tokens/, /model size\s*=\s*77\.11 MB/]) {
-      assert.match(log, line);
+test(
+  "whisper.cpp loads tiny.en and transcribes jfk.wav",
+  { skip: missing ?? (existsSync(jfk) ? undefined : `no ${jfk}`), timeout: 300_000 },
+  async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "kikitori-models-test-"));
+    try {
+      const pcmFile = path.join(dir, "jfk.s16le");
+      await writeFile(
+        pcmFile,
+        execFileSync("ffmpeg", ["-v", "error", "-i", jfk, "-f", "s16le", "-ac", "1", "-ar", "16000", "-"], {
+          maxBuffer: 1 << 26,
+        }),
+      );
+      const { result, log } = await loadInWhisper(testModel, pcmFile);
+      for (const line of [
+        /n_vocab\s*=\s*51864/,
+        /ftype\s*=\s*1/,
+        /type\s*=\s*1 \(tiny\)/,
+        /adding 1607 extra tokens/,
+        /model size\s*=\s*77\.11 MB/,
+      ]) {
+        assert.match(log, line);
+      }
+      assert.doesNotMatch(log, /unknown tensor|wrong shape|wrong size/);
+      const r = result as { result: string; segments: { text: string; t0: number; t1: number }[] };
+      assert.equal(
+        normalizeText(r.result),
+        normalizeText(
+          "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.",
+        ),
+      );
+      assert.ok(r.segments.length > 0 && r.segments.at(-1)!.t1 <= 11_500);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
-    assert.doesNotMatch(log, /unknown tensor|wrong shape|wrong size/);
-    const r = result as { result: string; segments: { text: string; t0: number; t1: number }[] };
-    assert.equal(
-      normalizeText(r.result),
-      normalizeText("And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."),
-    );
-    assert.ok(r.segments.length > 0 && r.segments.at(-1)!.t1 <= 11_500);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
