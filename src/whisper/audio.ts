@@ -3,8 +3,8 @@
  * windows out. Only one window (plus a pipe's worth) of PCM is held in memory, whatever the input length.
  */
 import { spawn, execFile } from "node:child_process";
-import { createWriteStream } from "node:fs";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { createWriteStream, statSync } from "node:fs";
+import { mkdtemp, open, rm, stat, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -61,39 +61,49 @@ export async function probeDurationSeconds(path: string): Promise<number | undef
 
 /**
  * Opens `input` (a file path, or a stream such as an HTTP request body) for windowed decoding.
- * Streams are piped to ffmpeg's stdin, except MP4-family files: their index may sit at the end, which a
- * pipe cannot seek to, so those are spooled to a temporary file first (disk, not memory).
+ *
+ * ffmpeg decodes at full speed into a temporary PCM file that the windows are read from as it grows
+ * (32 kB per second of audio, on disk, never all in memory). Decoding thus runs ahead of transcription:
+ * the input stream keeps flowing (a paused HTTP socket would not notice its client leave), bad input is
+ * reported early, and the exact duration is known long before the end.
+ *
+ * MP4-family streams are spooled to a file before decoding: their index may sit at the end, which a pipe
+ * cannot seek to.
  */
 export async function openAudio(input: string | Readable, opts: DecodeOptions = {}): Promise<DecodedAudio> {
   const windowSamples = Math.round((opts.windowSeconds ?? 300) * SAMPLE_RATE);
   const searchSamples = Math.min(windowSamples - 1, Math.round((opts.cutSearchSeconds ?? 10) * SAMPLE_RATE));
-  let spoolDir: string | undefined;
   let source: string | Readable = input;
   let durationSeconds: number | undefined;
 
-  if (typeof input !== "string") {
-    const { head, stream } = await peek(input, 4096);
-    if (head.length === 0) throw new AudioDecodeError("the input is empty (0 bytes)");
-    source = stream;
-    // ffmpeg reports no duration for WAV on a pipe, but the header says it.
-    durationSeconds = wavDurationSeconds(head);
-    if (head.subarray(4, 8).toString("latin1") === "ftyp") {
-      spoolDir = await mkdtemp(join(tmpdir(), "kikitori-audio-"));
-      const path = join(spoolDir, "input.mp4");
-      try {
-        await pipeline(stream, createWriteStream(path), { signal: opts.signal });
-      } catch (e) {
-        await rm(spoolDir, { recursive: true, force: true });
-        throw e;
-      }
-      source = path;
-    }
+  if (typeof input === "string") {
+    const st = await stat(input).catch(() => undefined);
+    if (!st?.isFile()) throw new AudioDecodeError(`${input} is not a readable file`);
+    if (st.size === 0) throw new AudioDecodeError(`${input} is empty (0 bytes)`);
+    durationSeconds = await probeDurationSeconds(input);
   }
-  if (typeof source === "string") {
-    const st = await stat(source).catch(() => undefined);
-    if (!st?.isFile()) throw new AudioDecodeError(`${source} is not a readable file`);
-    if (st.size === 0) throw new AudioDecodeError(`${source} is empty (0 bytes)`);
-    durationSeconds = await probeDurationSeconds(source);
+  const spoolDir = await mkdtemp(join(tmpdir(), "kikitori-audio-"));
+  const removeSpool = () => rm(spoolDir, { recursive: true, force: true });
+  const pcmPath = join(spoolDir, "audio.s16le");
+  let pcm: FileHandle;
+  try {
+    if (typeof input !== "string") {
+      const { head, stream } = await peek(input, 4096);
+      if (head.length === 0) throw new AudioDecodeError("the input is empty (0 bytes)");
+      source = stream;
+      // ffmpeg reports no duration for WAV on a pipe, but the header says it.
+      durationSeconds = wavDurationSeconds(head);
+      if (head.subarray(4, 8).toString("latin1") === "ftyp") {
+        source = join(spoolDir, "input.mp4");
+        await pipeline(stream, createWriteStream(source), { signal: opts.signal });
+        durationSeconds = await probeDurationSeconds(source);
+      }
+    }
+    // Created before ffmpeg starts so that reading can begin at once; ffmpeg truncates the same inode.
+    pcm = await open(pcmPath, "w+");
+  } catch (e) {
+    await removeSpool();
+    throw e;
   }
 
   const ffmpeg = spawn(
@@ -102,9 +112,9 @@ export async function openAudio(input: string | Readable, opts: DecodeOptions = 
       ...["-hide_banner", "-nostats", "-nostdin", "-loglevel", "level+info"],
       ...["-i", typeof source === "string" ? source : "pipe:0"],
       ...["-map", "0:a:0", "-ac", "1", "-ar", String(SAMPLE_RATE), "-acodec", "pcm_s16le", "-f", "s16le"],
-      "pipe:1",
+      ...["-y", pcmPath],
     ],
-    { stdio: [typeof source === "string" ? "ignore" : "pipe", "pipe", "pipe"] },
+    { stdio: [typeof source === "string" ? "ignore" : "pipe", "ignore", "pipe"] },
   );
   // -nostdin stops ffmpeg reading keys from stdin; with "pipe:0" as input it still reads the data.
   const stderr: string[] = [];
@@ -120,9 +130,19 @@ export async function openAudio(input: string | Readable, opts: DecodeOptions = 
       if (stderr.length > STDERR_LINES_KEPT) stderr.shift();
     }
   });
-  const exited = new Promise<{ code: number | null; spawnError?: Error }>((resolve) => {
-    ffmpeg.once("error", (spawnError) => resolve({ code: null, spawnError }));
-    ffmpeg.once("close", (code) => resolve({ code }));
+  let exit: { code: number | null; spawnError?: Error } | undefined;
+  const exited = new Promise<void>((resolve) => {
+    ffmpeg.once("error", (spawnError) => {
+      exit = { code: null, spawnError };
+      resolve();
+    });
+    ffmpeg.once("close", (code) => {
+      exit ??= { code };
+      // Once ffmpeg is done the decoded length is exact; until then, the container's estimate stands.
+      const bytes = code === 0 ? statSync(pcmPath, { throwIfNoEntry: false })?.size : undefined;
+      if (bytes !== undefined) durationSeconds = bytes / 2 / SAMPLE_RATE;
+      resolve();
+    });
   });
 
   let inputError: Error | undefined;
@@ -144,40 +164,45 @@ export async function openAudio(input: string | Readable, opts: DecodeOptions = 
     if (ffmpeg.exitCode === null && ffmpeg.signalCode === null) ffmpeg.kill("SIGKILL");
     if (typeof source !== "string") source.unpipe(ffmpeg.stdin!);
     await exited;
-    if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
+    await pcm.close();
+    await removeSpool();
   };
   const onAbort = () => void close();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
 
   async function* windows(): AsyncGenerator<AudioWindow> {
     let pending: Int16Array = new Int16Array(0);
-    let chunks: Buffer[] = [];
-    let chunkBytes = 0;
+    let odd: Buffer[] = [];
     let startSample = 0;
-    let total = 0;
+    let position = 0;
+    const buffer = Buffer.alloc(1 << 20);
     try {
-      for await (const chunk of ffmpeg.stdout! as AsyncIterable<Buffer>) {
-        chunks.push(chunk);
-        chunkBytes += chunk.length;
-        total += chunk.length;
-        if (pending.length + (chunkBytes >> 1) < windowSamples) continue;
-        ({ samples: pending, rest: chunks } = joinSamples(pending, chunks));
-        chunkBytes = chunks.reduce((n, c) => n + c.length, 0);
+      for (;;) {
+        opts.signal?.throwIfAborted();
+        // Checked before reading: once ffmpeg has exited, a read of 0 bytes means all of it was read.
+        const finished = exit !== undefined;
+        const { bytesRead } = await pcm.read(buffer, 0, buffer.length, position);
+        position += bytesRead;
+        if (bytesRead > 0)
+          ({ samples: pending, rest: odd } = joinSamples(pending, [...odd, buffer.subarray(0, bytesRead)]));
         while (pending.length >= windowSamples) {
           const cut = quietestCut(pending, windowSamples - searchSamples, windowSamples);
           yield { startSeconds: startSample / SAMPLE_RATE, samples: pending.slice(0, cut) };
           startSample += cut;
           pending = pending.slice(cut);
         }
+        if (bytesRead > 0) continue;
+        if (finished) break;
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 20))]);
       }
-      const { code, spawnError } = await exited;
       opts.signal?.throwIfAborted();
       if (inputError) throw inputError;
+      const { code, spawnError } = exit!;
       if (spawnError)
         throw new Error(`cannot run ffmpeg (is it installed and on PATH?): ${spawnError.message}`);
       if (code !== 0) throw new AudioDecodeError(ffmpegReason(stderr, code));
-      if (total < 2) throw new AudioDecodeError(`no audio samples decoded (${ffmpegReason(stderr, code)})`);
-      ({ samples: pending } = joinSamples(pending, chunks));
+      if (position < 2)
+        throw new AudioDecodeError(`no audio samples decoded (${ffmpegReason(stderr, code)})`);
       if (pending.length > 0) yield { startSeconds: startSample / SAMPLE_RATE, samples: pending };
     } finally {
       opts.signal?.removeEventListener("abort", onAbort);
