@@ -10,6 +10,8 @@ export interface ManagerOptions {
   heartbeatMs: number;
   startupHealthTimeoutMs: number;
   shutdownGraceMs: number;
+  /** Periodic GET /ping of InService instances (see InstanceOptions). @defaultValue 5000 */
+  healthCheckIntervalMs?: number;
   /** Consecutive failed starts of one variant before the endpoint is marked Failed. */
   maxConsecutiveStartFailures: number;
   /** Model file used by built-in models that have no ModelDataUrl. */
@@ -231,6 +233,7 @@ export class InstanceManager {
         heartbeatMs: this.o.heartbeatMs,
         startupHealthTimeoutMs: this.o.startupHealthTimeoutMs,
         shutdownGraceMs: this.o.shutdownGraceMs,
+        healthCheckIntervalMs: this.o.healthCheckIntervalMs,
         log: this.o.log,
       });
       instance.onExit = () => this.schedule();
