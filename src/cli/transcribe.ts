@@ -7,6 +7,7 @@ import { loadConfig } from "../config.js";
 import { startKikitori, type Kikitori } from "../main.js";
 import { OUTPUT_FORMATS, type OutputFormat } from "../whisper/types.js";
 import { ApiClient, ApiError } from "./client.js";
+import { readSse } from "../notify/index.js";
 
 const EXTENSIONS: Record<OutputFormat, string> = {
   json: "json",
@@ -32,8 +33,6 @@ interface TranscribeOpts {
 interface InvocationView {
   inferenceId: string;
   state: string;
-  queuePosition?: number;
-  progress?: { percent: number };
   error?: { code: string; message: string };
 }
 
@@ -136,21 +135,27 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
           },
         });
         let last = "";
-        let view = inv;
-        while (view.state === "Queued" || view.state === "Running") {
-          const stage =
-            view.state === "Queued"
-              ? `queued at position ${view.queuePosition ?? "?"}`
-              : `transcribing ${Math.floor(view.progress?.percent ?? 0)}%`;
-          update(view.state === "Queued" ? 0 : (view.progress?.percent ?? 0), stage);
+        const show = (pct: number, stage: string) => {
+          update(pct, stage);
           if (stage !== last) say(file, stage);
           last = stage;
-          await new Promise((r) => setTimeout(r, 200));
-          view = await api.json<InvocationView>(
-            "GET",
-            `/v1/invocations/${encodeURIComponent(inv.inferenceId)}`,
-          );
+        };
+        // Live events (SSE) instead of polling: queued position, started, progress, completed.
+        const res = await fetch(
+          `${api.baseUrl}/v1/invocations/${encodeURIComponent(inv.inferenceId)}/events`,
+        );
+        if (!res.ok || !res.body) throw new ApiError(res.status, await res.text(), "follow events");
+        for await (const e of readSse(res.body)) {
+          const d = JSON.parse(e.data) as { position?: number; percent?: number };
+          if (e.event === "queued") show(0, `queued at position ${d.position ?? "?"}`);
+          else if (e.event === "started") show(0, "transcribing 0%");
+          else if (e.event === "progress")
+            show(d.percent ?? 0, `transcribing ${Math.floor(d.percent ?? 0)}%`);
         }
+        const view = await api.json<InvocationView>(
+          "GET",
+          `/v1/invocations/${encodeURIComponent(inv.inferenceId)}`,
+        );
         const result = await api.result(inv.inferenceId);
         if (view.state !== "Succeeded") {
           failures++;

@@ -144,7 +144,7 @@ test("SSE: queued (position) → started → completed, and a long poll that ret
   const res = await fetch(`${k.url}/v1/invocations/${second.inferenceId}/events`);
   assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
   const { readSse } = await import("../../src/notify/live.js");
-  const events: { event: string; data: any }[] = [];
+  const events: { event: string; data: Record<string, unknown> }[] = [];
   for await (const e of readSse(res.body!)) events.push({ event: e.event, data: JSON.parse(e.data) });
   const names = events.map((e) => e.event);
   assert.equal(names[0], "queued");
