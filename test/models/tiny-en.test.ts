@@ -36,6 +36,18 @@ test("tiny.en ggml file matches the ct2-to-ggml.md §7 checklist", { skip: missi
   assert.deepEqual(byName.get("decoder.token_embedding.weight")?.ne, [384, 51864]);
   const fh = await open(testModel, "r");
   try {
+    // Encoder positions are OpenAI's sinusoids (stored at float16 precision by CTranslate2).
+    const pos = byName.get("encoder.positional_embedding")!;
+    const table = Buffer.alloc(pos.bytes);
+    await fh.read(table, 0, table.length, pos.offset);
+    const inc = Math.log(10000) / (384 / 2 - 1);
+    let maxErr = 0;
+    for (let i = 0; i < 1500 * 384; i++) {
+      const [p, k] = [Math.floor(i / 384), i % 384];
+      const t = p * Math.exp(-inc * (k % 192));
+      maxErr = Math.max(maxErr, Math.abs(table.readFloatLE(4 * i) - (k < 192 ? Math.sin(t) : Math.cos(t))));
+    }
+    assert.ok(maxErr < 1e-3, `encoder positions differ from sinusoids by ${maxErr}`);
     const mel = Buffer.alloc(64_320);
     await fh.read(mel, 0, mel.length, 56);
     assert.equal(

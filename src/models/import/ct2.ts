@@ -125,9 +125,17 @@ async function deriveHparams(p: Planner, model: Ct2Model): Promise<GgmlHparams> 
   const encPos = p.need("encoder/position_encodings/encodings");
   const emb = p.need("decoder/embeddings/weight");
   const decPos = p.need("decoder/position_encodings/encodings");
-  for (const v of [conv1, encPos, emb, decPos]) {
-    if (v.shape.length !== (v === conv1 ? 3 : 2))
-      throw new Error(`${model.file}: variable ${v.name} has shape [${v.shape}]`);
+  for (const [v, rank] of [
+    [conv1, 3],
+    [encPos, 2],
+    [emb, 2],
+    [decPos, 2],
+  ] as const) {
+    if (v.shape.length !== rank) {
+      throw new Error(
+        `${model.file}: variable ${v.name} has shape [${v.shape}], expected ${rank} dimensions`,
+      );
+    }
   }
   const h: GgmlHparams = {
     nVocab: emb.shape[0]!,
