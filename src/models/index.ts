@@ -21,3 +21,4 @@ export {
 } from "./import/index.js";
 export { isGgmlFile, readGgmlInfo, type GgmlHparams, type GgmlInfo } from "./ggml.js";
 export { modelsCommand } from "./cli.js";
+export { makeRandomGgmlModel, writeRandomCt2Model, type RandomModelOptions } from "./random-model.js";
