@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { serveCommand } from "./serve.js";
 import { transcribeCommand } from "./transcribe.js";
 import { evalCommand } from "../eval/cli.js";
+import { modelsCommand } from "../models/index.js";
 
 const program = new Command("kikitori")
   .description(
@@ -11,7 +12,7 @@ const program = new Command("kikitori")
   .showHelpAfterError()
   .exitOverride();
 
-for (const cmd of [serveCommand(), transcribeCommand(), evalCommand()]) {
+for (const cmd of [serveCommand(), transcribeCommand(), modelsCommand(), evalCommand()]) {
   // Unknown flags and extra arguments fail, in every command.
   program.addCommand(
     cmd.allowUnknownOption(false).allowExcessArguments(false).showHelpAfterError().exitOverride(),

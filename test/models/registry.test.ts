@@ -167,12 +167,12 @@ test("pull removes a download whose checksum does not match", { skip: noAssets }
   }
 });
 
-test("models CLI lists and imports through scripts/models.ts", { skip: noAssets }, async () => {
+test("the models CLI lists and imports", { skip: noAssets }, async () => {
   const dir = path.join(tmp, "cli");
   const run = (...args: string[]) =>
     promisify(execFile)(
       process.execPath,
-      ["--import", "tsx", path.resolve(import.meta.dirname, "../../scripts/models.ts"), ...args],
+      [path.resolve(import.meta.dirname, "../../bin/kikitori.js"), "models", ...args],
       {
         env: { ...process.env, KIKITORI_MODELS: dir },
       },

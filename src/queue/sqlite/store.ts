@@ -242,9 +242,18 @@ export class SqliteStateStore implements StateStore {
   async listInvocations(f: InvocationFilter): Promise<Invocation[]> {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (f.endpoint) (where.push("endpoint = ?"), args.push(f.endpoint));
-    if (f.state) (where.push("state = ?"), args.push(f.state));
-    if (f.beforeSeq !== undefined) (where.push("seq < ?"), args.push(f.beforeSeq));
+    if (f.endpoint) {
+      where.push("endpoint = ?");
+      args.push(f.endpoint);
+    }
+    if (f.state) {
+      where.push("state = ?");
+      args.push(f.state);
+    }
+    if (f.beforeSeq !== undefined) {
+      where.push("seq < ?");
+      args.push(f.beforeSeq);
+    }
     const sql = `SELECT * FROM invocations ${where.length ? "WHERE " + where.join(" AND ") : ""}
                  ORDER BY seq DESC LIMIT ?`;
     args.push(Math.min(Math.max(f.limit ?? 100, 1), 1000));
@@ -404,7 +413,10 @@ export class SqliteStateStore implements StateStore {
   async listInstances(filter: { endpoint?: string; live?: boolean }): Promise<InstanceRecord[]> {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (filter.endpoint) (where.push("endpoint = ?"), args.push(filter.endpoint));
+    if (filter.endpoint) {
+      where.push("endpoint = ?");
+      args.push(filter.endpoint);
+    }
     if (filter.live) where.push("state IN ('Pending', 'InService', 'Draining')");
     const sql = `SELECT * FROM instances ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY started_at`;
     return (this.q(sql).all(...args) as Row[]).map(toInstance);
