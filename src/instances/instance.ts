@@ -93,7 +93,13 @@ export class Instance {
     if (reason !== undefined) this.reason = reason;
     if (state === "InService") {
       this.inServiceAt = Date.now();
-      this.healthTimer = setInterval(() => void this.healthCheck(), this.o.healthCheckIntervalMs ?? 5000);
+      this.healthTimer = setInterval(
+        () =>
+          void this.healthCheck().catch((e: unknown) =>
+            this.o.log(`instance ${this.id}: health check failed: ${(e as Error).message}`),
+          ),
+        this.o.healthCheckIntervalMs ?? 5000,
+      );
     } else if (this.healthTimer) {
       clearInterval(this.healthTimer);
       this.healthTimer = undefined;

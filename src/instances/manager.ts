@@ -39,6 +39,7 @@ export class InstanceManager {
   private timer?: NodeJS.Timeout;
   private reconciling = Promise.resolve();
   private stopped = false;
+  private readonly retiring = new Set<Promise<void>>();
 
   constructor(
     private readonly service: Service,
@@ -169,7 +170,7 @@ export class InstanceManager {
       const [ep, variant] = k.split("\0") as [string, string];
       if (ep === endpoint.name && !config.variants.some((cv) => cv.variantName === variant)) {
         this.variants.delete(k);
-        void Promise.all(v.instances.map((i) => i.drain()));
+        this.retire(v.instances);
       }
     }
     let ready = true;
@@ -194,13 +195,23 @@ export class InstanceManager {
       } else if (live > v.desired) {
         const extra = [...v.instances].sort((a, b) => a.inFlight - b.inFlight).slice(0, live - v.desired);
         v.instances = v.instances.filter((i) => !extra.includes(i));
-        void Promise.all(extra.map((i) => i.drain()));
+        this.retire(extra);
       }
       if (v.instances.filter((i) => i.state === "InService").length < Math.min(v.desired, 1)) ready = false;
     }
     if (ready && (endpoint.status === "Creating" || endpoint.status === "Updating")) {
       await this.service.setEndpointStatus(endpoint.name, "InService");
     }
+  }
+
+  /** Drains instances that left the variant; stop() waits for them, so none outlives the store. */
+  private retire(instances: Instance[]): void {
+    const p = Promise.all(instances.map((i) => i.drain())).then(
+      () => {},
+      (e: unknown) => this.o.log(`drain failed: ${(e as Error).message}`),
+    );
+    this.retiring.add(p);
+    void p.finally(() => this.retiring.delete(p));
   }
 
   private async startInstance(
@@ -292,6 +303,6 @@ export class InstanceManager {
     if (this.timer) clearInterval(this.timer);
     await this.reconciling;
     const all = [...this.variants.values()].flatMap((v) => v.instances);
-    await Promise.all(all.map((i) => i.drain(Math.min(this.o.shutdownGraceMs, 2000))));
+    await Promise.all([...all.map((i) => i.drain(Math.min(this.o.shutdownGraceMs, 2000))), ...this.retiring]);
   }
 }
