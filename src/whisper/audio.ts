@@ -7,7 +7,7 @@ import { createWriteStream, statSync } from "node:fs";
 import { mkdtemp, open, rm, stat, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { SAMPLE_RATE, quietestCut } from "./energy.js";
 
@@ -304,6 +304,10 @@ async function peek(input: Readable, n: number): Promise<{ head: Buffer; stream:
   });
   const head = Buffer.concat(parts);
   if (ended) return { head, stream: Readable.from([head]) };
-  input.unshift(head);
-  return { head, stream: input };
+  // A fresh stream rather than unshift(): unshifting into an HTTP request body reordered bytes at times.
+  const stream = new PassThrough();
+  stream.write(head);
+  input.once("error", (e) => stream.destroy(e));
+  input.pipe(stream);
+  return { head, stream };
 }
