@@ -57,6 +57,7 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
   const scaling = new SqliteScalingStore(state.db);
   const app = await buildApp(service, {
     logRequests: config.log,
+    openai: { defaultEndpoint: "whisper", maxBytes: config.maxInputBytes },
     aws: {
       service,
       manager,

@@ -1,34 +1,15 @@
-import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
 import type { Service } from "../core/service.js";
-import { KikitoriError } from "../errors.js";
-import { StoreError } from "../storage/errors.js";
 import { registerRest } from "./rest/routes.js";
+import { restError } from "./errors.js";
+import { registerOpenAi, type OpenAiOptions } from "./openai/routes.js";
 import { registerAws, type AwsFrontDoorOptions } from "./aws/router.js";
-
-/** Maps any error to the native API's body `{ error: { code, message } }` with its status. */
-export function restError(e: unknown): {
-  status: number;
-  body: { error: { code: string; message: string } };
-} {
-  if (e instanceof KikitoriError)
-    return { status: e.status, body: { error: { code: e.code, message: e.message } } };
-  if (e instanceof StoreError)
-    return { status: e.status, body: { error: { code: e.code, message: e.message } } };
-  const fe = e as FastifyError;
-  if (fe.validation) {
-    return { status: 400, body: { error: { code: "ValidationError", message: fe.message } } };
-  }
-  if (fe.statusCode && fe.statusCode < 500) {
-    return { status: fe.statusCode, body: { error: { code: fe.code ?? "BadRequest", message: fe.message } } };
-  }
-  return { status: 500, body: { error: { code: "Internal", message: (e as Error).message ?? String(e) } } };
-}
 
 /** One listener for every front door. */
 export async function buildApp(
   service: Service,
-  o: { logRequests: boolean; aws?: AwsFrontDoorOptions },
+  o: { logRequests: boolean; aws?: AwsFrontDoorOptions; openai?: OpenAiOptions },
 ): Promise<FastifyInstance> {
   const app = Fastify({
     logger: o.logRequests ? { level: "warn" } : false,
@@ -55,6 +36,13 @@ export async function buildApp(
   app.get("/health", { schema: { hide: true } }, async () => ({ status: "ok" }));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await registerRest(app, service);
+  if (o.openai) await registerOpenAi(app, service, o.openai);
+  // Unknown native paths answer in the native dialect (S3's catch-all would otherwise answer in XML).
+  app.all("/v1/*", { schema: { hide: true } }, async (req, reply) =>
+    reply.code(404).send({
+      error: { code: "NotFound", message: `no such route: ${req.method} ${req.url.split("?")[0]}` },
+    }),
+  );
   // The AWS protocols (S3 catch-all, SageMaker, Runtime, ...): specific routes above win over S3's `/*`.
   if (o.aws) await registerAws(app, o.aws);
   return app;

@@ -250,6 +250,19 @@ export class Service extends EventEmitter<ServiceEvents> {
     return { endpoint, config, instances };
   }
 
+  /** Creates a model, config and endpoint of the built-in Whisper image under one name, unless it exists. */
+  async ensureBuiltinEndpoint(name: string): Promise<void> {
+    if (await this.state.getEndpoint(name)) return;
+    const ignoreExists = (e: unknown) => {
+      if ((e as KikitoriError).code !== "AlreadyExists") throw e;
+    };
+    await this.createModel({ name, image: "kikitori/whisper" }).catch(ignoreExists);
+    await this.createEndpointConfig({ name, variants: [{ modelName: name }], asyncConfig: {} }).catch(
+      ignoreExists,
+    );
+    await this.createEndpoint({ name, configName: name }).catch(ignoreExists);
+  }
+
   // --- invocations ---
 
   async invokeAsync(req: InvokeRequest): Promise<Invocation> {

@@ -1,0 +1,207 @@
+import type { FastifyInstance, FastifyReply } from "fastify";
+import multipart from "@fastify/multipart";
+import { randomUUID } from "node:crypto";
+import type { Service } from "../../core/service.js";
+import { isTerminal } from "../../core/types.js";
+import { s3Location } from "../../core/rules.js";
+import { KikitoriError } from "../../errors.js";
+import { waitForChange } from "../../notify/index.js";
+import { toCustomAttributes, type TranscriptionOptions } from "../rest/attributes.js";
+import { restError } from "../errors.js";
+
+/** OpenAI's response formats and the kikitori formats behind them. */
+const FORMATS = { json: "json", text: "text", srt: "srt", vtt: "vtt", verbose_json: "verbose_json" } as const;
+type OpenAiFormat = keyof typeof FORMATS;
+
+export interface OpenAiOptions {
+  /** Endpoint used for model names that are not endpoints of their own (e.g. "whisper-1"). */
+  defaultEndpoint: string;
+  /** Largest accepted upload. */
+  maxBytes: number;
+}
+
+class OpenAiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param: string | null,
+    readonly code: string | null = null,
+    readonly type = "invalid_request_error",
+  ) {
+    super(message);
+  }
+}
+
+function sendError(reply: FastifyReply, e: unknown) {
+  if (e instanceof OpenAiError) {
+    return reply
+      .code(e.status)
+      .send({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
+  }
+  const { status, body } = restError(e);
+  const type = status >= 500 ? "server_error" : "invalid_request_error";
+  return reply
+    .code(status)
+    .send({ error: { message: body.error.message, type, param: null, code: body.error.code } });
+}
+
+/**
+ * The OpenAI-compatible `/v1/audio/transcriptions` and `/v1/audio/translations`: a synchronous facade
+ * over the same asynchronous core. The upload is stored, invoked on an endpoint, and the reply waits
+ * for the result.
+ */
+export async function registerOpenAi(
+  app: FastifyInstance,
+  service: Service,
+  o: OpenAiOptions,
+): Promise<void> {
+  await app.register(async (scope) => {
+    await scope.register(multipart, { limits: { fileSize: o.maxBytes, files: 1, fields: 20 } });
+    for (const task of ["transcribe", "translate"] as const) {
+      const path = task === "transcribe" ? "/v1/audio/transcriptions" : "/v1/audio/translations";
+      scope.post(
+        path,
+        {
+          schema: {
+            tags: ["openai"],
+            summary: `OpenAI-compatible ${task === "transcribe" ? "transcription" : "translation to English"} (multipart/form-data: file, model, ...)`,
+          },
+        },
+        async (req, reply) => {
+          try {
+            if (!req.isMultipart()) {
+              throw new OpenAiError(400, "expected a multipart/form-data body with a `file` field", "file");
+            }
+            const fields: Record<string, string> = {};
+            const granularities: string[] = [];
+            let upload: { location: string; contentType: string } | undefined;
+            for await (const part of req.parts()) {
+              if (part.type === "file") {
+                if (part.fieldname !== "file")
+                  throw new OpenAiError(400, `unexpected file field "${part.fieldname}"`, part.fieldname);
+                const key = `openai/${randomUUID()}/${part.filename || "audio"}`;
+                const info = await service.objects.putObject(service.options.defaultBucket, key, part.file, {
+                  contentType: part.mimetype,
+                  maxBytes: o.maxBytes,
+                });
+                if (part.file.truncated)
+                  throw new OpenAiError(413, `file is larger than ${o.maxBytes} bytes`, "file");
+                if (info.size === 0) throw new OpenAiError(400, "file is empty (0 bytes)", "file");
+                upload = {
+                  location: `s3://${service.options.defaultBucket}/${key}`,
+                  contentType: part.mimetype,
+                };
+              } else if (
+                part.fieldname === "timestamp_granularities[]" ||
+                part.fieldname === "timestamp_granularities"
+              ) {
+                granularities.push(String(part.value));
+              } else {
+                fields[part.fieldname] = String(part.value);
+              }
+            }
+            if (!upload) throw new OpenAiError(400, "the `file` field is required", "file");
+            if (!fields.model) throw new OpenAiError(400, "the `model` field is required", "model");
+            if (fields.stream === "true")
+              throw new OpenAiError(400, "stream=true is not supported by kikitori", "stream");
+            const format = (fields.response_format ?? "json") as OpenAiFormat;
+            if (!(format in FORMATS)) {
+              throw new OpenAiError(
+                400,
+                `response_format must be one of ${Object.keys(FORMATS).join(", ")}`,
+                "response_format",
+              );
+            }
+            for (const g of granularities) {
+              if (g !== "word" && g !== "segment")
+                throw new OpenAiError(
+                  400,
+                  `unknown timestamp granularity "${g}"`,
+                  "timestamp_granularities[]",
+                );
+            }
+            let temperature: number | undefined;
+            if (fields.temperature !== undefined) {
+              temperature = Number(fields.temperature);
+              if (!Number.isFinite(temperature) || temperature < 0 || temperature > 1) {
+                throw new OpenAiError(400, "temperature must be a number from 0 to 1", "temperature");
+              }
+            }
+            const options: TranscriptionOptions = {
+              task,
+              language: task === "transcribe" ? fields.language : undefined,
+              prompt: fields.prompt,
+              temperature,
+              wordTimestamps: granularities.includes("word") || undefined,
+              format: FORMATS[format],
+            };
+            const endpoint = (await service.state.getEndpoint(fields.model))
+              ? fields.model
+              : o.defaultEndpoint;
+            // OpenAI clients never create endpoints: the default one is made on first use.
+            await service.ensureBuiltinEndpoint(endpoint);
+            const inv = await service.invokeAsync({
+              endpoint,
+              inputLocation: upload.location,
+              contentType: upload.contentType,
+              customAttributes: toCustomAttributes(options),
+            });
+            const done = await waitForTerminal(
+              service,
+              inv.id,
+              inv.invocationTimeoutSeconds * 1000 + inv.requestTtlSeconds * 1000,
+              req.raw,
+            );
+            if (!isTerminal(done.state)) {
+              throw new OpenAiError(
+                504,
+                `the transcription did not finish in time (invocation ${inv.id} is ${done.state})`,
+                null,
+              );
+            }
+            if (done.state !== "Succeeded") {
+              const invalid = done.error?.code === "InvalidAudio";
+              throw new OpenAiError(
+                invalid ? 400 : 500,
+                done.error?.message ?? `invocation ${done.state}`,
+                invalid ? "file" : null,
+                done.error?.code ?? null,
+                invalid ? "invalid_request_error" : "server_error",
+              );
+            }
+            const { bucket, key } = s3Location("OutputLocation", done.outputLocation);
+            const { info, body } = await service.objects.getObject(bucket, key);
+            return reply
+              .header("content-type", info.contentType)
+              .header("x-kikitori-inference-id", inv.id)
+              .send(body);
+          } catch (e) {
+            return sendError(reply, e);
+          }
+        },
+      );
+    }
+  });
+}
+
+/** Waits for a terminal state; stops early when the client goes away. */
+async function waitForTerminal(
+  service: Service,
+  id: string,
+  timeoutMs: number,
+  req: { once(e: "close", f: () => void): unknown },
+) {
+  const gone = new AbortController();
+  req.once("close", () => gone.abort());
+  const deadline = Date.now() + timeoutMs;
+  let cur = await service.getInvocation(id);
+  while (!isTerminal(cur.state) && Date.now() < deadline) {
+    if (gone.signal.aborted) {
+      // Nobody is waiting for the answer any more: free the instance.
+      await service.cancel(id);
+      throw new KikitoriError("Cancelled", "the client closed the connection");
+    }
+    cur = await waitForChange(service, id, Math.min(30_000, deadline - Date.now()), gone.signal);
+  }
+  return cur;
+}

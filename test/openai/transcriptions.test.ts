@@ -1,0 +1,97 @@
+/**
+ * The OpenAI-compatible API with the real `openai` client: multipart upload, the default endpoint made
+ * on first use, response formats, and errors in OpenAI's shape. The transcription parts need the real
+ * tiny.en model (scripts/fetch-test-model) and skip with a message without it.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createReadStream, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import OpenAI, { toFile } from "openai";
+import type { Kikitori } from "../../src/main.js";
+import { errorRate, wordErrors } from "../../src/eval/metrics.js";
+import { startTestServer, tempDir, type Api } from "../helpers/server.js";
+import { modelPath, noModel, noTestdata, testdata } from "../whisper/helpers.js";
+
+let k: Kikitori & { api: Api };
+let client: OpenAI;
+
+before(async () => {
+  k = await startTestServer({ defaultModel: "tiny.en", modelsDir: join(modelPath, "..") });
+  client = new OpenAI({ baseURL: `${k.url}/v1`, apiKey: "unused-locally", maxRetries: 0 });
+});
+after(async () => k.close());
+
+test(
+  "transcriptions: json, text and srt through the openai client",
+  { skip: noModel || noTestdata },
+  async () => {
+    const reference = readFileSync(testdata("jfk.txt"), "utf8");
+    const json = await client.audio.transcriptions.create({
+      file: createReadStream(testdata("jfk.wav")),
+      model: "whisper-1",
+    });
+    assert.equal(errorRate(wordErrors(reference, json.text)), 0, json.text);
+    const text = await client.audio.transcriptions.create({
+      file: createReadStream(testdata("jfk.mp3")),
+      model: "whisper-1",
+      response_format: "text",
+      language: "en",
+    });
+    assert.ok(errorRate(wordErrors(reference, String(text))) <= 0.1, String(text));
+    const srt = await client.audio.transcriptions.create({
+      file: createReadStream(testdata("jfk.flac")),
+      model: "whisper-1",
+      response_format: "srt",
+    });
+    assert.match(String(srt), /^1\r?\n00:00:00,000 --> 00:00:\d\d,\d\d\d/);
+    const verbose = await client.audio.transcriptions.create({
+      file: createReadStream(testdata("jfk.wav")),
+      model: "whisper-1",
+      response_format: "verbose_json",
+      timestamp_granularities: ["word"],
+    });
+    assert.equal(verbose.language, "english");
+    assert.ok((verbose.words?.length ?? 0) >= 20, "per-word timings");
+    const invs = (await k.api.ok("GET", "/v1/invocations?endpoint=whisper")).invocations;
+    assert.equal(invs.length, 4, "each call went through the asynchronous core");
+  },
+);
+
+test("bad requests answer in OpenAI's error shape, naming the parameter", async () => {
+  const dir = tempDir("kk-openai-");
+  const empty = join(dir, "empty.wav");
+  writeFileSync(empty, "");
+  await assert.rejects(
+    client.audio.transcriptions.create({ file: createReadStream(empty), model: "whisper-1" }),
+    (e: InstanceType<typeof OpenAI.APIError>) =>
+      e.status === 400 && e.param === "file" && /empty/.test(e.message),
+  );
+  await assert.rejects(
+    client.audio.transcriptions.create({
+      file: await toFile(Buffer.from("RIFF"), "a.wav"),
+      model: "whisper-1",
+      response_format: "docx" as "json",
+    }),
+    (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.param === "response_format",
+  );
+  const raw = await fetch(`${k.url}/v1/audio/transcriptions`, {
+    method: "POST",
+    body: "{}",
+    headers: { "content-type": "application/json" },
+  });
+  assert.equal(raw.status, 400);
+  const body = (await raw.json()) as any;
+  assert.equal(body.error.type, "invalid_request_error");
+  assert.equal(body.error.param, "file");
+});
+
+test("undecodable audio fails as a 400 naming the file", { skip: noModel }, async () => {
+  await assert.rejects(
+    client.audio.transcriptions.create({
+      file: await toFile(Buffer.from("not audio ".repeat(50)), "x.wav"),
+      model: "whisper-1",
+    }),
+    (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.param === "file",
+  );
+});
