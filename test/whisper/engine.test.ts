@@ -1,8 +1,10 @@
 /** The engine against the real tiny.en model (skipped without it): abort, queueing, option checks. */
 import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
+import { ModelLoadError } from "../../src/whisper/addon.js";
 import { InvalidOptionError, WhisperEngine } from "../../src/whisper/engine.js";
 import { modelPath, noModel, noTestdata, normalize, sox, tempDir, testdata } from "./helpers.js";
 
@@ -63,5 +65,24 @@ describe("WhisperEngine", { skip: noModel || noTestdata }, () => {
       engine.transcribe(testdata("jfk.wav"), { language: "xx" }),
       (e: unknown) => e instanceof InvalidOptionError && e.field === "language",
     );
+  });
+});
+
+describe("WhisperEngine.load", () => {
+  it("turns a corrupt model that aborts whisper.cpp into a ModelLoadError, without crashing", async () => {
+    // whisper.cpp GGML_ASSERTs (SIGABRT) on this; the worker process takes the blow.
+    const path = join(await tempDir(), "corrupt.bin");
+    await writeFile(path, Buffer.concat([Buffer.from("lmgg", "latin1"), Buffer.alloc(200, 7)]));
+    await assert.rejects(
+      WhisperEngine.load(path),
+      (e: unknown) => e instanceof ModelLoadError && /exited \(SIGABRT\) while loading/.test(e.message),
+    );
+  });
+
+  it("names a missing model file and a non-ggml one", async () => {
+    const dir = await tempDir();
+    await assert.rejects(WhisperEngine.load(join(dir, "none.bin")), /model file .*none\.bin does not exist/);
+    await writeFile(join(dir, "text.bin"), "hello world");
+    await assert.rejects(WhisperEngine.load(join(dir, "text.bin")), /not a ggml whisper model/);
   });
 });
