@@ -1,6 +1,7 @@
 """Transcribe audio files with faster-whisper and print one JSON object on stdout.
 
-The peer side of bench/engine-quality.ts: greedy decoding (beam_size=1), no VAD, faster-whisper's
+The peer side of bench/engine-quality.ts and bench/engine-speed.ts: greedy decoding (beam_size=1;
+a served request may ask for {"beam_size": 5}), no VAD, faster-whisper's
 defaults otherwise (condition_on_previous_text, without_timestamps, temperature fallback), so that
 the comparison with kikitori's engine uses the same weights and the same decoding strategy.
 
@@ -36,9 +37,9 @@ def main() -> int:
     )
     load_s = time.perf_counter() - started
 
-    def transcribe(path: str, language) -> dict:
+    def transcribe(path: str, language, beam_size: int = 1) -> dict:
         started = time.perf_counter()
-        segments, info = model.transcribe(path, language=language, beam_size=1, vad_filter=False)
+        segments, info = model.transcribe(path, language=language, beam_size=beam_size, vad_filter=False)
         # segments is a lazy generator: the decoding happens while it is consumed.
         text = "".join(segment.text for segment in segments)
         return {
@@ -61,7 +62,8 @@ def main() -> int:
         print(json.dumps({"ready": True, **versions}), flush=True)
         for line in sys.stdin:
             request = json.loads(line)
-            print(json.dumps(transcribe(request["path"], request.get("language")), ensure_ascii=False), flush=True)
+            result = transcribe(request["path"], request.get("language"), request.get("beam_size", 1))
+            print(json.dumps(result, ensure_ascii=False), flush=True)
         return 0
 
     clips = [transcribe(path, args.language) for path in args.files]

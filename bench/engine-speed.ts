@@ -1,0 +1,156 @@
+/**
+ * Engine speed and accuracy on one long English file (the test data's clips concatenated with
+ * one-second silences, ≥ 60 s in the full run): kikitori's engine (whisper.cpp through the addon, in
+ * its worker process) against faster-whisper (CTranslate2 float32 and int8), greedy and beam 5, same
+ * thread count, same tiny.en weights. Every configuration is loaded once and warmed up, then the
+ * configurations run interleaved (rep 1 of all, rep 2 of all, ...) so a busy moment on the shared
+ * machine hits them alike. RTFx = audio seconds ÷ wall seconds; WER against the concatenated
+ * references with Whisper's English normaliser (src/eval).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { errorRate, wordErrors, type EditCounts } from "../src/eval/metrics.js";
+import { WhisperEngine } from "../src/whisper/index.js";
+import { root } from "./lib/env.js";
+import { ct2ModelDir, fasterWhisper, type FasterWhisper } from "./lib/peers.js";
+import { median, min, round } from "./lib/stats.js";
+
+export interface EngineSpeedOptions {
+  audioPath: string;
+  audioSeconds: number;
+  reference: string;
+  /** Transcribed once by each configuration before timing (undefined: no warm-up, smoke mode). */
+  warmupPath?: string;
+  modelPath: string;
+  ct2?: string;
+  wheel: string;
+  threads: number;
+  reps: number;
+  beams: number[];
+  computeTypes: string[];
+  log: (msg: string) => void;
+}
+
+export interface EngineConfigResult {
+  engine: string;
+  beam: number;
+  wallSeconds: number[];
+  minWallSeconds: number;
+  medianWallSeconds: number;
+  rtfxMedian: number;
+  rtfxBest: number;
+  wer: number;
+  counts: EditCounts;
+  hypothesis: string;
+}
+
+interface Config {
+  engine: string;
+  beam: number;
+  run: (path: string) => Promise<{ text: string; wallSeconds: number }>;
+}
+
+export async function runEngineSpeed(o: EngineSpeedOptions) {
+  const engine = await WhisperEngine.load(o.modelPath, { threads: o.threads });
+  const peers: { computeType: string; fw: FasterWhisper }[] = [];
+  let ct2: { dir: string; cleanup: () => void } | undefined;
+  const notes: string[] = [
+    "whisper.cpp CLI: not run. The addon package ships a partial whisper.cpp tree (ggml/src holds only " +
+      "ggml-cpu: ggml.c, ggml-backend and the cmake modules are missing), so whisper-cli cannot be built " +
+      "from it; there is no network to fetch the full sources.",
+  ];
+  try {
+    const configs: Config[] = [];
+    for (const beam of o.beams)
+      configs.push({
+        engine: "kikitori (whisper.cpp addon)",
+        beam,
+        run: async (path) => {
+          const t = performance.now();
+          const r = await engine.transcribe(path, { language: "en", beamSize: beam > 1 ? beam : undefined });
+          return { text: r.text, wallSeconds: (performance.now() - t) / 1000 };
+        },
+      });
+    try {
+      ct2 = ct2ModelDir(o.ct2, o.wheel);
+      for (const computeType of o.computeTypes) {
+        const fw = await fasterWhisper(ct2.dir, computeType, o.threads);
+        peers.push({ computeType, fw });
+        for (const beam of o.beams)
+          configs.push({
+            engine: `faster-whisper ${computeType}`,
+            beam,
+            run: (path) => fw.transcribe(path, beam),
+          });
+      }
+    } catch (e) {
+      notes.push(`faster-whisper: not run: ${(e as Error).message}`);
+    }
+    if (o.warmupPath) for (const c of configs) await c.run(o.warmupPath);
+    const walls = configs.map(() => [] as number[]);
+    const texts: string[] = [];
+    for (let rep = 0; rep < o.reps; rep++)
+      for (const [i, c] of configs.entries()) {
+        const r = await c.run(o.audioPath);
+        walls[i]!.push(r.wallSeconds);
+        texts[i] ??= r.text;
+        o.log(`engine-speed: rep ${rep + 1} ${c.engine} beam ${c.beam}: ${r.wallSeconds.toFixed(2)} s`);
+      }
+    const results: EngineConfigResult[] = configs.map((c, i) => {
+      const counts = wordErrors(o.reference, texts[i]!);
+      return {
+        engine: c.engine,
+        beam: c.beam,
+        wallSeconds: walls[i]!.map((w) => round(w, 3)),
+        minWallSeconds: round(min(walls[i]!), 3),
+        medianWallSeconds: round(median(walls[i]!), 3),
+        rtfxMedian: round(o.audioSeconds / median(walls[i]!), 2),
+        rtfxBest: round(o.audioSeconds / min(walls[i]!), 2),
+        wer: round(errorRate(counts), 4),
+        counts,
+        hypothesis: texts[i]!,
+      };
+    });
+    // kikitori ÷ each faster-whisper configuration with the same beam: speed (RTFx) and WER.
+    const ratios = results
+      .filter((r) => r.engine.startsWith("faster-whisper"))
+      .map((fw) => {
+        const kk = results.find((r) => r.engine.startsWith("kikitori") && r.beam === fw.beam)!;
+        return {
+          versus: fw.engine,
+          beam: fw.beam,
+          speedRatio: round(kk.rtfxMedian / fw.rtfxMedian, 3),
+          werRatio: fw.wer > 0 ? round(kk.wer / fw.wer, 2) : null,
+          werDifference: round(kk.wer - fw.wer, 4),
+        };
+      });
+    const addon = JSON.parse(
+      readFileSync(join(root, "node_modules", "@fugood", "whisper.node", "package.json"), "utf8"),
+    ) as { version: string };
+    return {
+      audioSeconds: round(o.audioSeconds, 2),
+      threads: o.threads,
+      reps: o.reps,
+      warmup: o.warmupPath !== undefined,
+      model: "tiny.en (ggml for kikitori; CTranslate2 conversion of the same weights for faster-whisper)",
+      decoding: "English, no VAD, temperature fallback as each engine defaults; beam as listed",
+      versions: {
+        "@fugood/whisper.node": addon.version,
+        ...(peers[0]
+          ? {
+              faster_whisper: peers[0].fw.versions.faster_whisper,
+              ctranslate2: peers[0].fw.versions.ctranslate2,
+              python: peers[0].fw.versions.python,
+            }
+          : {}),
+      },
+      configs: results,
+      ratios,
+      notes,
+    };
+  } finally {
+    await engine.close();
+    for (const p of peers) await p.fw.close();
+    ct2?.cleanup();
+  }
+}

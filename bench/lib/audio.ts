@@ -1,0 +1,157 @@
+/**
+ * Benchmark audio: English speech from the shared test data (decoded once with ffmpeg to 16 kHz mono
+ * PCM), concatenated with silences into files of any length, with the matching reference text; a
+ * one-second clip; and espeak-ng speech when the test data is missing.
+ */
+import { execFileSync } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+
+const RATE = 16_000;
+
+export interface Piece {
+  name: string;
+  pcm: Buffer;
+  reference: string;
+}
+
+/** The English clips of the test data with exact references, one per distinct recording. */
+export function speechPieces(testdata: string, tmp: string): Piece[] {
+  const manifestPath = join(testdata, "manifest.json");
+  if (!existsSync(manifestPath)) return espeakPieces(tmp);
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as {
+    file: string;
+    transcript_file: string;
+    language: string;
+    exact_reference?: boolean;
+  }[];
+  const seen = new Set<string>();
+  const pieces: Piece[] = [];
+  for (const e of manifest) {
+    // One speaker per channel would be mixed down; jfk exists in four containers: keep one of each.
+    if (e.language !== "en" || !e.exact_reference || e.file.startsWith("stereo_")) continue;
+    if (seen.has(e.transcript_file)) continue;
+    seen.add(e.transcript_file);
+    pieces.push({
+      name: e.file,
+      pcm: decode(join(testdata, e.file)),
+      reference: readFileSync(join(testdata, e.transcript_file), "utf8").trim(),
+    });
+  }
+  return pieces;
+}
+
+function espeakPieces(tmp: string): Piece[] {
+  const sentences = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A benchmark measures what users would otherwise pick instead.",
+    "Speech recognition turns spoken words into written text.",
+  ];
+  return sentences.map((text, i) => {
+    const wav = join(tmp, `espeak-${i}.wav`);
+    execFileSync("espeak-ng", ["-w", wav, text]);
+    return { name: `espeak-${i}`, pcm: decode(wav), reference: text };
+  });
+}
+
+function decode(path: string): Buffer {
+  return execFileSync(
+    "ffmpeg",
+    ["-nostdin", "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", `${RATE}`, "-"],
+    { maxBuffer: 1024 ** 3 },
+  );
+}
+
+export const seconds = (pcm: Buffer) => pcm.length / 2 / RATE;
+
+/**
+ * Writes the pieces, each followed by `gapSeconds` of silence, the whole pass followed by
+ * `passGapSeconds` more, repeated until at least `minSeconds` of audio; returns the duration and the
+ * reference of the whole file, and the reference of one pass.
+ */
+export function writeSpeech(
+  path: string,
+  pieces: readonly Piece[],
+  minSeconds: number,
+  gapSeconds = 1,
+  passGapSeconds = 0,
+): { seconds: number; reference: string; passes: number; passSeconds: number; passReference: string } {
+  const gap = Buffer.alloc(Math.round(gapSeconds * RATE) * 2);
+  const passGap = Buffer.alloc(Math.round(passGapSeconds * RATE) * 2);
+  const pass = pieces.reduce((s, p) => s + p.pcm.length + gap.length, passGap.length);
+  const passes = Math.max(1, Math.ceil((minSeconds * RATE * 2) / pass));
+  const fd = openSync(path, "w");
+  try {
+    writeSync(fd, wavHeader(pass * passes));
+    for (let i = 0; i < passes; i++)
+      for (const [j, p] of pieces.entries()) {
+        writeSync(fd, p.pcm);
+        writeSync(fd, gap);
+        if (j === pieces.length - 1) writeSync(fd, passGap);
+      }
+  } finally {
+    closeSync(fd);
+  }
+  const passReference = pieces.map((p) => p.reference).join(" ");
+  const reference = Array.from({ length: passes }, () => passReference).join(" ");
+  return {
+    seconds: (pass * passes) / 2 / RATE,
+    reference,
+    passes,
+    passSeconds: pass / 2 / RATE,
+    passReference,
+  };
+}
+
+/** A WAV file of `seconds` of quiet noise (for the no-op model server, whose output ignores content). */
+export function writeNoise(path: string, seconds: number): void {
+  execFileSync("sox", [
+    "-n",
+    "-r",
+    `${RATE}`,
+    "-c",
+    "1",
+    "-b",
+    "16",
+    path,
+    "synth",
+    `${seconds}`,
+    "whitenoise",
+    "vol",
+    "0.01",
+  ]);
+}
+
+/** One second of speech (the start of the first piece), as a WAV file. */
+export function writeOneSecond(path: string, pieces: readonly Piece[]): void {
+  const first = pieces[0]!.pcm;
+  const pcm = Buffer.alloc(RATE * 2);
+  // Skip the first quarter second (often silence) when the piece is long enough.
+  const start = first.length >= pcm.length * 1.25 ? RATE / 2 : 0;
+  first.copy(pcm, 0, start, start + pcm.length);
+  const fd = openSync(path, "w");
+  try {
+    writeSync(fd, wavHeader(pcm.length));
+    writeSync(fd, pcm);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function wavHeader(dataBytes: number): Buffer {
+  const h = Buffer.alloc(44);
+  h.write("RIFF", 0);
+  h.writeUInt32LE(36 + dataBytes, 4);
+  h.write("WAVE", 8);
+  h.write("fmt ", 12);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(RATE, 24);
+  h.writeUInt32LE(RATE * 2, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write("data", 36);
+  h.writeUInt32LE(dataBytes, 40);
+  return h;
+}

@@ -1,0 +1,206 @@
+/**
+ * Platform overhead through the real service (`kikitori serve` as a child process; this process is
+ * only the client, so the two do not share an event loop), on SQLite:
+ *  (a) latency: one-second clips submitted one at a time with free capacity, on the no-op model
+ *      server: enqueue→start and end-to-end overhead (total − model time), p50/p99;
+ *  (b) throughput: many invocations from concurrent keep-alive clients: accepted/s and completed/s;
+ *  (c) the same one-second clips on the built-in Whisper server with tiny.en: overhead.
+ * Server-side figures come from the invocation record (createdAt, startedAt, finishedAt: millisecond
+ * resolution; modelMs from the model server's x-kikitori-model-time-ms); client-side figures use
+ * performance.now() around the HTTP calls (they include the long poll that reports the end).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { noopServer, serve, sleep, type Client } from "./lib/service.js";
+import { summary, round, type Summary } from "./lib/stats.js";
+
+export interface PlatformOptions {
+  /** One-second clips for the latency part (no-op server). */
+  clips: number;
+  /** Requests and concurrent clients for the throughput part. */
+  requests: number;
+  concurrency: number;
+  /** One-second clips on tiny.en (0 skips); the model file must exist. */
+  tinyClips: number;
+  modelPath: string;
+  /** A one-second 16 kHz WAV. */
+  clipPath: string;
+  log: (msg: string) => void;
+}
+
+export interface LatencyResult {
+  clips: number;
+  /** Server side (invocation record, ms resolution). */
+  enqueueToStartMs: Summary;
+  overheadMs: Summary;
+  modelMs: Summary;
+  totalMs: Summary;
+  /** Client side: the POST that enqueues (202), and submit → terminal state seen, minus model time. */
+  acceptMs: Summary;
+  clientOverheadMs: Summary;
+}
+
+const ms = (iso: string | undefined) => (iso ? Date.parse(iso) : NaN);
+
+async function latency(client: Client, endpoint: string, clip: string, n: number, warmup: number) {
+  const audio = readFileSync(clip);
+  const inputs: string[] = [];
+  for (let i = 0; i < n + warmup; i++)
+    inputs.push(await client.put("bench", `${endpoint}/clip-${i}.wav`, audio, "audio/wav"));
+  const rows: {
+    e2s: number;
+    overhead: number;
+    model: number;
+    total: number;
+    accept: number;
+    client: number;
+  }[] = [];
+  for (const [i, input] of inputs.entries()) {
+    const t0 = performance.now();
+    const accepted = await client.ok("POST", `/v1/endpoints/${endpoint}/invocations`, {
+      inputLocation: input,
+      contentType: "audio/wav",
+    });
+    const t1 = performance.now();
+    const inv = await client.waitTerminal(accepted.inferenceId);
+    const t2 = performance.now();
+    if (inv.state !== "Succeeded")
+      throw new Error(`${endpoint}: invocation ${accepted.inferenceId} ${inv.state}: ${inv.error?.message}`);
+    if (i < warmup) continue;
+    const model = inv.timing.modelMs as number;
+    if (!Number.isFinite(model)) throw new Error(`${endpoint}: the model server reported no model time`);
+    const total = ms(inv.timing.finishedAt) - ms(inv.timing.createdAt);
+    rows.push({
+      e2s: ms(inv.timing.startedAt) - ms(inv.timing.createdAt),
+      overhead: total - model,
+      model,
+      total,
+      accept: t1 - t0,
+      client: t2 - t0 - model,
+    });
+  }
+  return {
+    clips: rows.length,
+    enqueueToStartMs: summary(rows.map((r) => r.e2s)),
+    overheadMs: summary(rows.map((r) => r.overhead)),
+    modelMs: summary(rows.map((r) => r.model)),
+    totalMs: summary(rows.map((r) => r.total)),
+    acceptMs: summary(rows.map((r) => r.accept)),
+    clientOverheadMs: summary(rows.map((r) => r.client)),
+  } satisfies LatencyResult;
+}
+
+export interface ThroughputResult {
+  requests: number;
+  concurrency: number;
+  instances: number;
+  maxConcurrentPerInstance: number;
+  acceptedPerSecond: number;
+  completedPerSecond: number;
+  acceptMs: Summary;
+  submitSeconds: number;
+  drainSeconds: number;
+}
+
+/** Submits `requests` invocations from `concurrency` keep-alive clients; per-request accept latency. */
+export async function submitAll(
+  client: Client,
+  endpoint: string,
+  input: string,
+  requests: number,
+  concurrency: number,
+): Promise<{ acceptMs: number[]; seconds: number }> {
+  const acceptMs: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < requests) {
+        next++;
+        const t = performance.now();
+        const r = await client.call("POST", `/v1/endpoints/${endpoint}/invocations`, {
+          inputLocation: input,
+        });
+        if (r.status !== 202) throw new Error(`invoke: ${r.status} ${JSON.stringify(r.body)}`);
+        acceptMs.push(performance.now() - t);
+      }
+    }),
+  );
+  return { acceptMs, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Waits until the endpoint has nothing queued or running. */
+export async function drained(client: Client, endpoint: string): Promise<void> {
+  for (;;) {
+    const busy = await Promise.all(
+      ["Queued", "Running"].map((s) =>
+        client.ok("GET", `/v1/invocations?endpoint=${endpoint}&state=${s}&limit=1`),
+      ),
+    );
+    if (busy.every((b) => b.invocations.length === 0)) return;
+    await sleep(20);
+  }
+}
+
+async function throughput(
+  client: Client,
+  endpoint: string,
+  input: string,
+  requests: number,
+  concurrency: number,
+) {
+  const t0 = performance.now();
+  const submitted = await submitAll(client, endpoint, input, requests, concurrency);
+  await drained(client, endpoint);
+  const drainSeconds = (performance.now() - t0) / 1000;
+  return {
+    acceptedPerSecond: round(requests / submitted.seconds, 0),
+    completedPerSecond: round(requests / drainSeconds, 0),
+    acceptMs: summary(submitted.acceptMs),
+    submitSeconds: round(submitted.seconds, 3),
+    drainSeconds: round(drainSeconds, 3),
+  };
+}
+
+export async function runPlatform(o: PlatformOptions) {
+  const results: Record<string, unknown> = {
+    store: "SQLite (WAL)",
+    server: "kikitori serve as a child process",
+  };
+  const noop = { image: `local:${noopServer}`, environment: { NOOP_DELAY_MS: "0" } };
+  const svc = await serve();
+  try {
+    await svc.client.endpoint("noop", noop, { instances: 1, maxConcurrent: 4 });
+    o.log(`platform: latency, ${o.clips} clips on the no-op server`);
+    results.noopLatency = await latency(svc.client, "noop", o.clipPath, o.clips, Math.min(10, o.clips));
+    const instances = 2;
+    const maxConcurrentPerInstance = 4;
+    await svc.client.endpoint("tput", noop, { instances, maxConcurrent: maxConcurrentPerInstance });
+    const input = await svc.client.put("bench", "tput.wav", readFileSync(o.clipPath), "audio/wav");
+    o.log(`platform: throughput, ${o.requests} requests from ${o.concurrency} clients`);
+    await throughput(svc.client, "tput", input, Math.min(100, o.requests), o.concurrency); // warm-up
+    results.noopThroughput = {
+      requests: o.requests,
+      concurrency: o.concurrency,
+      instances,
+      maxConcurrentPerInstance,
+      ...(await throughput(svc.client, "tput", input, o.requests, o.concurrency)),
+    } satisfies ThroughputResult;
+  } finally {
+    await svc.stop();
+  }
+  if (o.tinyClips <= 0) results.tinyLatency = { skipped: "no tiny.en clips requested" };
+  else if (!existsSync(o.modelPath))
+    results.tinyLatency = { skipped: `${o.modelPath} does not exist (scripts/fetch-test-model)` };
+  else {
+    const tiny = await serve({ KIKITORI_MODELS: join(o.modelPath, "..") });
+    try {
+      await tiny.client.endpoint("tiny", { image: "kikitori/whisper" }, { instances: 1, maxConcurrent: 1 });
+      o.log(`platform: latency, ${o.tinyClips} clips on tiny.en`);
+      results.tinyLatency = await latency(tiny.client, "tiny", o.clipPath, o.tinyClips, 1);
+    } finally {
+      await tiny.stop();
+    }
+  }
+  return results;
+}

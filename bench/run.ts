@@ -1,0 +1,248 @@
+/**
+ * The benchmark suite: one command that measures everything, writes <out>/*.json and renders
+ * BENCHMARKS.md from them.
+ *
+ *   npm run bench                 full run (tens of minutes on 2 cores; waits for a quiet machine)
+ *   npm run bench -- --smoke      CI mode: tiny counts and short audio, about a minute
+ *
+ * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
+ * --requests 2000 --concurrency 32 --tiny-clips 20 --engine-seconds 60 --reps 3 --long-minutes 30
+ * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,sfz,long,growth
+ * --model FILE --ct2 DIR | --wheel FILE --testdata DIR --no-wait (skip the quiet-machine wait).
+ * A part whose inputs are missing (model file, test data, CTranslate2 weights) is skipped with a note.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { defaultModelPath } from "../src/eval/cli.js";
+import { runEngineSpeed } from "./engine-speed.js";
+import { runGrowth } from "./growth.js";
+import { runLongAudio } from "./long-audio.js";
+import { runPlatform } from "./platform.js";
+import { render } from "./render.js";
+import { speechPieces, writeOneSecond, writeSpeech } from "./lib/audio.js";
+import { defaultTestdata, header, root } from "./lib/env.js";
+import { DEFAULT_WHEEL } from "./lib/peers.js";
+import { sleep } from "./lib/service.js";
+
+const { values: a } = parseArgs({
+  options: {
+    smoke: { type: "boolean", default: false },
+    out: { type: "string", default: join(root, "bench", "results") },
+    md: { type: "string" },
+    threads: { type: "string", default: "2" },
+    clips: { type: "string" },
+    requests: { type: "string" },
+    concurrency: { type: "string" },
+    "tiny-clips": { type: "string" },
+    "engine-seconds": { type: "string" },
+    reps: { type: "string" },
+    "long-minutes": { type: "string" },
+    depths: { type: "string" },
+    lengths: { type: "string" },
+    "sfz-runs": { type: "string" },
+    parts: { type: "string", default: "platform,engine,sfz,long,growth" },
+    model: { type: "string", default: defaultModelPath() },
+    ct2: { type: "string", default: process.env.KIKITORI_CT2_MODEL },
+    wheel: { type: "string", default: DEFAULT_WHEEL },
+    testdata: { type: "string", default: defaultTestdata() },
+    "no-wait": { type: "boolean", default: false },
+  },
+});
+const smoke = a.smoke!;
+const num = (name: keyof typeof a, full: number, smokeValue: number) => {
+  const raw = a[name];
+  const n = raw === undefined ? (smoke ? smokeValue : full) : Number(raw);
+  if (!Number.isFinite(n) || n < 0)
+    throw new Error(`--${name}: expected a non-negative number, got ${String(raw)}`);
+  return n;
+};
+const list = (name: keyof typeof a, full: number[], smokeValue: number[]) => {
+  const raw = a[name];
+  if (raw === undefined) return smoke ? smokeValue : full;
+  const xs = String(raw).split(",").map(Number);
+  if (xs.some((x) => !Number.isFinite(x) || x <= 0))
+    throw new Error(`--${name}: expected positive numbers, got ${String(raw)}`);
+  return xs;
+};
+const o = {
+  threads: num("threads", 2, 2),
+  clips: num("clips", 200, 5),
+  requests: num("requests", 2000, 50),
+  concurrency: num("concurrency", 32, 8),
+  tinyClips: num("tiny-clips", 20, 0),
+  engineSeconds: num("engine-seconds", 60, 1),
+  reps: num("reps", 3, 1),
+  longMinutes: num("long-minutes", 30, 0.1),
+  depths: list("depths", [1, 10, 100, 1000], [1, 10]),
+  lengths: list("lengths", [60, 600, 3600], [1, 5]),
+  sfzRuns: num("sfz-runs", 3, 1),
+};
+const parts = new Set(a.parts!.split(","));
+for (const p of parts)
+  if (!["platform", "engine", "sfz", "long", "growth"].includes(p))
+    throw new Error(`--parts: unknown part "${p}"`);
+const out = resolve(a.out!);
+const md = resolve(
+  a.md ?? (out === join(root, "bench", "results") ? join(root, "BENCHMARKS.md") : join(out, "BENCHMARKS.md")),
+);
+const command = `npm run bench --${process.argv.slice(2).length ? " " + process.argv.slice(2).join(" ") : ""}`;
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+mkdirSync(out, { recursive: true });
+
+/** On a shared machine, wait (up to 15 minutes) for the 1-minute load to fall to 1.5 or below. */
+async function quietMachine() {
+  const before = loadavg()[0]!;
+  const started = Date.now();
+  if (!smoke && !a["no-wait"])
+    while (loadavg()[0]! > 1.5 && Date.now() - started < 15 * 60_000) {
+      log(`load ${loadavg()[0]!.toFixed(2)} > 1.5: waiting`);
+      await sleep(60_000);
+    }
+  return {
+    loadBefore: before,
+    waitedSeconds: Math.round((Date.now() - started) / 1000),
+    loadAtStart: loadavg()[0]!,
+  };
+}
+
+function save(name: string, body: Record<string, unknown>) {
+  writeFileSync(
+    join(out, `${name}.json`),
+    JSON.stringify({ ...header(command), mode: smoke ? "smoke" : "full", ...body }, null, 2) + "\n",
+  );
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "kk-bench-"));
+const failures: string[] = [];
+async function part(name: string, file: string, fn: () => Promise<Record<string, unknown>>) {
+  if (!parts.has(name)) return;
+  const t0 = performance.now();
+  try {
+    const body = await fn();
+    save(file, { elapsedSeconds: Math.round((performance.now() - t0) / 1000), ...body });
+  } catch (e) {
+    failures.push(`${name}: ${(e as Error).stack ?? e}`);
+    save(file, { error: String((e as Error).message ?? e) });
+  }
+}
+
+try {
+  const quiet = await quietMachine();
+  log(`load ${quiet.loadAtStart.toFixed(2)} at start (waited ${quiet.waitedSeconds} s)`);
+  const hasModel = existsSync(a.model!);
+  const allPieces = speechPieces(a.testdata!, tmp);
+  // Smoke mode: the shortest piece only, so each tiny.en transcription is one window.
+  const pieces = smoke ? [allPieces.reduce((s, p) => (p.pcm.length < s.pcm.length ? p : s))] : allPieces;
+  const clip = join(tmp, "one-second.wav");
+  writeOneSecond(clip, allPieces);
+  const modelMissing = { skipped: `${a.model} does not exist (run scripts/fetch-test-model)` };
+
+  await part("platform", "platform", async () => ({
+    quiet,
+    ...(await runPlatform({
+      clips: o.clips,
+      requests: o.requests,
+      concurrency: o.concurrency,
+      tinyClips: hasModel ? o.tinyClips : 0,
+      modelPath: a.model!,
+      clipPath: clip,
+      log,
+    })),
+  }));
+
+  await part("engine", "engine-speed", async () => {
+    if (!hasModel) return modelMissing;
+    const path = join(tmp, "engine.wav");
+    const speech = writeSpeech(path, pieces, o.engineSeconds, 1);
+    log(`engine-speed: ${speech.seconds.toFixed(1)} s of audio, ${o.reps} reps`);
+    return {
+      quiet,
+      ...(await runEngineSpeed({
+        audioPath: path,
+        audioSeconds: speech.seconds,
+        reference: speech.reference,
+        warmupPath: smoke ? undefined : clip,
+        modelPath: a.model!,
+        ct2: a.ct2,
+        wheel: a.wheel!,
+        threads: o.threads,
+        reps: o.reps,
+        beams: smoke ? [1] : [1, 5],
+        computeTypes: smoke ? ["int8"] : ["float32", "int8"],
+        log,
+      })),
+    };
+  });
+
+  await part("sfz", "scale-from-zero", async () => {
+    const file = join(out, "scale-from-zero.json");
+    execFileSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(root, "bench", "scale-from-zero.ts"),
+        "--runs",
+        `${o.sfzRuns}`,
+        "--out",
+        file,
+        ...(smoke ? ["--noop-only"] : []),
+      ],
+      { cwd: root, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, KIKITORI_QUIET: "1" } },
+    );
+    const { readFileSync } = await import("node:fs");
+    const {
+      command: _c,
+      date: _d,
+      machine: _m,
+      ...rest
+    } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    return { quiet, script: "bench/scale-from-zero.ts", ...rest };
+  });
+
+  await part("long", "long-audio", async () => {
+    if (!hasModel) return modelMissing;
+    const longPath = join(tmp, "long.wav");
+    const passPath = join(tmp, "pass.wav");
+    const pass = writeSpeech(passPath, pieces, 0, 1, 5);
+    const long = writeSpeech(longPath, pieces, o.longMinutes * 60, 1, 5);
+    return {
+      quiet,
+      ...(await runLongAudio({
+        longPath,
+        longSeconds: long.seconds,
+        longReference: long.reference,
+        passPath,
+        passReference: pass.passReference,
+        passes: long.passes,
+        modelsDir: dirname(a.model!),
+        log,
+      })),
+    };
+  });
+
+  await part("growth", "growth", async () => ({
+    quiet,
+    ...(await runGrowth({
+      depths: o.depths,
+      lengths: o.lengths,
+      probes: smoke ? 5 : 30,
+      acceptRequests: smoke ? 20 : 200,
+      concurrency: o.concurrency,
+      tmp,
+      log,
+    })),
+  }));
+
+  render(out, md, { smoke, command });
+  log(`wrote ${relative(root, md) || md} and ${relative(root, out) || out}/*.json`);
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+if (failures.length) {
+  for (const f of failures) log(`FAILED ${f}`);
+  process.exitCode = 1;
+}
