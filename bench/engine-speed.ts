@@ -7,7 +7,8 @@
  * machine hits them alike. RTFx = audio seconds ÷ wall seconds; WER against the concatenated
  * references with Whisper's English normaliser (src/eval).
  */
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { errorRate, wordErrors, type EditCounts } from "../src/eval/metrics.js";
 import { WhisperEngine } from "../src/whisper/index.js";
@@ -29,6 +30,31 @@ export interface EngineSpeedOptions {
   beams: number[];
   computeTypes: string[];
   log: (msg: string) => void;
+}
+
+/**
+ * AVX/FMA instructions in the prebuilt addon binary (objdump): none means a baseline SSE build, which
+ * alone explains a large part of a speed gap on a CPU that has AVX2.
+ */
+function addonSimd(): string | undefined {
+  const binary = join(root, "node_modules", "@fugood", "node-whisper-linux-x64", "index.node");
+  if (!existsSync(binary)) return undefined;
+  try {
+    const asm = execFileSync("objdump", ["-d", "--no-show-raw-insn", binary], {
+      maxBuffer: 512 * 1024 ** 2,
+      encoding: "utf8",
+    });
+    const count = (re: RegExp) => asm.match(re)?.length ?? 0;
+    const avx = count(/\tv(mul|add|fmadd\d*)[sp][sd]\b/g);
+    const fma = count(/\tvfmadd/g);
+    const cpuAvx2 = /\bavx2\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+    return (
+      `kikitori's engine is the prebuilt @fugood/node-whisper-linux-x64 binary: ${avx} AVX arithmetic and ${fma} FMA instructions in it (objdump)` +
+      (avx === 0 ? `, i.e. a baseline SSE build, while this CPU ${cpuAvx2 ? "has" : "lacks"} AVX2.` : ".")
+    );
+  } catch {
+    return undefined;
+  }
 }
 
 export interface EngineConfigResult {
@@ -59,6 +85,8 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
       "ggml-cpu: ggml.c, ggml-backend and the cmake modules are missing), so whisper-cli cannot be built " +
       "from it; there is no network to fetch the full sources.",
   ];
+  const simd = addonSimd();
+  if (simd) notes.push(simd);
   try {
     const configs: Config[] = [];
     for (const beam of o.beams)
