@@ -56,6 +56,8 @@ export interface InvokeRequest {
   invocationTimeoutSeconds?: number | string;
   /** Appended to the output (and failure) path, as SageMaker's S3OutputPathExtension. */
   outputPathExtension?: string;
+  /** Names the output object instead of `<InferenceId>.out` (SageMaker's Filename); the failure object is `<Filename>-error.out`. */
+  outputFilename?: string;
   webhook?: WebhookTarget;
 }
 
@@ -304,12 +306,13 @@ export class Service extends EventEmitter<ServiceEvents> {
     const outputPath = ext ? joinS3(config.asyncConfig.outputPath, ext) : config.asyncConfig.outputPath;
     const failureBase = config.asyncConfig.failurePath ?? config.asyncConfig.outputPath;
     const failurePath = ext ? joinS3(failureBase, ext) : failureBase;
+    const filename = req.outputFilename === undefined ? undefined : checkFilename(req.outputFilename);
     const inv: NewInvocation = {
       id,
       endpoint: endpoint.name,
       inputLocation: req.inputLocation,
-      outputLocation: joinS3(outputPath, outputKeyName(id)),
-      failureLocation: joinS3(failurePath, failureKeyName(id)),
+      outputLocation: joinS3(outputPath, filename ?? outputKeyName(id)),
+      failureLocation: joinS3(failurePath, failureKeyName(filename ?? id)),
       contentType: req.contentType,
       accept: req.accept,
       customAttributes: req.customAttributes,
@@ -438,6 +441,16 @@ export class Service extends EventEmitter<ServiceEvents> {
     }
     return { expired, requeued, failed };
   }
+}
+
+function checkFilename(name: string): string {
+  if (!/^[\w.\-+=@ ]{1,255}$/.test(name) || name === "." || name === "..") {
+    throw validation(
+      "Filename",
+      `must be 1-255 letters, digits, spaces or ._-+=@ without slashes (got ${JSON.stringify(name)})`,
+    );
+  }
+  return name;
 }
 
 function checkPathExtension(ext: string): string {

@@ -187,6 +187,18 @@ describe("@aws-sdk v3: the SageMaker async flow against kikitori (SigV4)", () =>
     assert.equal(doc.customAttributes, "k=v");
     assert.deepEqual((doc.modelFiles as string[]).sort(), ["config.json", "weights.txt"]);
 
+    // Filename names the result object (S3OutputPathExtension adds a folder).
+    const named = await smr.send(
+      new InvokeEndpointAsyncCommand({
+        EndpointName: name,
+        InputLocation: `s3://${bucket}/in/clip.wav`,
+        Filename: "clip-transcript.json",
+        S3OutputPathExtension: "batch-7",
+      }),
+    );
+    assert.equal(named.OutputLocation, `s3://${bucket}/out/batch-7/clip-transcript.json`);
+    assert.equal(named.FailureLocation, `s3://${bucket}/out/batch-7/clip-transcript.json-error.out`);
+
     // Synchronous invocation goes straight to the InService instance's model server.
     const sync = await smr.send(
       new InvokeEndpointCommand({

@@ -26,6 +26,7 @@ const ASYNC_HEADERS = new Set(
     "RequestTTLSeconds",
     "InvocationTimeoutSeconds",
     "S3OutputPathExtension",
+    "Filename",
   ].map((h) => `x-amzn-sagemaker-${h.toLowerCase()}`),
 );
 
@@ -52,7 +53,6 @@ export async function invokeAsync(
   const h = (name: string) => headerValue(request.headers, `x-amzn-sagemaker-${name.toLowerCase()}`);
   for (const name of Object.keys(request.headers)) {
     if (name.startsWith("x-amzn-sagemaker-") && !ASYNC_HEADERS.has(name)) {
-      // Filename would rename the result object; kikitori always writes <InferenceId>.out.
       throw new AwsApiError(
         "ValidationError",
         400,
@@ -74,6 +74,7 @@ export async function invokeAsync(
       requestTtlSeconds: h("RequestTTLSeconds"),
       invocationTimeoutSeconds: h("InvocationTimeoutSeconds"),
       outputPathExtension: h("S3OutputPathExtension"),
+      outputFilename: h("Filename"),
     }),
   );
   return reply
