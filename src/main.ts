@@ -55,6 +55,8 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
     },
   );
   const scaling = new SqliteScalingStore(state.db);
+  const metrics = new Metrics(service, manager, { log });
+  const autoscaler = new Autoscaler(service, scaling, manager, metrics, { log });
   const app = await buildApp(service, {
     logRequests: config.log,
     openai: { defaultEndpoint: "whisper", maxBytes: config.maxInputBytes },
@@ -64,13 +66,11 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       store: objects,
       auth: config.auth,
       services: {
-        "application-autoscaling": autoscalingService(scaling),
+        "application-autoscaling": autoscalingService(autoscaler),
         sns: snsService(notifier.topics, config.notify.accountId),
       },
     },
   });
-  const metrics = new Metrics(service, manager, { log });
-  const autoscaler = new Autoscaler(service, scaling, manager, metrics, { log });
   registerMetricsRoutes(app, metrics);
   registerScalingRoutes(app, autoscaler);
   await registerEvents(app, service, notifier);

@@ -23,6 +23,8 @@ import {
   checkStepScaling,
   checkSuspended,
   checkTargetTracking,
+  optionalString,
+  optionalStringList,
   parseResourceId,
 } from "./validate.js";
 
@@ -263,7 +265,7 @@ export class Autoscaler {
       MinCapacity: min,
       MaxCapacity: max,
       RoleARN:
-        input.RoleARN ??
+        optionalString("RoleARN", input.RoleARN) ??
         existing?.RoleARN ??
         `arn:aws:iam::${this.o.accountId}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint`,
       CreationTime: existing?.CreationTime ?? epochS(Date.now()),
@@ -283,8 +285,7 @@ export class Autoscaler {
   ): Promise<{ ScalableTargets: ScalableTarget[]; NextToken?: string }> {
     checkNamespace(input.ServiceNamespace);
     checkDimension(input.ScalableDimension, false);
-    const ids = input.ResourceIds;
-    if (ids !== undefined && !Array.isArray(ids)) throw validation("ResourceIds", "must be a list");
+    const ids = optionalStringList("ResourceIds", input.ResourceIds);
     const all = (await this.store.listTargets()).filter((t) => !ids?.length || ids.includes(t.ResourceId));
     const { items, next } = paginate(all, input);
     return { ScalableTargets: items, ...(next ? { NextToken: next } : {}) };
@@ -370,7 +371,7 @@ export class Autoscaler {
     checkNamespace(input.ServiceNamespace);
     checkDimension(input.ScalableDimension, false);
     if (input.ResourceId !== undefined) parseResourceId(input.ResourceId);
-    const names = input.PolicyNames;
+    const names = optionalStringList("PolicyNames", input.PolicyNames);
     const all = (await this.store.listPolicies({ resourceId: input.ResourceId })).filter(
       (p) => !names?.length || names.includes(p.PolicyName),
     );

@@ -12,8 +12,11 @@ import {
   type TargetTrackingScalingPolicyConfiguration,
 } from "./types.js";
 
-/** The largest MaxCapacity kikitori accepts for one variant on one host. */
-export const MAX_CAPACITY_LIMIT = 100;
+/**
+ * The largest capacity kikitori accepts for one variant. AWS's API sets no upper bound (service quotas
+ * do); this only catches typos.
+ */
+export const MAX_CAPACITY_LIMIT = 1000;
 
 const isObj = (x: unknown): x is Record<string, unknown> =>
   typeof x === "object" && x !== null && !Array.isArray(x);
@@ -69,6 +72,18 @@ export function checkSuspended(v: unknown): SuspendedState {
   return out;
 }
 
+export function optionalString(field: string, v: unknown): string | undefined {
+  if (v !== undefined && typeof v !== "string") throw validation(field, "must be a string");
+  return v;
+}
+
+export function optionalStringList(field: string, v: unknown): string[] | undefined {
+  if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== "string"))) {
+    throw validation(field, "must be a list of strings");
+  }
+  return v;
+}
+
 export function checkPolicyName(v: unknown): string {
   if (typeof v !== "string" || !/^[^\p{Cc}]{1,256}$/u.test(v) || v.includes(":") || v.includes("/")) {
     throw validation("PolicyName", "must be 1 to 256 printable characters without ':' or '/'");
@@ -108,7 +123,7 @@ export function checkTargetTracking(v: unknown, endpoint: string): TargetTrackin
       : undefined;
     throw validation(
       `${f}.PredefinedMetricSpecification`,
-      `${JSON.stringify(type)} is not supported for asynchronous endpoints; use CustomizedMetricSpecification ` +
+      `${typeof type === "string" ? type : JSON.stringify(type)} is not supported for asynchronous endpoints; use CustomizedMetricSpecification ` +
         `with MetricName ApproximateBacklogSizePerInstance, Namespace AWS/SageMaker`,
     );
   }
