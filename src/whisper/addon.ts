@@ -1,9 +1,11 @@
 /**
- * The narrow bridge to whisper.cpp (@fugood/whisper.node). This is the only file that loads the native
- * addon: options cross the boundary fully compiled, and native failures come out as typed errors.
+ * The narrow bridge to whisper.cpp: smart-whisper (built for this CPU) on CPU, the CUDA build of
+ * @fugood/whisper.node on GPU. This is the only file that loads a native addon: options cross the
+ * boundary fully compiled, and native failures come out as typed errors.
  */
 import { open } from "node:fs/promises";
 import type { TranscribeResult, WhisperContext } from "@fugood/whisper.node";
+import type { TranscribeDetailedResult, TranscribeParams, WhisperModel } from "smart-whisper";
 
 /** The model file could not be opened as a whisper.cpp model. */
 export class ModelLoadError extends Error {
@@ -51,7 +53,7 @@ export interface NativeResult {
 }
 
 export interface NativeRun {
-  /** Asks whisper.cpp to stop; this addon only checks the flag between runs, so the run may finish first. */
+  /** Asks whisper.cpp to stop where the addon can (the GPU one checks between runs; the CPU one cannot). */
   stop(): void;
   result: Promise<NativeResult>;
 }
@@ -99,6 +101,114 @@ export async function readModelInfo(modelPath: string): Promise<{ multilingual: 
 /** Loads the model into this process. See isolated.ts for the variant the engine uses. */
 export async function loadNativeModel(modelPath: string, opts: { gpu: boolean }): Promise<NativeModel> {
   const { multilingual } = await readModelInfo(modelPath);
+  return opts.gpu ? loadCudaModel(modelPath, multilingual) : loadCpuModel(modelPath, multilingual);
+}
+
+/**
+ * Runs one short transcription of quiet noise (2 s: whisper.cpp skips anything under 1 s) so the first
+ * real request does not pay for first-touch costs (compute buffers, model pages, CPU caches).
+ */
+export async function warmUp(model: NativeModel, threads: number): Promise<void> {
+  const noise = new Int16Array(2 * 16_000);
+  let seed = 1;
+  for (let i = 0; i < noise.length; i++) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    noise[i] = (seed % 64) - 32; // about -60 dBFS
+  }
+  const params: NativeTranscribeParams = {
+    language: "en",
+    translate: false,
+    maxThreads: threads,
+    prompt: "",
+    temperature: 0,
+    temperatureInc: 0,
+    beamSize: 1,
+    tokenTimestamps: false,
+    maxLen: 0,
+  };
+  await model.transcribe(noise, params, () => undefined).result;
+}
+
+/**
+ * CPU: smart-whisper, a whisper.cpp binding built from source at install time for this machine's CPU
+ * (scripts/setup sets -march=native), several times faster than a prebuilt baseline-x86-64 binary.
+ */
+async function loadCpuModel(modelPath: string, multilingual: boolean): Promise<NativeModel> {
+  let sw: typeof import("smart-whisper");
+  try {
+    sw = await import("smart-whisper");
+  } catch (e) {
+    throw new ModelLoadError(
+      `cannot load the smart-whisper addon (run scripts/setup to build it): ${String(e)}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  let model: WhisperModel;
+  try {
+    model = await sw.WhisperModel.load(modelPath, false);
+  } catch (e) {
+    throw new ModelLoadError(`whisper.cpp could not load model ${modelPath}: ${errorText(e)}`, { cause: e });
+  }
+  return {
+    multilingual,
+    transcribe(pcm16k, params, onProgress) {
+      const samples = Float32Array.from(pcm16k, (s) => s / 32768);
+      const windowMs = (pcm16k.length / 16_000) * 1000;
+      const result = sw.TranscribeTask.run(model, samples, toSmartParams(params)).then(async (task) => {
+        // Only whole segments are reported while running: progress is the end of the latest one.
+        task.on("transcribed", (s) => onProgress(Math.min(100, (s.to / windowMs) * 100)));
+        // A native failure arrives as the "results" argument (node-addon-api's default OnError).
+        const segments: unknown = await task.result;
+        if (!Array.isArray(segments)) throw new Error(errorText(segments));
+        return segments as TranscribeDetailedResult<boolean>[];
+      });
+      return {
+        // This binding has no abort: the run goes on until it ends (isolated.ts kills the worker instead).
+        stop: () => undefined,
+        result: result.then(
+          (segments) => ({
+            language: segments[0]?.lang ?? "",
+            segments: segments.map((s) => ({ text: s.text, t0: s.from, t1: s.to })),
+          }),
+          (e: unknown) => {
+            throw new TranscriptionError(`whisper.cpp: ${errorText(e)}`, { cause: e });
+          },
+        ),
+      };
+    },
+    release: () => model.free(),
+  };
+}
+
+/** Every whisper_full_params field the engine decides, set explicitly (the binding defaults to beam search). */
+function toSmartParams(p: NativeTranscribeParams): Partial<TranscribeParams<"detail", boolean>> {
+  return {
+    format: "detail", // "detail" carries the detected language
+    strategy: p.beamSize > 1 ? 1 : 0, // WhisperSamplingStrategy: GREEDY = 0, BEAM_SEARCH = 1
+    beam_size: p.beamSize,
+    best_of: 5, // whisper's default: candidates sampled per temperature fallback step
+    n_threads: p.maxThreads,
+    language: p.language,
+    translate: p.translate,
+    ...(p.prompt ? { initial_prompt: p.prompt } : {}),
+    temperature: p.temperature,
+    temperature_inc: p.temperatureInc,
+    token_timestamps: p.tokenTimestamps,
+    max_len: p.maxLen,
+    split_on_word: false,
+    print_progress: false,
+    print_realtime: false,
+    print_timestamps: false,
+  };
+}
+
+/**
+ * GPU: the CUDA variant of the prebuilt @fugood/whisper.node (building CUDA from source at install time
+ * is not worth its toolchain). It samples greedily whatever beamSize says.
+ */
+async function loadCudaModel(modelPath: string, multilingual: boolean): Promise<NativeModel> {
   let addon: typeof import("@fugood/whisper.node");
   try {
     addon = await import("@fugood/whisper.node");
@@ -110,7 +220,7 @@ export async function loadNativeModel(modelPath: string, opts: { gpu: boolean })
   }
   let ctx: WhisperContext;
   try {
-    ctx = await addon.initWhisper({ filePath: modelPath, useGpu: opts.gpu }, opts.gpu ? "cuda" : "default");
+    ctx = await addon.initWhisper({ filePath: modelPath, useGpu: true }, "cuda");
   } catch (e) {
     throw new ModelLoadError(`whisper.cpp could not load model ${modelPath}: ${errorText(e)}`, { cause: e });
   }

@@ -1,7 +1,7 @@
 /**
  * A NativeModel that runs whisper.cpp in a child process (worker.ts), one per engine slot.
  *
- * Why: this addon cannot interrupt a run (stop() only discards the result when it ends), so the only way
+ * Why: the addons cannot interrupt a run (smart-whisper has no abort at all), so the only way
  * to free a slot at once on cancel is to kill the process; and a native crash then costs one worker, not
  * the model server. A killed worker is restarted (the model reloaded) on the next transcription.
  */
@@ -36,9 +36,13 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-export async function loadIsolatedModel(modelPath: string, opts: { gpu: boolean }): Promise<NativeModel> {
+/** `threads` is what the warm-up run uses (see warmUp in addon.ts); each transcription passes its own. */
+export async function loadIsolatedModel(
+  modelPath: string,
+  opts: { gpu: boolean; threads: number },
+): Promise<NativeModel> {
   const { multilingual } = await readModelInfo(modelPath);
-  const worker = new WorkerHandle(modelPath, opts.gpu);
+  const worker = new WorkerHandle(modelPath, opts.gpu, opts.threads);
   await worker.started();
   return {
     multilingual,
@@ -57,6 +61,7 @@ class WorkerHandle {
   constructor(
     private readonly modelPath: string,
     private readonly gpu: boolean,
+    private readonly threads: number,
   ) {}
 
   started(): Promise<ChildProcess> {
@@ -106,7 +111,7 @@ class WorkerHandle {
 
   private spawn(): Promise<ChildProcess> {
     if (this.released) return Promise.reject(new ModelLoadError("the model was released"));
-    const child = fork(WORKER, [this.modelPath, this.gpu ? "gpu" : "cpu"], {
+    const child = fork(WORKER, [this.modelPath, this.gpu ? "gpu" : "cpu", String(this.threads)], {
       serialization: "advanced",
       // whisper.cpp logs every load to stderr; keep the tail for error messages instead of printing it.
       stdio: ["ignore", "ignore", "pipe", "ipc"],
