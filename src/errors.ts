@@ -39,6 +39,21 @@ export class KikitoriError extends Error {
   }
 }
 
+/**
+ * An error already in one wire dialect's vocabulary (an S3 or AWS error code) with the HTTP status to
+ * answer. Each dialect subclasses it, so a front door can tell its own errors apart with `instanceof`.
+ */
+export class CodedError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = code;
+  }
+}
+
 export const validation = (field: string, reason: string) =>
   new KikitoriError("ValidationError", `${field}: ${reason}`);
 export const notFound = (what: string, name: string) =>

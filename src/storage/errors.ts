@@ -1,14 +1,7 @@
+import { CodedError } from "../errors.js";
+
 /** Store errors carry an S3-style code so front doors can map them (REST status, S3 XML error, ...). */
-export class StoreError extends Error {
-  constructor(
-    readonly code: string,
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = code;
-  }
-}
+export class StoreError extends CodedError {}
 
 export const noSuchBucket = (bucket: string) =>
   new StoreError("NoSuchBucket", 404, `The specified bucket does not exist: ${bucket}`);

@@ -2,19 +2,11 @@ import { createHash, type Hash } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { Transform, type TransformCallback } from "node:stream";
 import { crc32 } from "node:zlib";
+import { CodedError } from "../../errors.js";
 import { headerValue, sameHex } from "./sigv4.js";
 
 /** A request-body problem, with the S3 error code clients expect. */
-export class BodyError extends Error {
-  constructor(
-    readonly code: string,
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = code;
-  }
-}
+export class BodyError extends CodedError {}
 
 const MAX_CHUNK_HEADER = 4096;
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

@@ -1,20 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { ERRORS, KikitoriError } from "../../errors.js";
+import { CodedError, ERRORS, KikitoriError } from "../../errors.js";
 import { StoreError } from "../../storage/errors.js";
 import { AuthError } from "./sigv4.js";
 
 /** An error already in an AWS service's own vocabulary (`__type` / `<Code>`). */
-export class AwsApiError extends Error {
-  constructor(
-    readonly code: string,
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = code;
-  }
-}
+export class AwsApiError extends CodedError {}
 
 export const awsValidation = (message: string, code = "ValidationException") =>
   new AwsApiError(code, 400, message);

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { pipeline, Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { CodedError } from "../../errors.js";
 import { StoreError } from "../../storage/errors.js";
 import type { ByteRange, ListResult, ObjectInfo, ObjectStore } from "../../storage/types.js";
 import { AwsChunkedDecoder, BodyError, ChecksumCheck, declaredChecksums } from "./body.js";
@@ -23,15 +24,7 @@ export interface S3Deps {
 }
 
 /** A protocol-level S3 error (not from the store or auth). */
-class S3Error extends Error {
-  constructor(
-    readonly code: string,
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+class S3Error extends CodedError {}
 
 const notImplemented = (what: string) =>
   new S3Error("NotImplemented", 501, `kikitori's S3 API does not implement ${what}`);

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { OutboxEvent } from "../types.js";
+import { opt, statementCache, type Row } from "./rows.js";
 
 /** One notification to one target; its id is the stable `webhook-id` (or SNS MessageId) of every attempt. */
 export interface Delivery {
@@ -87,10 +88,6 @@ export interface NotifyStore {
   deleteSubscription(arn: string): boolean;
 }
 
-type Row = Record<string, unknown>;
-const opt = <T>(v: unknown, f: (x: unknown) => T): T | undefined =>
-  v === null || v === undefined ? undefined : f(v);
-
 function toDelivery(r: Row): Delivery {
   return {
     id: String(r.id),
@@ -135,16 +132,9 @@ const toTopic = (r: Row): Topic => ({
 
 /** The notify tables, kept in the state store's SQLite file (its shared `db`). Synchronous: each call is short. */
 export class SqliteNotifyStore implements NotifyStore {
-  private readonly statements = new Map<string, Database.Statement>();
-  constructor(private readonly db: Database.Database) {}
-
-  private q(sql: string): Database.Statement {
-    let st = this.statements.get(sql);
-    if (!st) {
-      st = this.db.prepare(sql);
-      this.statements.set(sql, st);
-    }
-    return st;
+  private readonly q: (sql: string) => Database.Statement;
+  constructor(private readonly db: Database.Database) {
+    this.q = statementCache(db);
   }
 
   private insert(d: NewDelivery): void {

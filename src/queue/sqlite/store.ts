@@ -20,12 +20,11 @@ import type {
   OutboxEvent,
   StateStore,
 } from "../types.js";
+import { opt, placeholders, statementCache, type Row } from "./rows.js";
 import { MIGRATIONS } from "./schema.js";
 
-type Row = Record<string, unknown>;
-
-const str = (v: unknown) => (v === null || v === undefined ? undefined : String(v));
-const num = (v: unknown) => (v === null || v === undefined ? undefined : Number(v));
+const str = (v: unknown) => opt(v, String);
+const num = (v: unknown) => opt(v, Number);
 
 function toInvocation(r: Row): Invocation {
   return {
@@ -72,12 +71,11 @@ function toInstance(r: Row): InstanceRecord {
   };
 }
 
-const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(",");
-
 /** The embedded StateStore: one SQLite file in WAL mode. Every method is one short transaction. */
 export class SqliteStateStore implements StateStore {
   /** Shared with the stores of other boxes (autoscale, notify) that keep their tables in the same file. */
   readonly db: Database.Database;
+  private readonly q: (sql: string) => Database.Statement;
 
   constructor(file: string) {
     if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
@@ -87,19 +85,8 @@ export class SqliteStateStore implements StateStore {
     this.db.pragma("synchronous = FULL");
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("foreign_keys = ON");
+    this.q = statementCache(this.db);
     this.migrate();
-  }
-
-  private readonly statements = new Map<string, Database.Statement>();
-
-  /** Prepared statements are cached: preparing costs more than running most of these queries. */
-  private q(sql: string): Database.Statement {
-    let st = this.statements.get(sql);
-    if (!st) {
-      st = this.db.prepare(sql);
-      this.statements.set(sql, st);
-    }
-    return st;
   }
 
   private migrate(): void {
