@@ -13,6 +13,7 @@ import {
   type ScalingStore,
   type StepScalingPolicyConfiguration,
   type SuspendedState,
+  type TargetKeys,
   type TargetTrackingScalingPolicyConfiguration,
 } from "./types.js";
 import {
@@ -22,6 +23,7 @@ import {
   checkPolicyName,
   checkStepScaling,
   checkSuspended,
+  checkTargetKeys,
   checkTargetTracking,
   optionalString,
   optionalStringList,
@@ -230,15 +232,14 @@ export class Autoscaler {
     return resourceId as string;
   }
 
-  async registerScalableTarget(input: {
-    ServiceNamespace: string;
-    ResourceId: string;
-    ScalableDimension: string;
-    MinCapacity?: number;
-    MaxCapacity?: number;
-    RoleARN?: string;
-    SuspendedState?: SuspendedState;
-  }): Promise<{ ScalableTargetARN: string }> {
+  async registerScalableTarget(
+    input: TargetKeys & {
+      MinCapacity?: number;
+      MaxCapacity?: number;
+      RoleARN?: string;
+      SuspendedState?: SuspendedState;
+    },
+  ): Promise<{ ScalableTargetARN: string }> {
     checkNamespace(input.ServiceNamespace);
     checkDimension(input.ScalableDimension);
     const resourceId = await this.checkResource(input.ResourceId);
@@ -291,14 +292,8 @@ export class Autoscaler {
     return { ScalableTargets: items, ...(next ? { NextToken: next } : {}) };
   }
 
-  async deregisterScalableTarget(input: {
-    ServiceNamespace: string;
-    ResourceId: string;
-    ScalableDimension: string;
-  }): Promise<Record<string, never>> {
-    checkNamespace(input.ServiceNamespace);
-    checkDimension(input.ScalableDimension);
-    parseResourceId(input.ResourceId);
+  async deregisterScalableTarget(input: TargetKeys): Promise<Record<string, never>> {
+    checkTargetKeys(input);
     if (!(await this.store.deleteTarget(input.ResourceId))) {
       throw new KikitoriError("NotFound", `No scalable target registered for ${input.ResourceId}`);
     }
@@ -306,19 +301,16 @@ export class Autoscaler {
     return {};
   }
 
-  async putScalingPolicy(input: {
-    PolicyName: string;
-    ServiceNamespace: string;
-    ResourceId: string;
-    ScalableDimension: string;
-    PolicyType?: string;
-    TargetTrackingScalingPolicyConfiguration?: TargetTrackingScalingPolicyConfiguration;
-    StepScalingPolicyConfiguration?: StepScalingPolicyConfiguration;
-  }): Promise<{ PolicyARN: string; Alarms: [] }> {
+  async putScalingPolicy(
+    input: TargetKeys & {
+      PolicyName: string;
+      PolicyType?: string;
+      TargetTrackingScalingPolicyConfiguration?: TargetTrackingScalingPolicyConfiguration;
+      StepScalingPolicyConfiguration?: StepScalingPolicyConfiguration;
+    },
+  ): Promise<{ PolicyARN: string; Alarms: [] }> {
     const name = checkPolicyName(input.PolicyName);
-    checkNamespace(input.ServiceNamespace);
-    checkDimension(input.ScalableDimension);
-    const { endpoint } = parseResourceId(input.ResourceId);
+    const { endpoint } = checkTargetKeys(input);
     const type = input.PolicyType ?? "StepScaling";
     if (type !== "TargetTrackingScaling" && type !== "StepScaling") {
       throw validation(
@@ -379,15 +371,8 @@ export class Autoscaler {
     return { ScalingPolicies: items, ...(next ? { NextToken: next } : {}) };
   }
 
-  async deleteScalingPolicy(input: {
-    PolicyName: string;
-    ServiceNamespace: string;
-    ResourceId: string;
-    ScalableDimension: string;
-  }): Promise<Record<string, never>> {
-    checkNamespace(input.ServiceNamespace);
-    checkDimension(input.ScalableDimension);
-    parseResourceId(input.ResourceId);
+  async deleteScalingPolicy(input: TargetKeys & { PolicyName: string }): Promise<Record<string, never>> {
+    checkTargetKeys(input);
     if (!(await this.store.deletePolicy(input.ResourceId, input.PolicyName))) {
       throw new KikitoriError("NotFound", `No scaling policy ${input.PolicyName} for ${input.ResourceId}`);
     }

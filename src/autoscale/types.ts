@@ -157,6 +157,13 @@ export interface ScalingActivity {
 }
 
 /** A page of results, as the Describe* operations return them. */
+/** The three members that name a scalable target in every request about one. */
+export interface TargetKeys {
+  ServiceNamespace: string;
+  ResourceId: string;
+  ScalableDimension: string;
+}
+
 export interface Page {
   MaxResults?: number;
   NextToken?: string;

@@ -9,6 +9,7 @@ import {
   type ScalingMetricName,
   type StepScalingPolicyConfiguration,
   type SuspendedState,
+  type TargetKeys,
   type TargetTrackingScalingPolicyConfiguration,
 } from "./types.js";
 
@@ -47,6 +48,13 @@ export function parseResourceId(v: unknown): { endpoint: string; variant: string
     );
   }
   return { endpoint: m[1]!, variant: m[2]! };
+}
+
+/** Checks a request's target keys; returns the endpoint and variant its ResourceId names. */
+export function checkTargetKeys(input: TargetKeys): { endpoint: string; variant: string } {
+  checkNamespace(input.ServiceNamespace);
+  checkDimension(input.ScalableDimension);
+  return parseResourceId(input.ResourceId);
 }
 
 export function checkCapacity(field: string, v: unknown): number {
