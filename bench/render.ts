@@ -36,7 +36,12 @@ function machineLine(r: Json): string {
 }
 
 function caption(r: Json): string[] {
-  return [`command: ${r.command}`, `machine: ${machineLine(r)}`];
+  const load = r.quiet
+    ? [
+        `1-minute load average: ${fmt(r.quiet.loadAtStart, 2)} at the start, ${fmt(r.quiet.loadAtEnd?.[0], 2)} at the end`,
+      ]
+    : [];
+  return [`command: ${r.command}`, `machine: ${machineLine(r)}`, ...load];
 }
 
 /** "met" or "missed by N unit (x times the target)". */
@@ -82,9 +87,36 @@ export function render(out: string, mdPath: string): void {
         ? " **Smoke mode: tiny counts and short audio; these numbers only show that the suite runs.**"
         : ""),
     "",
-    first
-      ? `Machine: ${machineLine(first)}. ${first.quiet ? `1-minute load average at the start: ${fmt(first.quiet.loadAtStart, 2)} (waited ${first.quiet.waitedSeconds} s for it to fall to 1.5).` : ""}`
-      : "",
+    first ? `Machine: ${machineLine(first)}.` : "",
+    "",
+    table(
+      [
+        "part",
+        "date",
+        "1-min load at start",
+        "load at end (1/5/15 min)",
+        "waited for a quieter machine",
+        "elapsed",
+      ],
+      (
+        [
+          ["platform", platform],
+          ["engine speed", engine],
+          ["scale from zero", sfz],
+          ["long audio", long],
+          ["cost of growth", growth],
+        ] as [string, Json][]
+      )
+        .filter(([, r]) => r?.quiet)
+        .map(([name, r]) => [
+          name,
+          r.date,
+          fmt(r.quiet.loadAtStart, 2),
+          (r.quiet.loadAtEnd ?? []).join(" / "),
+          `${r.quiet.waitedSeconds} s`,
+          `${r.elapsedSeconds} s`,
+        ]),
+    ),
     "",
     "The machine is shared with other work: compare figures within one run (the ratios), not across runs. " +
       "State store: **SQLite (WAL)** only; PostgreSQL does not exist yet, so it has no figures. " +

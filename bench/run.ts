@@ -8,7 +8,8 @@
  * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
  * --requests 2000 --concurrency 32 --tiny-clips 20 --engine-seconds 60 --reps 3 --long-minutes 30
  * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,sfz,long,growth
- * --model FILE --ct2 DIR | --wheel FILE --testdata DIR --no-wait (skip the quiet-machine wait)
+ * --model FILE --ct2 DIR | --wheel FILE --testdata DIR --max-wait 15 (minutes to wait in all for the
+ * 1-minute load to fall to 1.5; 0 in smoke mode) --no-wait
  * --render-only (rebuild BENCHMARKS.md from the results already in --out).
  * A part whose inputs are missing (model file, test data, CTranslate2 weights) is skipped with a note.
  */
@@ -50,6 +51,7 @@ const { values: a } = parseArgs({
     wheel: { type: "string", default: DEFAULT_WHEEL },
     testdata: { type: "string", default: defaultTestdata() },
     "no-wait": { type: "boolean", default: false },
+    "max-wait": { type: "string" },
     "render-only": { type: "boolean", default: false },
   },
 });
@@ -94,15 +96,19 @@ const command = `npm run bench --${process.argv.slice(2).length ? " " + process.
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 mkdirSync(out, { recursive: true });
 
-/** On a shared machine, wait (up to 15 minutes) for the 1-minute load to fall to 1.5 or below. */
+/** Seconds left of the quiet-machine wait, shared by all parts of one run. */
+let waitBudget = a["no-wait"] ? 0 : num("max-wait", 15, 0) * 60;
+
+/** On a shared machine, wait (polling each minute, --max-wait minutes in all per run) for the 1-minute load to fall to 1.5. */
 async function quietMachine() {
   const before = loadavg()[0]!;
   const started = Date.now();
-  if (!smoke && !a["no-wait"])
-    while (loadavg()[0]! > 1.5 && Date.now() - started < 15 * 60_000) {
-      log(`load ${loadavg()[0]!.toFixed(2)} > 1.5: waiting`);
-      await sleep(60_000);
-    }
+  while (loadavg()[0]! > 1.5 && waitBudget > 0) {
+    log(`load ${loadavg()[0]!.toFixed(2)} > 1.5: waiting (${waitBudget} s of waiting left)`);
+    const step = Math.min(60, waitBudget);
+    await sleep(step * 1000);
+    waitBudget -= step;
+  }
   return {
     loadBefore: before,
     waitedSeconds: Math.round((Date.now() - started) / 1000),
@@ -127,10 +133,17 @@ const tmp = mkdtempSync(join(tmpdir(), "kk-bench-"));
 const failures: string[] = [];
 async function part(name: string, file: string, fn: () => Promise<Record<string, unknown>>) {
   if (!parts.has(name)) return;
+  const quiet = await quietMachine();
+  log(`${name}: load ${quiet.loadAtStart.toFixed(2)} at start (waited ${quiet.waitedSeconds} s)`);
   const t0 = performance.now();
   try {
     const body = await fn();
-    save(file, { elapsedSeconds: Math.round((performance.now() - t0) / 1000), ...body });
+    const loadAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
+    save(file, {
+      elapsedSeconds: Math.round((performance.now() - t0) / 1000),
+      quiet: { ...quiet, loadAtEnd },
+      ...body,
+    });
   } catch (e) {
     failures.push(`${name}: ${(e as Error).stack ?? e}`);
     save(file, { error: String((e as Error).message ?? e) });
@@ -138,8 +151,6 @@ async function part(name: string, file: string, fn: () => Promise<Record<string,
 }
 
 try {
-  const quiet = await quietMachine();
-  log(`load ${quiet.loadAtStart.toFixed(2)} at start (waited ${quiet.waitedSeconds} s)`);
   const hasModel = existsSync(a.model!);
   const allPieces = speechPieces(a.testdata!, tmp);
   // Smoke mode: the shortest piece only, so each tiny.en transcription is one window.
@@ -149,7 +160,6 @@ try {
   const modelMissing = { skipped: `${a.model} does not exist (run scripts/fetch-test-model)` };
 
   await part("platform", "platform", async () => ({
-    quiet,
     ...(await runPlatform({
       clips: o.clips,
       requests: o.requests,
@@ -167,7 +177,6 @@ try {
     const speech = writeSpeech(path, pieces, o.engineSeconds, 1);
     log(`engine-speed: ${speech.seconds.toFixed(1)} s of audio, ${o.reps} reps`);
     return {
-      quiet,
       ...(await runEngineSpeed({
         audioPath: path,
         audioSeconds: speech.seconds,
@@ -208,7 +217,7 @@ try {
       machine: _m,
       ...rest
     } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-    return { quiet, script: "bench/scale-from-zero.ts", ...rest };
+    return { script: "bench/scale-from-zero.ts", ...rest };
   });
 
   await part("long", "long-audio", async () => {
@@ -218,7 +227,6 @@ try {
     const pass = writeSpeech(passPath, pieces, 0, 1, 5);
     const long = writeSpeech(longPath, pieces, o.longMinutes * 60, 1, 5);
     return {
-      quiet,
       ...(await runLongAudio({
         longPath,
         longSeconds: long.seconds,
@@ -233,7 +241,6 @@ try {
   });
 
   await part("growth", "growth", async () => ({
-    quiet,
     ...(await runGrowth({
       depths: o.depths,
       lengths: o.lengths,
