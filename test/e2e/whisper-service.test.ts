@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Kikitori } from "../../src/main.js";
 import { errorRate, sumCounts, wordErrors, type EditCounts } from "../../src/eval/metrics.js";
 import { startTestServer, tempDir, type Api } from "../helpers/server.js";
-import { ffmpeg, hasModel, modelPath, noModel, noTestdata, sox, testdata } from "../whisper/helpers.js";
+import { ffmpeg, hasModel, modelPath, noModel, noTestdata, sox, testdata } from "../helpers/fixtures.js";
 
 const skip = noModel || noTestdata;
 let k: (Kikitori & { api: Api }) | undefined;

@@ -1,14 +1,11 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { loadConfig, type Config } from "../../src/config.js";
 import { startKikitori, type Kikitori } from "../../src/main.js";
+import { repoRoot, tempDir } from "./fixtures.js";
 
-export const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+// Most server tests also want these; one import line serves them.
+export { repoRoot, tempDir };
 export const noopModelServer = join(repoRoot, "test", "fixtures", "noop-model-server.mjs");
-
-export const tempDir = (prefix = "kk-") => mkdtempSync(join(tmpdir(), prefix));
 
 /** A real kikitori (HTTP, SQLite, instances as processes) in a temporary data directory. */
 export async function startTestServer(over: Partial<Config> = {}): Promise<Kikitori & { api: Api }> {

@@ -10,7 +10,7 @@ import { openCt2Model } from "../../src/models/import/ct2-reader.js";
 import { findImporter } from "../../src/models/import/index.js";
 import { writeRandomCt2Model, type RandomModelOptions } from "../../src/models/random-model.js";
 import { halfToFloat } from "../../src/models/fp16.js";
-import { assetsDir } from "./helpers/paths.js";
+import { assetsDir } from "../helpers/fixtures.js";
 import { loadInWhisper } from "./helpers/whisper.js";
 
 const tiktokenFile = path.join(assetsDir, "gpt2.tiktoken");

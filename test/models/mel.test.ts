@@ -5,9 +5,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { melFilterbank } from "../../src/models/mel.js";
 import { readNpz } from "../../src/models/npz.js";
+import { assetsDir } from "../helpers/fixtures.js";
 
-const assets = process.env.KIKITORI_ASSETS ?? path.resolve(import.meta.dirname, "../../../shared/assets");
-const npzFile = path.join(assets, "mel_filters.npz");
+const npzFile = path.join(assetsDir, "mel_filters.npz");
 
 function bytesOf(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import * as tar from "tar";
 import { makeRandomGgmlModel } from "../../src/models/random-model.js";
 import { MODEL_MANIFEST, ModelRegistry, findModelFile, sha256File } from "../../src/models/registry.js";
-import { assetsDir } from "./helpers/paths.js";
+import { assetsDir } from "../helpers/fixtures.js";
 
 const tiktokenFile = path.join(assetsDir, "gpt2.tiktoken");
 const noAssets = existsSync(tiktokenFile) ? undefined : `no ${tiktokenFile} (set KIKITORI_ASSETS)`;

@@ -9,15 +9,15 @@ import path from "node:path";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readGgmlInfo, GGML_F16, GGML_F32 } from "../../src/models/ggml.js";
-import { testdataDir, testModel } from "./helpers/paths.js";
-import { loadInWhisper, normalizeText } from "./helpers/whisper.js";
+import { normalize, testdataDir, modelPath } from "../helpers/fixtures.js";
+import { loadInWhisper } from "./helpers/whisper.js";
 
-const missing = existsSync(testModel)
+const missing = existsSync(modelPath)
   ? undefined
-  : `no ${testModel}: run scripts/fetch-test-model or set KIKITORI_TEST_MODEL`;
+  : `no ${modelPath}: run scripts/fetch-test-model or set KIKITORI_TEST_MODEL`;
 
 test("tiny.en ggml file matches the ct2-to-ggml.md §7 checklist", { skip: missing }, async () => {
-  const info = await readGgmlInfo(testModel);
+  const info = await readGgmlInfo(modelPath);
   assert.equal(info.fileBytes, 77_704_715);
   assert.equal(info.tensors.length, 167);
   assert.deepEqual(Object.values(info.hparams), [51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1]);
@@ -34,7 +34,7 @@ test("tiny.en ggml file matches the ct2-to-ggml.md §7 checklist", { skip: missi
   assert.equal(byName.get("encoder.conv1.weight")?.type, GGML_F16);
   assert.equal(byName.get("decoder.positional_embedding")?.type, GGML_F32);
   assert.deepEqual(byName.get("decoder.token_embedding.weight")?.ne, [384, 51864]);
-  const fh = await open(testModel, "r");
+  const fh = await open(modelPath, "r");
   try {
     // Encoder positions are OpenAI's sinusoids (stored at float16 precision by CTranslate2).
     const pos = byName.get("encoder.positional_embedding")!;
@@ -79,7 +79,7 @@ test(
           maxBuffer: 1 << 26,
         }),
       );
-      const { result, log } = await loadInWhisper(testModel, pcmFile);
+      const { result, log } = await loadInWhisper(modelPath, pcmFile);
       for (const line of [
         /n_vocab\s*=\s*51864/,
         /ftype\s*=\s*1/,
@@ -92,8 +92,8 @@ test(
       assert.doesNotMatch(log, /unknown tensor|wrong shape|wrong size/);
       const r = result as { result: string; segments: { text: string; t0: number; t1: number }[] };
       assert.equal(
-        normalizeText(r.result),
-        normalizeText(
+        normalize(r.result),
+        normalize(
           "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.",
         ),
       );

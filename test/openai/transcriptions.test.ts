@@ -11,7 +11,7 @@ import OpenAI, { toFile } from "openai";
 import type { Kikitori } from "../../src/main.js";
 import { errorRate, wordErrors } from "../../src/eval/metrics.js";
 import { startTestServer, tempDir, type Api } from "../helpers/server.js";
-import { modelPath, noModel, noTestdata, testdata } from "../whisper/helpers.js";
+import { modelPath, noModel, noTestdata, testdata } from "../helpers/fixtures.js";
 
 let k: Kikitori & { api: Api };
 let client: OpenAI;

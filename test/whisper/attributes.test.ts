@@ -6,7 +6,7 @@ import { parseCustomAttributes } from "../../src/whisper/attributes.js";
 import { modelServerOptionsFromEnv } from "../../src/whisper/config.js";
 import { InvalidOptionError } from "../../src/whisper/engine.js";
 import { findModelFile } from "../../src/whisper/model-dir.js";
-import { tempDir } from "./helpers.js";
+import { tempDir } from "../helpers/fixtures.js";
 
 describe("parseCustomAttributes", () => {
   it("reads every option, URL-decoding values", () => {
@@ -99,7 +99,7 @@ describe("findModelFile", () => {
   const ggml = Buffer.concat([Buffer.from("lmgg", "latin1"), Buffer.alloc(60)]);
 
   it("picks the one ggml *.bin, ignoring other files", async () => {
-    const dir = await tempDir();
+    const dir = tempDir();
     await writeFile(join(dir, "model.bin"), ggml);
     await writeFile(join(dir, "vocab.bin"), "not a model");
     await writeFile(join(dir, "README.md"), "hi");
@@ -107,7 +107,7 @@ describe("findModelFile", () => {
   });
 
   it("follows the manifest, and refuses one pointing outside the directory", async () => {
-    const dir = await tempDir();
+    const dir = tempDir();
     await writeFile(join(dir, "a.bin"), ggml);
     await writeFile(join(dir, "b.bin"), ggml);
     await assert.rejects(findModelFile(dir), /2 ggml models .*kikitori-model\.json/);
@@ -120,7 +120,7 @@ describe("findModelFile", () => {
   });
 
   it("says what is missing", async () => {
-    const dir = await tempDir();
+    const dir = tempDir();
     await assert.rejects(findModelFile(dir), /no ggml whisper model/);
     await assert.rejects(findModelFile(join(dir, "nope")), /cannot read model directory/);
   });

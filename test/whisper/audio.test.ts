@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { after, describe, it } from "node:test";
 import { AudioDecodeError, openAudio, type AudioWindow } from "../../src/whisper/audio.js";
 import { hasSound, quietestCut } from "../../src/whisper/energy.js";
-import { ffmpeg, noTestdata, sox, tempDir, testdata } from "./helpers.js";
+import { ffmpeg, noTestdata, sox, tempDir, testdata } from "../helpers/fixtures.js";
 
 async function collect(
   input: string | Readable,
@@ -48,7 +48,7 @@ describe("openAudio", { skip: noTestdata }, () => {
   }
 
   it("decodes an MP4 whose index is at the end from a stream (spooled to disk)", async () => {
-    const dir = await tempDir();
+    const dir = tempDir();
     const m4a = join(dir, "moov-at-end.m4a");
     ffmpeg(["-i", testdata("jfk.wav"), "-c:a", "aac", m4a]);
     const ws = await collect(createReadStream(m4a));
@@ -104,7 +104,7 @@ describe("openAudio", { skip: noTestdata }, () => {
   ];
   for (const [what, data, reason] of bad) {
     it(`rejects ${what} with AudioDecodeError and ffmpeg's reason, from a path and a stream`, async () => {
-      const dir = await tempDir();
+      const dir = tempDir();
       const path = join(dir, "input.wav");
       await writeFile(path, data);
       for (const input of [path, Readable.from([data])]) {
@@ -117,7 +117,7 @@ describe("openAudio", { skip: noTestdata }, () => {
   }
 
   it("rejects a truncated mp3 (header only) with the reason", async () => {
-    const dir = await tempDir();
+    const dir = tempDir();
     const path = join(dir, "truncated.mp3");
     await writeFile(path, (await readFile(testdata("jfk.mp3"))).subarray(0, 300));
     await assert.rejects(collect(path), (e: unknown) => e instanceof AudioDecodeError && e.reason.length > 0);
@@ -164,7 +164,7 @@ describe("energy", () => {
   });
 
   it("gates silence and steady noise, but not quiet speech", { skip: noTestdata }, async () => {
-    const dir = await tempDir();
+    const dir = tempDir();
     const gated = async (path: string) => hasSound((await collect(path))[0]!.samples);
     const silence = join(dir, "silence.wav");
     sox(["-n", "-r", "16000", "-c", "1", silence, "trim", "0", "5"]);

@@ -6,7 +6,7 @@ import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { ModelLoadError } from "../../src/whisper/addon.js";
 import { InvalidOptionError, WhisperEngine } from "../../src/whisper/engine.js";
-import { modelPath, noModel, noTestdata, normalize, sox, tempDir, testdata } from "./helpers.js";
+import { modelPath, noModel, noTestdata, normalize, sox, tempDir, testdata } from "../helpers/fixtures.js";
 
 describe("WhisperEngine", { skip: noModel || noTestdata }, () => {
   let engine: WhisperEngine;
@@ -14,7 +14,7 @@ describe("WhisperEngine", { skip: noModel || noTestdata }, () => {
 
   before(async () => {
     engine = await WhisperEngine.load(modelPath, { slots: 1 });
-    longClip = join(await tempDir(), "long.wav");
+    longClip = join(tempDir(), "long.wav");
     sox(Array(6).fill(testdata("jfk.wav")).concat(longClip));
   });
   after(() => engine?.close());
@@ -55,6 +55,15 @@ describe("WhisperEngine", { skip: noModel || noTestdata }, () => {
     assert.deepEqual(order, ["a", "b"]);
   });
 
+  it("runs beam search when beam_size > 1, with word timings inside the audio", async () => {
+    const t = await engine.transcribe(testdata("jfk.wav"), { beamSize: 5, wordTimestamps: true });
+    assert.match(normalize(t.text), /ask not what your country can do for you/);
+    const words = t.segments.flatMap((s) => s.words ?? []);
+    assert.ok(words.length >= 20, `only ${words.length} words`);
+    for (const w of words)
+      assert.ok(0 <= w.start && w.start <= w.end && w.end <= t.duration, JSON.stringify(w));
+  });
+
   it("refuses options the model cannot honour, naming the field", async () => {
     await assert.rejects(
       engine.transcribe(testdata("jfk.wav"), { language: "ja" }),
@@ -71,7 +80,7 @@ describe("WhisperEngine", { skip: noModel || noTestdata }, () => {
 describe("WhisperEngine.load", () => {
   it("turns a corrupt model that aborts whisper.cpp into a ModelLoadError, without crashing", async () => {
     // whisper.cpp GGML_ASSERTs (SIGABRT) on this; the worker process takes the blow.
-    const path = join(await tempDir(), "corrupt.bin");
+    const path = join(tempDir(), "corrupt.bin");
     await writeFile(path, Buffer.concat([Buffer.from("lmgg", "latin1"), Buffer.alloc(200, 7)]));
     await assert.rejects(
       WhisperEngine.load(path),
@@ -80,7 +89,7 @@ describe("WhisperEngine.load", () => {
   });
 
   it("names a missing model file and a non-ggml one", async () => {
-    const dir = await tempDir();
+    const dir = tempDir();
     await assert.rejects(WhisperEngine.load(join(dir, "none.bin")), /model file .*none\.bin does not exist/);
     await writeFile(join(dir, "text.bin"), "hello world");
     await assert.rejects(WhisperEngine.load(join(dir, "text.bin")), /not a ggml whisper model/);

@@ -7,7 +7,8 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
-import { modelDir, noModel, tempDir } from "./helpers.js";
+import { noModel, tempDir } from "../helpers/fixtures.js";
+import { modelDir } from "./helpers.js";
 
 const main = resolve(fileURLToPath(import.meta.url), "../../../src/whisper/main.ts");
 
@@ -25,7 +26,7 @@ function start(env: Record<string, string>) {
 
 describe("src/whisper/main.ts", () => {
   it("exits 1 naming the problem when the model directory has no model", async () => {
-    const dir = await tempDir();
+    const dir = tempDir();
     const { child, stderr } = start({ SM_MODEL_DIR: dir });
     const [code] = await once(child, "exit");
     assert.equal(code, 1);
@@ -40,7 +41,7 @@ describe("src/whisper/main.ts", () => {
   });
 
   it("serves /ping from SM_MODEL_DIR and stops cleanly on SIGTERM", { skip: noModel }, async () => {
-    const dir = await tempDir();
+    const dir = tempDir();
     await mkdir(join(dir, "m"));
     const { child, events } = start({ SM_MODEL_DIR: await modelDir(join(dir, "m")) });
     let port = 0;

@@ -9,16 +9,9 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { startModelServer, type ModelServer } from "../../src/whisper/server.js";
-import {
-  modelDir,
-  noModel,
-  noTestdata,
-  normalize,
-  sox,
-  tempDir,
-  testdata,
-  wordErrorRate,
-} from "./helpers.js";
+import { errorRate, wordErrors } from "../../src/eval/metrics.js";
+import { noModel, noTestdata, normalize, sox, tempDir, testdata } from "../helpers/fixtures.js";
+import { modelDir } from "./helpers.js";
 
 interface Reply {
   status: number;
@@ -78,7 +71,7 @@ describe("model server", { skip: noModel || noTestdata }, () => {
   let jfkReference = "";
 
   before(async () => {
-    dir = await tempDir();
+    dir = tempDir();
     const models = join(dir, "model");
     await mkdir(models);
     server = await startModelServer({ port: 0, modelDir: await modelDir(models) });
@@ -126,7 +119,7 @@ describe("model server", { skip: noModel || noTestdata }, () => {
       assert.equal(r.status, 200, r.body);
       assert.match(r.headers["content-type"]!, /text\/plain/);
       const reference = await readFile(testdata(name.replace(/\.\w+$/, ".txt")), "utf8");
-      const wer = wordErrorRate(reference, r.body);
+      const wer = errorRate(wordErrors(reference, r.body));
       assert.ok(wer <= maxWer, `WER ${wer.toFixed(2)}: ${r.body}`);
     });
   }
@@ -223,7 +216,7 @@ describe("model server", { skip: noModel || noTestdata }, () => {
       seen && seen.totalSeconds > 60 && seen.processedSeconds <= seen.totalSeconds,
       JSON.stringify(seen),
     );
-    assert.ok(wordErrorRate(Array(6).fill(jfkReference).join(" "), JSON.parse(r.body).text) < 0.1);
+    assert.ok(errorRate(wordErrors(Array(6).fill(jfkReference).join(" "), JSON.parse(r.body).text)) < 0.1);
     assert.deepEqual(await progress(server.port), {});
   });
 
@@ -261,7 +254,7 @@ describe("model server", { skip: noModel || noTestdata }, () => {
 
 describe("model server without a model", () => {
   it("listens, reports the load failure on /ping and /invocations, and closes", async () => {
-    const dir = await tempDir();
+    const dir = tempDir();
     const server = await startModelServer({ port: 0, modelDir: dir });
     await assert.rejects(server.ready, /no ggml whisper model/);
     const ping = await call(server.port, "GET", "/ping");

@@ -20,12 +20,3 @@ export async function loadInWhisper(
   );
   return { result: JSON.parse(stdout.trim().split("\n").at(-1)!), log: stderr };
 }
-
-/** Lower case, punctuation removed, single spaces. */
-export function normalizeText(s: string): string {
-  return s
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}\s']/gu, " ")
-    .replace(/\s+/g, " ")
-    .trim();
-}
