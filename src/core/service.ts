@@ -268,6 +268,16 @@ export class Service extends EventEmitter<ServiceEvents> {
   // --- invocations ---
 
   async invokeAsync(req: InvokeRequest): Promise<Invocation> {
+    // The request's own fields first: cheap, and a bad one is named even when the endpoint is wrong too.
+    const id = req.inferenceId ? checkInferenceId(req.inferenceId) : randomUUID();
+    const ext = req.outputPathExtension ? checkPathExtension(req.outputPathExtension) : "";
+    const filename = req.outputFilename === undefined ? undefined : checkFilename(req.outputFilename);
+    const requestTtlSeconds = checkIntRange("RequestTTLSeconds", req.requestTtlSeconds, REQUEST_TTL_SECONDS);
+    const invocationTimeoutSeconds = checkIntRange(
+      "InvocationTimeoutSeconds",
+      req.invocationTimeoutSeconds,
+      INVOCATION_TIMEOUT_SECONDS,
+    );
     const endpoint = await this.getEndpoint(req.endpoint);
     if (endpoint.status === "Deleting" || endpoint.status === "Failed") {
       throw validation(
@@ -301,12 +311,9 @@ export class Service extends EventEmitter<ServiceEvents> {
       );
     }
     if (req.webhook) await this.options.checkWebhook?.(req.webhook);
-    const id = req.inferenceId ? checkInferenceId(req.inferenceId) : randomUUID();
-    const ext = req.outputPathExtension ? checkPathExtension(req.outputPathExtension) : "";
     const outputPath = ext ? joinS3(config.asyncConfig.outputPath, ext) : config.asyncConfig.outputPath;
     const failureBase = config.asyncConfig.failurePath ?? config.asyncConfig.outputPath;
     const failurePath = ext ? joinS3(failureBase, ext) : failureBase;
-    const filename = req.outputFilename === undefined ? undefined : checkFilename(req.outputFilename);
     const inv: NewInvocation = {
       id,
       endpoint: endpoint.name,
@@ -316,12 +323,8 @@ export class Service extends EventEmitter<ServiceEvents> {
       contentType: req.contentType,
       accept: req.accept,
       customAttributes: req.customAttributes,
-      requestTtlSeconds: checkIntRange("RequestTTLSeconds", req.requestTtlSeconds, REQUEST_TTL_SECONDS),
-      invocationTimeoutSeconds: checkIntRange(
-        "InvocationTimeoutSeconds",
-        req.invocationTimeoutSeconds,
-        INVOCATION_TIMEOUT_SECONDS,
-      ),
+      requestTtlSeconds,
+      invocationTimeoutSeconds,
       maxAttempts: this.options.maxAttempts,
       createdAt: Date.now(),
       webhook: req.webhook,
