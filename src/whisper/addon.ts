@@ -105,31 +105,6 @@ export async function loadNativeModel(modelPath: string, opts: { gpu: boolean })
 }
 
 /**
- * Runs one short transcription of quiet noise (2 s: whisper.cpp skips anything under 1 s) so the first
- * real request does not pay for first-touch costs (compute buffers, model pages, CPU caches).
- */
-export async function warmUp(model: NativeModel, threads: number): Promise<void> {
-  const noise = new Int16Array(2 * 16_000);
-  let seed = 1;
-  for (let i = 0; i < noise.length; i++) {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    noise[i] = (seed % 64) - 32; // about -60 dBFS
-  }
-  const params: NativeTranscribeParams = {
-    language: "en",
-    translate: false,
-    maxThreads: threads,
-    prompt: "",
-    temperature: 0,
-    temperatureInc: 0,
-    beamSize: 1,
-    tokenTimestamps: false,
-    maxLen: 0,
-  };
-  await model.transcribe(noise, params, () => undefined).result;
-}
-
-/**
  * CPU: smart-whisper, a whisper.cpp binding built from source at install time for this machine's CPU
  * (scripts/setup sets -march=native), several times faster than a prebuilt baseline-x86-64 binary.
  */

@@ -74,7 +74,7 @@ export class WhisperEngine {
     const models: NativeModel[] = [];
     try {
       for (let i = 0; i < slots; i++)
-        models.push(await loadIsolatedModel(modelPath, { gpu: opts.gpu ?? false, threads }));
+        models.push(await loadIsolatedModel(modelPath, { gpu: opts.gpu ?? false }));
     } catch (e) {
       await Promise.all(models.map((m) => m.release()));
       throw e;

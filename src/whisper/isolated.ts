@@ -36,13 +36,9 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** `threads` is what the warm-up run uses (see warmUp in addon.ts); each transcription passes its own. */
-export async function loadIsolatedModel(
-  modelPath: string,
-  opts: { gpu: boolean; threads: number },
-): Promise<NativeModel> {
+export async function loadIsolatedModel(modelPath: string, opts: { gpu: boolean }): Promise<NativeModel> {
   const { multilingual } = await readModelInfo(modelPath);
-  const worker = new WorkerHandle(modelPath, opts.gpu, opts.threads);
+  const worker = new WorkerHandle(modelPath, opts.gpu);
   await worker.started();
   return {
     multilingual,
@@ -61,7 +57,6 @@ class WorkerHandle {
   constructor(
     private readonly modelPath: string,
     private readonly gpu: boolean,
-    private readonly threads: number,
   ) {}
 
   started(): Promise<ChildProcess> {
@@ -111,7 +106,7 @@ class WorkerHandle {
 
   private spawn(): Promise<ChildProcess> {
     if (this.released) return Promise.reject(new ModelLoadError("the model was released"));
-    const child = fork(WORKER, [this.modelPath, this.gpu ? "gpu" : "cpu", String(this.threads)], {
+    const child = fork(WORKER, [this.modelPath, this.gpu ? "gpu" : "cpu"], {
       serialization: "advanced",
       // whisper.cpp logs every load to stderr; keep the tail for error messages instead of printing it.
       stdio: ["ignore", "ignore", "pipe", "ipc"],

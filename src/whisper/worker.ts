@@ -1,10 +1,10 @@
 /**
  * A child process holding one whisper.cpp context (see isolated.ts). Protocol over IPC:
  *   parent → { type: "transcribe", id, pcm: Int16Array, params }
- *   child  → { type: "ready" } (model loaded and warmed up) | { type: "progress", id, pct } | { type: "result", id, result }
+ *   child  → { type: "ready" } | { type: "progress", id, pct } | { type: "result", id, result }
  *          | { type: "failed", id, message } | { type: "loadFailed", message }
  */
-import { loadNativeModel, warmUp, type NativeTranscribeParams } from "./addon.js";
+import { loadNativeModel, type NativeTranscribeParams } from "./addon.js";
 
 interface TranscribeMessage {
   type: "transcribe";
@@ -17,11 +17,9 @@ const send = (m: unknown) => process.send?.(m);
 // The parent going away (even by crashing) ends this process: nothing else would.
 process.on("disconnect", () => process.exit(0));
 
-const [modelPath, gpu, threads] = process.argv.slice(2);
+const [modelPath, gpu] = process.argv.slice(2);
 try {
   const model = await loadNativeModel(modelPath!, { gpu: gpu === "gpu" });
-  // Ready only once warm: the first real request then runs at full speed.
-  await warmUp(model, Number(threads));
   process.on("message", (m: TranscribeMessage) => {
     if (m.type !== "transcribe") return;
     const run = model.transcribe(m.pcm, m.params, (pct) => send({ type: "progress", id: m.id, pct }));
