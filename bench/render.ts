@@ -227,7 +227,7 @@ export function render(out: string, mdPath: string): void {
         ]),
       ),
       "",
-      "Ratios, kikitori ÷ faster-whisper at the same beam (speed: RTFx ratio, above 1 means kikitori is faster; WER: ratio and difference, below 1 / negative means kikitori is more accurate):",
+      "Ratios, kikitori ÷ each peer at the same beam (speed: RTFx ratio, above 1 means kikitori is faster; WER: ratio and difference, below 1 / negative means kikitori is more accurate):",
       "",
       table(
         ["versus", "beam", "speed ratio", "WER ratio", "WER difference", "where kikitori stands"],

@@ -6,16 +6,16 @@
  *   npm run bench -- --smoke      CI mode: tiny counts and short audio, about a minute
  *
  * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
- * --requests 2000 --concurrency 32 --tiny-clips 20 --engine-seconds 60 --reps 3 --long-minutes 30
+ * --requests 2000 --concurrency 32 --tiny-clips 200 --engine-seconds 60 --reps 3 --long-minutes 30
  * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,sfz,long,growth
- * --model FILE --ct2 DIR | --wheel FILE --testdata DIR --max-wait 15 (minutes to wait in all for the
+ * --model FILE --ct2 DIR | --wheel FILE --whisper-cli FILE (bench/peers/build-whisper-cli.sh) --testdata DIR --max-wait 15 (minutes to wait in all for the
  * 1-minute load to fall to 1.5; 0 in smoke mode) --no-wait
  * --render-only (rebuild BENCHMARKS.md from the results already in --out).
  * A part whose inputs are missing (model file, test data, CTranslate2 weights) is skipped with a note.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { homedir, loadavg, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../src/eval/cli.js";
@@ -49,6 +49,10 @@ const { values: a } = parseArgs({
     model: { type: "string", default: defaultModelPath() },
     ct2: { type: "string", default: process.env.KIKITORI_CT2_MODEL },
     wheel: { type: "string", default: DEFAULT_WHEEL },
+    "whisper-cli": {
+      type: "string",
+      default: join(homedir(), ".cache", "kikitori", "whisper-cli", "whisper-cli"),
+    },
     testdata: { type: "string", default: defaultTestdata() },
     "no-wait": { type: "boolean", default: false },
     "max-wait": { type: "string" },
@@ -76,7 +80,7 @@ const o = {
   clips: num("clips", 200, 5),
   requests: num("requests", 2000, 50),
   concurrency: num("concurrency", 32, 8),
-  tinyClips: num("tiny-clips", 20, 0),
+  tinyClips: num("tiny-clips", 200, 0),
   engineSeconds: num("engine-seconds", 60, 1),
   reps: num("reps", 3, 1),
   longMinutes: num("long-minutes", 30, 0.1),
@@ -189,6 +193,7 @@ try {
         reps: o.reps,
         beams: smoke ? [1] : [1, 5],
         computeTypes: smoke ? ["int8"] : ["float32", "int8"],
+        whisperCli: a["whisper-cli"],
         log,
       })),
     };
