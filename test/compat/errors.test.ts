@@ -241,7 +241,7 @@ describe("AWS front door: unsupported, malformed and unauthenticated requests", 
     assert.equal(ext.headers["x-amzn-errortype"], "ValidationError");
     assert.match(
       JSON.parse(ext.text).message,
-      /Filename: must be 1-255 letters, digits, spaces or \._\-\+=@ without slashes/,
+      /Filename: must be 1-255 letters, digits, spaces or \._-\+=@ without slashes/,
     );
   });
 
