@@ -92,6 +92,7 @@ export function render(out: string, mdPath: string): void {
     table(
       [
         "part",
+        "command",
         "date",
         "1-min load at start",
         "load at end (1/5/15 min)",
@@ -105,11 +106,13 @@ export function render(out: string, mdPath: string): void {
           ["scale from zero", sfz],
           ["long audio", long],
           ["cost of growth", growth],
+          ["per-clip quality", quality],
         ] as [string, Json][]
       )
         .filter(([, r]) => r?.quiet)
         .map(([name, r]) => [
           name,
+          `\`${r.command}\``,
           r.date,
           fmt(r.quiet.loadAtStart, 2),
           (r.quiet.loadAtEnd ?? []).join(" / "),
@@ -184,6 +187,18 @@ export function render(out: string, mdPath: string): void {
     if (r.werDifference > 0)
       losses.push(
         `accuracy vs ${r.versus}, beam ${r.beam}: kikitori's WER is ${(r.werDifference * 100).toFixed(1)} points higher`,
+      );
+  }
+  const lq = long?.quality;
+  if (lq && lq.longWer > lq.piecesWer + 0.02)
+    losses.push(
+      `long audio: the ${fmt(long.audioSeconds / 60, 0)}-minute file in one piece has ${pct(lq.longWer)} WER against ${pct(lq.piecesWer)} for the same speech in short pieces (${lq.longCounts.deletions} of ${lq.longCounts.referenceLength} reference words deleted)`,
+    );
+  for (const e of (quality?.engines ?? []) as Json[]) {
+    const kk = (quality?.engines as Json[]).find((x) => x.name === "kikitori");
+    if (kk && e !== kk && kk.overall?.rate > e.overall?.rate)
+      losses.push(
+        `per-clip accuracy vs ${e.name}: WER ${pct(kk.overall.rate)} against ${pct(e.overall.rate)} over the English clips`,
       );
   }
   for (const [k, g] of Object.entries((growth?.growth ?? {}) as Record<string, Json>))
@@ -479,9 +494,9 @@ export function render(out: string, mdPath: string): void {
   // --- per-clip quality (separate script) ---
   if (quality) {
     s.push(
-      "## Per-clip quality (bench/engine-quality.ts, run separately)",
+      "## Per-clip quality (bench/engine-quality.ts)",
       "",
-      `\`${quality.command}\`, ${quality.date}, greedy, ${quality.threads} threads: WER and wall time over the English clips one at a time.`,
+      `\`${quality.command}\`, ${quality.date}, greedy, ${quality.threads} threads: WER and wall time over the English clips of the test data, one clip at a time (each engine loads its model once).`,
       "",
       table(
         ["engine", "WER", "total wall s"],

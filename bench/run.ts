@@ -7,14 +7,14 @@
  *
  * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
  * --requests 2000 --concurrency 32 --tiny-clips 200 --engine-seconds 60 --reps 3 --long-minutes 30
- * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,sfz,long,growth
+ * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,quality,sfz,long,growth
  * --model FILE --ct2 DIR | --wheel FILE --whisper-cli FILE (bench/peers/build-whisper-cli.sh) --testdata DIR --max-wait 15 (minutes to wait in all for the
  * 1-minute load to fall to 1.5; 0 in smoke mode) --no-wait
  * --render-only (rebuild BENCHMARKS.md from the results already in --out).
  * A part whose inputs are missing (model file, test data, CTranslate2 weights) is skipped with a note.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, loadavg, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -45,7 +45,7 @@ const { values: a } = parseArgs({
     depths: { type: "string" },
     lengths: { type: "string" },
     "sfz-runs": { type: "string" },
-    parts: { type: "string", default: "platform,engine,sfz,long,growth" },
+    parts: { type: "string" },
     model: { type: "string", default: defaultModelPath() },
     ct2: { type: "string", default: process.env.KIKITORI_CT2_MODEL },
     wheel: { type: "string", default: DEFAULT_WHEEL },
@@ -88,15 +88,20 @@ const o = {
   lengths: list("lengths", [60, 600, 3600], [1, 5]),
   sfzRuns: num("sfz-runs", 3, 1),
 };
-const parts = new Set(a.parts!.split(","));
+// Per-clip quality (bench/engine-quality.ts) needs the test data and the CTranslate2 weights: full runs only.
+const parts = new Set(
+  (a.parts ?? (smoke ? "platform,engine,sfz,long,growth" : "platform,engine,quality,sfz,long,growth")).split(
+    ",",
+  ),
+);
 for (const p of parts)
-  if (!["platform", "engine", "sfz", "long", "growth"].includes(p))
+  if (!["platform", "engine", "quality", "sfz", "long", "growth"].includes(p))
     throw new Error(`--parts: unknown part "${p}"`);
 const out = resolve(a.out!);
 const md = resolve(
   a.md ?? (out === join(root, "bench", "results") ? join(root, "BENCHMARKS.md") : join(out, "BENCHMARKS.md")),
 );
-const command = `npm run bench --${process.argv.slice(2).length ? " " + process.argv.slice(2).join(" ") : ""}`;
+const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 mkdirSync(out, { recursive: true });
 
@@ -199,6 +204,29 @@ try {
     };
   });
 
+  await part("quality", "engine-quality", async () => {
+    const file = join(out, "engine-quality.json");
+    const args = ["--threads", `${o.threads}`, "--model", a.model!, "--testdata", a.testdata!, "--out", file];
+    execFileSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(root, "bench", "engine-quality.ts"),
+        ...args,
+        ...(a.ct2 ? ["--ct2", a.ct2] : ["--wheel", a.wheel!]),
+      ],
+      { cwd: root, stdio: ["ignore", "ignore", "inherit"] },
+    );
+    const {
+      command: scriptCommand,
+      date: _d,
+      machine: _m,
+      ...rest
+    } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    return { script: "bench/engine-quality.ts", scriptCommand, ...rest };
+  });
+
   await part("sfz", "scale-from-zero", async () => {
     const file = join(out, "scale-from-zero.json");
     execFileSync(
@@ -215,7 +243,6 @@ try {
       ],
       { cwd: root, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, KIKITORI_QUIET: "1" } },
     );
-    const { readFileSync } = await import("node:fs");
     const {
       command: _c,
       date: _d,
