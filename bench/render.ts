@@ -50,8 +50,8 @@ function verdict(value: number | undefined, target: number, lowerIsBetter: boole
   const ok = lowerIsBetter ? value <= target : value >= target;
   if (ok) return "**met**";
   const by = Math.abs(value - target);
-  const factor = lowerIsBetter ? value / target : target / value;
-  return `**missed** by ${by.toFixed(1)} ${unit} (${factor.toFixed(2)}× ${lowerIsBetter ? "over" : "short of"} the target)`;
+  const share = (100 * by) / target;
+  return `**missed** by ${by.toFixed(1)} ${unit} (${share.toFixed(1)} % ${lowerIsBetter ? "over" : "short of"} the target)`;
 }
 
 function table(head: string[], rows: (string | number)[][]): string {
