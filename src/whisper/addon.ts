@@ -173,6 +173,9 @@ function toSmartParams(p: NativeTranscribeParams): Partial<TranscribeParams<"det
     token_timestamps: p.tokenTimestamps,
     max_len: p.maxLen,
     split_on_word: false,
+    // As OpenAI's decoder does by default (suppress_tokens="-1"): no "[", "♪", "(" ... annotation tokens.
+    // A lone "[" would also make Whisper's normaliser drop everything up to the next "]".
+    suppress_non_speech_tokens: true,
     print_progress: false,
     print_realtime: false,
     print_timestamps: false,

@@ -223,7 +223,12 @@ function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined, stop: (
 }
 
 /** whisper.cpp's marker for a window it heard nothing in; not speech. */
-const NON_SPEECH = /^\s*\[BLANK_AUDIO\]\s*$/;
+/**
+ * Segments that are only an annotation ("[BLANK_AUDIO]", "[MUSIC PLAYING]", "(inaudible)", "♪", a lone
+ * "[") rather than words: the GPU addon cannot suppress those tokens while decoding, so they are dropped here.
+ */
+const BLANK_AUDIO = /^\s*\[BLANK_AUDIO\]\s*$/;
+const NON_SPEECH = /^\s*(\[[^\]]*\]?|\([^)]*\)?|[♪♫*\-–—.…\s]+)\s*$/;
 
 /** Window-relative native segments → absolute segments (words regrouped into segments when asked). */
 function toSegments(
@@ -233,7 +238,9 @@ function toSegments(
   perToken: boolean,
 ): Omit<Segment, "id">[] {
   const at = (ms: number) => offset + Math.min(Math.max(0, ms / 1000), length);
-  const kept = native.filter((s) => s.text.trim() !== "" && !NON_SPEECH.test(s.text));
+  // Per-token segments are single tokens ("." continues a word), so only whole annotations are dropped there.
+  const drop = perToken ? BLANK_AUDIO : NON_SPEECH;
+  const kept = native.filter((s) => s.text.trim() !== "" && !drop.test(s.text));
   if (!perToken)
     return kept.map((s) => ({ start: at(s.t0), end: Math.max(at(s.t0), at(s.t1)), text: s.text }));
 

@@ -39,6 +39,20 @@ export function stateStoreContract(name: string, make: () => Promise<StateStore>
     await assert.rejects(s.enqueue(newInvocation({ id: "dup" })), /already exists/);
   });
 
+  withStore("concurrent enqueues all become durable; a duplicate among them fails alone", async (s) => {
+    const invs = Array.from({ length: 20 }, () => newInvocation());
+    const results = await Promise.allSettled([
+      ...invs.map((i) => s.enqueue(i)),
+      s.enqueue(newInvocation({ id: invs[3]!.id })),
+    ]);
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 20);
+    const failed = results.filter((r) => r.status === "rejected");
+    assert.equal(failed.length, 1);
+    assert.match(String((failed[0] as PromiseRejectedResult).reason), /already exists/);
+    for (const i of invs) assert.equal((await s.getInvocation(i.id))?.state, "Queued");
+    assert.equal((await s.backlog("ep")).queued, 20);
+  });
+
   withStore("queue positions count only queued work of the same endpoint, in order", async (s) => {
     const a = await s.enqueue(newInvocation());
     const b = await s.enqueue(newInvocation());

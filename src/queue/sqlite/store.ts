@@ -108,6 +108,7 @@ export class SqliteStateStore implements StateStore {
   }
 
   async close(): Promise<void> {
+    if (this.pendingEnqueues.length) this.flushEnqueues();
     this.db.close();
   }
 
@@ -211,14 +212,52 @@ export class SqliteStateStore implements StateStore {
       webhook: inv.webhook ? JSON.stringify(inv.webhook) : null,
     }) as Row;
 
+  private pendingEnqueues: {
+    inv: NewInvocation;
+    resolve: (i: Invocation) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+
+  /**
+   * Group commit: enqueues that arrive in the same turn of the event loop share one transaction, so one
+   * fsync makes them all durable. Each promise resolves only after that commit.
+   */
   async enqueue(inv: NewInvocation): Promise<Invocation> {
+    return new Promise((resolve, reject) => {
+      this.pendingEnqueues.push({ inv, resolve, reject });
+      if (this.pendingEnqueues.length === 1) setImmediate(() => this.flushEnqueues());
+    });
+  }
+
+  private flushEnqueues(): void {
+    const batch = this.pendingEnqueues;
+    this.pendingEnqueues = [];
+    const results: (Invocation | Error)[] = [];
     try {
-      return toInvocation(this.insertInvocation(inv));
+      this.db.transaction(() => {
+        for (const { inv } of batch) {
+          // A savepoint per row: a duplicate id fails alone, not the whole batch.
+          this.db.exec("SAVEPOINT enqueue");
+          try {
+            results.push(toInvocation(this.insertInvocation(inv)));
+            this.db.exec("RELEASE enqueue");
+          } catch (e) {
+            this.db.exec("ROLLBACK TO enqueue");
+            this.db.exec("RELEASE enqueue");
+            const duplicate = (e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE";
+            results.push(duplicate ? alreadyExists("Invocation", inv.id) : (e as Error));
+          }
+        }
+      })();
     } catch (e) {
-      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE")
-        throw alreadyExists("Invocation", inv.id);
-      throw e;
+      for (const p of batch) p.reject(e);
+      return;
     }
+    batch.forEach((p, i) => {
+      const r = results[i]!;
+      if (r instanceof Error) p.reject(r);
+      else p.resolve(r);
+    });
   }
 
   async getInvocation(id: string): Promise<Invocation | undefined> {
