@@ -230,6 +230,8 @@ function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined, stop: (
 const BLANK_AUDIO = /^\s*\[BLANK_AUDIO\]\s*$/;
 const NON_SPEECH = /^\s*(\[[^\]]*\]?|\([^)]*\)?|[♪♫*\-–—.…\s]+)\s*$/;
 
+export const isAnnotationOnly = (text: string) => NON_SPEECH.test(text);
+
 /** Window-relative native segments → absolute segments (words regrouped into segments when asked). */
 function toSegments(
   native: NativeSegment[],
@@ -239,8 +241,9 @@ function toSegments(
 ): Omit<Segment, "id">[] {
   const at = (ms: number) => offset + Math.min(Math.max(0, ms / 1000), length);
   // Per-token segments are single tokens ("." continues a word), so only whole annotations are dropped there.
-  const drop = perToken ? BLANK_AUDIO : NON_SPEECH;
-  const kept = native.filter((s) => s.text.trim() !== "" && !drop.test(s.text));
+  const kept = native.filter(
+    (s) => s.text.trim() !== "" && !(perToken ? BLANK_AUDIO.test(s.text) : isAnnotationOnly(s.text)),
+  );
   if (!perToken)
     return kept.map((s) => ({ start: at(s.t0), end: Math.max(at(s.t0), at(s.t1)), text: s.text }));
 
