@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { request } from "node:http";
 import { fileURLToPath } from "node:url";
-import type { ImageSpec } from "./images.js";
+import { containerArgs, type ImageSpec } from "./images.js";
 
 /** A free TCP port on the loopback interface. */
 export async function freePort(host = "127.0.0.1"): Promise<number> {
@@ -40,7 +40,18 @@ export function spawnModelServer(o: SpawnOptions): ChildProcess {
   const { command, args } =
     o.image.kind === "builtin"
       ? nodeModuleCommand("whisper/main.ts")
-      : { command: o.image.command, args: [...o.image.args, "serve"] };
+      : o.image.kind === "container"
+        ? {
+            command: o.image.runtime,
+            args: containerArgs({
+              image: o.image.image,
+              name: `kikitori-${o.port}-${process.pid}`,
+              port: o.port,
+              modelDir: o.modelDir,
+              environment: o.environment,
+            }),
+          }
+        : { command: o.image.command, args: [...o.image.args, "serve"] };
   const child = spawn(command, args, {
     env: {
       ...process.env,
