@@ -173,9 +173,9 @@ function toSmartParams(p: NativeTranscribeParams): Partial<TranscribeParams<"det
     token_timestamps: p.tokenTimestamps,
     max_len: p.maxLen,
     split_on_word: false,
-    // As OpenAI's decoder does by default (suppress_tokens="-1"): no "[", "♪", "(" ... annotation tokens.
-    // A lone "[" would also make Whisper's normaliser drop everything up to the next "]".
-    suppress_non_speech_tokens: true,
+    // Not suppressed while decoding: on tiny.en that made whisper skip quoted sentences (quotes are
+    // "non-speech" tokens); annotation-only segments are dropped after decoding instead (engine.ts).
+    suppress_non_speech_tokens: false,
     print_progress: false,
     print_realtime: false,
     print_timestamps: false,

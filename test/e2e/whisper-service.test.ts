@@ -10,7 +10,10 @@ import { join } from "node:path";
 import type { Kikitori } from "../../src/main.js";
 import { errorRate, sumCounts, wordErrors, type EditCounts } from "../../src/eval/metrics.js";
 import { startTestServer, tempDir, type Api } from "../helpers/server.js";
-import { ffmpeg, hasModel, modelPath, noModel, noTestdata, sox, testdata } from "../helpers/fixtures.js";
+import { ffmpeg, modelPath, noModel, noTestdata, repoRoot, sox, testdata } from "../helpers/fixtures.js";
+import { readSse } from "../../src/notify/index.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 
 const skip = noModel || noTestdata;
 let k: (Kikitori & { api: Api }) | undefined;
@@ -160,25 +163,54 @@ test("ten minutes of silence ends Succeeded with an empty transcript", { skip },
 });
 
 test(
-  "the service reports progress while transcribing and hasModel agrees with the fixture",
+  "live events for a 66 s clip: queued → started → progress (monotonic) → completed; the CLI shows them",
   { skip },
   async () => {
-    assert.ok(hasModel);
     const api = k!.api;
-    const dir = tempDir("kk-long-");
-    const long = join(dir, "long.wav");
+    const long = join(tempDir("kk-long-"), "long.wav");
     // About 66 s of real speech: the JFK clip six times.
     sox([...Array(6).fill(testdata("jfk.wav")), long]);
     const id = await submit(api, long, { language: "en" });
-    const seen: number[] = [];
-    let inv;
-    do {
-      inv = await api.ok("GET", `/v1/invocations/${id}`);
-      if (inv.progress) seen.push(inv.progress.processedSeconds);
-      await new Promise((r) => setTimeout(r, 200));
-    } while (inv.state === "Queued" || inv.state === "Running");
-    assert.equal(inv.state, "Succeeded");
-    assert.ok(seen.length > 0, "progress was reported");
-    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! >= seen[i - 1]!, `monotonic progress: ${seen}`);
+    const res = await fetch(`${api.url}/v1/invocations/${id}/events`);
+    assert.equal(res.headers.get("content-type")?.split(";")[0], "text/event-stream");
+    const events: { event: string; data: any }[] = [];
+    for await (const e of readSse(res.body!)) events.push({ event: e.event, data: JSON.parse(e.data) });
+    const kinds = events.map((e) => e.event);
+    assert.equal(kinds[0], "queued", kinds.join(","));
+    assert.ok(kinds.indexOf("started") > 0, kinds.join(","));
+    assert.equal(kinds.at(-1), "completed");
+    assert.equal(events.at(-1)!.data.state, "Succeeded");
+    const progress = events
+      .filter((e) => e.event === "progress")
+      .map((e) => e.data.processedSeconds as number);
+    assert.ok(progress.length >= 2, `progress events: ${progress}`);
+    for (let i = 1; i < progress.length; i++)
+      assert.ok(progress[i]! > progress[i - 1]!, `monotonic: ${progress}`);
+    assert.ok(kinds.indexOf("started") < kinds.indexOf("progress"));
+
+    // The CLI follows the same stream; without a terminal it prints one line per stage.
+    const cli = await promisify(execFile)(
+      process.execPath,
+      [
+        join(repoRoot, "bin", "kikitori.js"),
+        "transcribe",
+        long,
+        "--url",
+        api.url,
+        "--endpoint",
+        "whisper",
+        "--language",
+        "en",
+        "--out",
+        "-",
+      ],
+      { maxBuffer: 1 << 20 },
+    );
+    assert.match(cli.stderr, /long\.wav: uploading/);
+    assert.match(cli.stderr, /long\.wav: transcribing \d+%/);
+    const reference = Array(6)
+      .fill(readFileSync(testdata("jfk.txt"), "utf8"))
+      .join(" ");
+    assert.ok(errorRate(wordErrors(reference, cli.stdout)) < 0.1, cli.stdout);
   },
 );
