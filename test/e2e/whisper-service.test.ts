@@ -170,6 +170,8 @@ test(
     const long = join(tempDir("kk-long-"), "long.wav");
     // About 66 s of real speech: the JFK clip six times.
     sox([...Array(6).fill(testdata("jfk.wav")), long]);
+    // A first clip keeps the instance busy, so the second one is seen waiting at position 1.
+    await submit(api, long, { language: "en" });
     const id = await submit(api, long, { language: "en" });
     const res = await fetch(`${api.url}/v1/invocations/${id}/events`);
     assert.equal(res.headers.get("content-type")?.split(";")[0], "text/event-stream");
@@ -177,6 +179,7 @@ test(
     for await (const e of readSse(res.body!)) events.push({ event: e.event, data: JSON.parse(e.data) });
     const kinds = events.map((e) => e.event);
     assert.equal(kinds[0], "queued", kinds.join(","));
+    assert.equal(events[0]!.data.position, 1);
     assert.ok(kinds.indexOf("started") > 0, kinds.join(","));
     assert.equal(kinds.at(-1), "completed");
     assert.equal(events.at(-1)!.data.state, "Succeeded");
