@@ -4,6 +4,25 @@ import { resolveImage } from "./images.js";
 import { Instance } from "./instance.js";
 import type { ModelDataCache } from "./model-data.js";
 import { freePort } from "./model-server.js";
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+
+/**
+ * Whether process `pid` started within a few seconds of `startedAtMs`, so a recorded pid that the system
+ * has since given to another process is never killed. Linux only (/proc); elsewhere nothing is killed.
+ */
+function startedNear(pid: number, startedAtMs: number): boolean {
+  try {
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1]);
+    // Field 22 of /proc/<pid>/stat, counted after the parenthesised command name (which may hold spaces).
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const ticks = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+    const startedMs = (btime + ticks / 100) * 1000;
+    return Number.isFinite(startedMs) && Math.abs(startedMs - startedAtMs) < 10_000;
+  } catch {
+    return false;
+  }
+}
 
 export interface ManagerOptions {
   leaseMs: number;
@@ -61,10 +80,13 @@ export class InstanceManager {
    * their running work back in the queue at once instead of waiting for the leases to lapse.
    */
   private async reapOrphans(): Promise<void> {
-    const orphans = await this.service.state.listInstances({ live: true });
+    // Only this host's instances: other hosts sharing the database keep theirs.
+    const orphans = (await this.service.state.listInstances({ live: true })).filter(
+      (r) => r.host === hostname(),
+    );
     if (!orphans.length) return;
     for (const rec of orphans) {
-      if (rec.pid) {
+      if (rec.pid && startedNear(rec.pid, rec.startedAt)) {
         try {
           process.kill(rec.pid, "SIGKILL");
         } catch {

@@ -50,6 +50,9 @@ test("nothing lost: kill -9 the service with 50 invocations queued or running, r
     const unfinished = (await api.ok("GET", "/v1/invocations?limit=100")).invocations.filter(
       (i: { state: string }) => i.state === "Queued" || i.state === "Running",
     ).length;
+    const orphanPids: number[] = (await api.ok("GET", "/v1/endpoints/noop")).instances.map(
+      (i: { pid: number }) => i.pid,
+    );
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));
 
@@ -63,6 +66,9 @@ test("nothing lost: kill -9 the service with 50 invocations queued or running, r
       assert.equal(failure.status, 404, "and no failure document");
       assert.equal(JSON.parse(out.text).bytes, 10);
     }
+    // The model servers the killed service left behind were stopped by the restart.
+    for (const pid of orphanPids)
+      assert.throws(() => process.kill(pid, 0), /ESRCH/, `orphan ${pid} still runs`);
     assert.ok(unfinished >= 30, `most were still queued or running at the kill (${unfinished})`);
   } finally {
     child.kill("SIGKILL");
