@@ -1,5 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { after } from "node:test";
+import { loadNotifyOptions } from "../../src/notify/options.js";
+import { startTestServer } from "../helpers/server.js";
 
 export interface Received {
   headers: IncomingMessage["headers"];
@@ -43,4 +46,25 @@ export class Receiver {
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
+}
+
+/**
+ * A test server whose notifications may reach loopback receivers quickly (short backoff and poll), plus one
+ * receiver; both stop when the test file ends.
+ */
+export async function startNotifyServer() {
+  const k = await startTestServer({
+    notify: {
+      ...loadNotifyOptions({}),
+      egress: { allowLoopback: true, allowPrivate: false, allowHosts: [], denyHosts: [] },
+      initialBackoffMs: 200,
+      pollMs: 100,
+    },
+  });
+  const receiver = await new Receiver().start();
+  after(async () => {
+    await receiver.stop();
+    await k.close();
+  });
+  return { k, receiver };
 }

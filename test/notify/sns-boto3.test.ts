@@ -1,14 +1,13 @@
 /** The SNS front door checked from a real boto3 client (skips without python3 + boto3). */
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { createVerify } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { loadNotifyOptions } from "../../src/notify/options.js";
 import { canonicalString } from "../../src/notify/sns-message.js";
-import { repoRoot, startTestServer, waitFor } from "../helpers/server.js";
-import { Receiver } from "./receiver.js";
+import { repoRoot, waitFor } from "../helpers/server.js";
+import { startNotifyServer } from "./receiver.js";
 
 const hasBoto3 = (() => {
   try {
@@ -19,19 +18,7 @@ const hasBoto3 = (() => {
   }
 })();
 
-const k = await startTestServer({
-  notify: {
-    ...loadNotifyOptions({}),
-    egress: { allowLoopback: true, allowPrivate: false, allowHosts: [], denyHosts: [] },
-    initialBackoffMs: 200,
-    pollMs: 100,
-  },
-});
-const receiver = await new Receiver().start();
-after(async () => {
-  await receiver.stop();
-  await k.close();
-});
+const { k, receiver } = await startNotifyServer();
 
 const script = join(repoRoot, "test", "notify", "sns_boto3.py");
 async function boto3(...args: string[]) {

@@ -1,4 +1,4 @@
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createVerify } from "node:crypto";
 import {
@@ -7,24 +7,11 @@ import {
   SNSClient,
   SubscribeCommand,
 } from "@aws-sdk/client-sns";
-import { loadNotifyOptions } from "../../src/notify/options.js";
 import { canonicalString } from "../../src/notify/sns-message.js";
-import { noopModelServer, startTestServer, waitFor } from "../helpers/server.js";
-import { Receiver } from "./receiver.js";
+import { noopModelServer, waitFor } from "../helpers/server.js";
+import { startNotifyServer } from "./receiver.js";
 
-const k = await startTestServer({
-  notify: {
-    ...loadNotifyOptions({}),
-    egress: { allowLoopback: true, allowPrivate: false, allowHosts: [], denyHosts: [] },
-    initialBackoffMs: 200,
-    pollMs: 100,
-  },
-});
-const receiver = await new Receiver().start();
-after(async () => {
-  await receiver.stop();
-  await k.close();
-});
+const { k, receiver } = await startNotifyServer();
 const sns = new SNSClient({
   endpoint: k.url,
   region: "us-east-1",
