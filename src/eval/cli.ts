@@ -25,7 +25,7 @@ function positiveInteger(value: string): number {
 export function evalCommand(): Command {
   return new Command("eval")
     .description("transcribe the clips of a manifest and report word / character error rates")
-    .argument("<manifest>", "JSON array of clips: file, transcript_file, language (see shared/testdata)")
+    .argument("<manifest>", "JSON array of clips: file, transcript_file, language (see testdata/speech)")
     .option("--model <path>", "ggml model file", defaultModelPath())
     .option("--threads <n>", "threads per transcription", positiveInteger)
     .option("--json <path>", "also write the full report (texts, counts, timings) as JSON")

@@ -4,7 +4,7 @@
  * Japanese and Korean by character (see normalizeCjk), other languages by word after Whisper's
  * basic normaliser.
  *
- * Manifest: a JSON array like /work/shared/testdata/manifest.json; each entry needs `file`,
+ * Manifest: a JSON array like testdata/speech/manifest.json; each entry needs `file`,
  * `transcript_file` (both relative to the manifest) and `language`. `exact_reference: false` marks
  * a model-made reference, which is skipped (it cannot measure errors). A multi-channel clip whose
  * reference has one line per channel is scored channel by channel, since a mono mixdown of two

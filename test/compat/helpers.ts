@@ -1,14 +1,14 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
-import { noopModelServer, repoRoot, startTestServer, tempDir } from "../helpers/server.js";
+import { noopModelServer, startTestServer, tempDir } from "../helpers/server.js";
 
 const run = promisify(execFile);
 
 export const CREDS = { accessKeyId: "AKIDKIKITORICOMPAT", secretAccessKey: "kikitori-compat-secret" };
-export const testdataDir = resolve(repoRoot, process.env.KIKITORI_TESTDATA ?? "../shared/testdata");
+export { testdataDir } from "../helpers/fixtures.js";
 
 export type CompatServer = Awaited<ReturnType<typeof startCompatServer>>;
 

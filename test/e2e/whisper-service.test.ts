@@ -10,12 +10,12 @@ import { join } from "node:path";
 import type { Kikitori } from "../../src/main.js";
 import { errorRate, sumCounts, wordErrors, type EditCounts } from "../../src/eval/metrics.js";
 import { startTestServer, tempDir, type Api } from "../helpers/server.js";
-import { ffmpeg, modelPath, noModel, noTestdata, repoRoot, sox, testdata } from "../helpers/fixtures.js";
+import { ffmpeg, modelPath, noModel, repoRoot, sox, testdata } from "../helpers/fixtures.js";
 import { readSse } from "../../src/notify/index.js";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 
-const skip = noModel || noTestdata;
+const skip = noModel;
 let k: (Kikitori & { api: Api }) | undefined;
 
 before(async () => {
@@ -42,11 +42,9 @@ const ENGLISH = [
   "fleurs-en-008.ogg",
 ];
 const durations = new Map<string, number>(
-  noTestdata
-    ? []
-    : (
-        JSON.parse(readFileSync(testdata("manifest.json"), "utf8")) as { file: string; duration_s: number }[]
-      ).map((c) => [c.file, c.duration_s]),
+  (JSON.parse(readFileSync(testdata("manifest.json"), "utf8")) as { file: string; duration_s: number }[]).map(
+    (c) => [c.file, c.duration_s],
+  ),
 );
 const reference = (clip: string) =>
   readFileSync(

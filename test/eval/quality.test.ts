@@ -1,29 +1,23 @@
 /**
  * Transcription quality with the real Whisper tiny.en model. Needs the model ($KIKITORI_TEST_MODEL or
- * ~/.cache/kikitori/models/ggml-tiny.en.bin) and, for the recorded clips, the shared test data
- * ($KIKITORI_TESTDATA, default ../shared/testdata); each part skips with a message when its input is missing.
+ * ~/.cache/kikitori/models/ggml-tiny.en.bin) and the repository's recorded clips (testdata/speech).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { defaultModelPath, engineTranscriber } from "../../src/eval/cli.js";
 import { evaluate, formatReport, readManifest, type TranscribeFn } from "../../src/eval/harness.js";
 import { WhisperEngine } from "../../src/whisper/index.js";
+import { testdataDir } from "../helpers/fixtures.js";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const modelPath = defaultModelPath();
-const testdata = resolve(process.env.KIKITORI_TESTDATA || join(root, "..", "shared", "testdata"));
-const manifestPath = join(testdata, "manifest.json");
+const manifestPath = join(testdataDir, "manifest.json");
 // faster-whisper with the same weights scores 6.7%, 12.5% and 8.7% on these low-bitrate Opus clips.
 const OPUS_MAX_WER = 0.15;
 const noModel = existsSync(modelPath) ? false : `no model at ${modelPath} (set KIKITORI_TEST_MODEL)`;
-const noTestdata = existsSync(manifestPath)
-  ? false
-  : `no test data at ${manifestPath} (set KIKITORI_TESTDATA)`;
 
 describe("transcription quality with Whisper tiny.en", { skip: noModel }, () => {
   let engine: WhisperEngine;
@@ -53,7 +47,7 @@ describe("transcription quality with Whisper tiny.en", { skip: noModel }, () => 
     );
   });
 
-  describe("shared test data", { skip: noTestdata }, () => {
+  describe("recorded test data", () => {
     test("jfk.wav is transcribed without a word error", async () => {
       const entries = (await readManifest(manifestPath)).filter((e) => e.file === "jfk.wav");
       const report = await evaluate(entries, transcribe);

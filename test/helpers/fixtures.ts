@@ -9,17 +9,15 @@ import { defaultModelsDir } from "../../src/models/registry.js";
 
 export const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
-/** Real speech (README.md, manifest.json there); tests skip with `noTestdata` when it is missing. */
-export const testdataDir = resolve(repoRoot, process.env.KIKITORI_TESTDATA ?? "../shared/testdata");
-export const hasTestdata = existsSync(join(testdataDir, "jfk.wav"));
-export const noTestdata = hasTestdata ? false : `no test data at ${testdataDir} (set KIKITORI_TESTDATA)`;
+/** Real speech with exact transcripts, carried in the repository (README.md, manifest.json there). */
+export const testdataDir = resolve(repoRoot, process.env.KIKITORI_TESTDATA ?? "testdata/speech");
 
 export function testdata(name: string): string {
   return join(testdataDir, name);
 }
 
-/** Whisper assets (mel filters, tokenizers). */
-export const assetsDir = resolve(repoRoot, process.env.KIKITORI_ASSETS ?? "../shared/assets");
+/** Whisper assets (mel filters, tokenizers), carried in the repository. */
+export const assetsDir = resolve(repoRoot, process.env.KIKITORI_ASSETS ?? "testdata/assets");
 
 /** Real tiny.en weights, as made by scripts/fetch-test-model. */
 export const modelPath = process.env.KIKITORI_TEST_MODEL ?? join(defaultModelsDir(), "ggml-tiny.en.bin");

@@ -14,7 +14,6 @@ import { assetsDir } from "../helpers/fixtures.js";
 import { loadInWhisper } from "./helpers/whisper.js";
 
 const tiktokenFile = path.join(assetsDir, "gpt2.tiktoken");
-const noAssets = existsSync(tiktokenFile) ? undefined : `no ${tiktokenFile} (set KIKITORI_ASSETS)`;
 let tmp: string;
 
 before(async () => {
@@ -43,7 +42,7 @@ async function importError(src: string): Promise<Error> {
 
 test(
   "a random float16 CT2 model converts to a ggml file whisper.cpp loads",
-  { skip: noAssets, timeout: 120_000 },
+  { timeout: 120_000 },
   async () => {
     const dir = await randomModel("f16");
     assert.equal((await findImporter(dir)).name, "ct2");
@@ -75,38 +74,34 @@ test(
   },
 );
 
-test(
-  "float32 and int8 CT2 models convert to the same F16 weights (int8 within its quantization step)",
-  { skip: noAssets },
-  async () => {
-    const files: Record<string, string> = {};
-    for (const q of ["float16", "float32", "int8"] as const) {
-      files[q] = path.join(tmp, `q-${q}.bin`);
-      await ct2Importer.import(await randomModel(`q-${q}`, { quantization: q, seed: 7 }), files[q]);
+test("float32 and int8 CT2 models convert to the same F16 weights (int8 within its quantization step)", async () => {
+  const files: Record<string, string> = {};
+  for (const q of ["float16", "float32", "int8"] as const) {
+    files[q] = path.join(tmp, `q-${q}.bin`);
+    await ct2Importer.import(await randomModel(`q-${q}`, { quantization: q, seed: 7 }), files[q]);
+  }
+  const infos = await Promise.all(Object.values(files).map((f) => readGgmlInfo(f)));
+  const [f16, f32, i8] = await Promise.all(Object.values(files).map((f) => readFile(f)));
+  for (const info of infos.slice(1))
+    assert.deepEqual(
+      info.tensors.map((t) => [t.name, t.ne, t.type]),
+      infos[0]!.tensors.map((t) => [t.name, t.ne, t.type]),
+    );
+  for (const t of infos[0]!.tensors.filter((x) => x.type === GGML_F16)) {
+    const a = f16!.subarray(t.offset, t.offset + t.bytes);
+    assert.ok(
+      a.equals(f32!.subarray(t.offset, t.offset + t.bytes)),
+      `${t.name}: float32 source rounds like CTranslate2's float16`,
+    );
+    const q = i8!.subarray(t.offset, t.offset + t.bytes);
+    for (let i = 0; i < t.bytes; i += 2) {
+      const d = Math.abs(halfToFloat(a.readUInt16LE(i)) - halfToFloat(q.readUInt16LE(i)));
+      assert.ok(d < 2e-4, `${t.name}[${i / 2}] int8 dequantization off by ${d}`);
     }
-    const infos = await Promise.all(Object.values(files).map((f) => readGgmlInfo(f)));
-    const [f16, f32, i8] = await Promise.all(Object.values(files).map((f) => readFile(f)));
-    for (const info of infos.slice(1))
-      assert.deepEqual(
-        info.tensors.map((t) => [t.name, t.ne, t.type]),
-        infos[0]!.tensors.map((t) => [t.name, t.ne, t.type]),
-      );
-    for (const t of infos[0]!.tensors.filter((x) => x.type === GGML_F16)) {
-      const a = f16!.subarray(t.offset, t.offset + t.bytes);
-      assert.ok(
-        a.equals(f32!.subarray(t.offset, t.offset + t.bytes)),
-        `${t.name}: float32 source rounds like CTranslate2's float16`,
-      );
-      const q = i8!.subarray(t.offset, t.offset + t.bytes);
-      for (let i = 0; i < t.bytes; i += 2) {
-        const d = Math.abs(halfToFloat(a.readUInt16LE(i)) - halfToFloat(q.readUInt16LE(i)));
-        assert.ok(d < 2e-4, `${t.name}[${i / 2}] int8 dequantization off by ${d}`);
-      }
-    }
-  },
-);
+  }
+});
 
-test("a truncated model.bin is rejected naming the file and the variable", { skip: noAssets }, async () => {
+test("a truncated model.bin is rejected naming the file and the variable", async () => {
   const dir = await randomModel("truncated");
   const bin = path.join(dir, "model.bin");
   const full = await readFile(bin);
@@ -118,7 +113,7 @@ test("a truncated model.bin is rejected naming the file and the variable", { ski
   );
 });
 
-test("a PNG given as model.bin is rejected as not a CTranslate2 model", { skip: noAssets }, async () => {
+test("a PNG given as model.bin is rejected as not a CTranslate2 model", async () => {
   const dir = await randomModel("png");
   const bin = path.join(dir, "model.bin");
   await writeFile(
@@ -140,21 +135,17 @@ async function patchDtype(dir: string, variable: string, typeId: number): Promis
   await writeFile(bin, buf);
 }
 
-test(
-  "a float tensor stored with an integer dtype is rejected naming the variable",
-  { skip: noAssets },
-  async () => {
-    const dir = await randomModel("int32", { quantization: "float32" });
-    await patchDtype(dir, "encoder/layer_norm/gamma", 3); // int32: same item size as float32
-    const err = await importError(dir);
-    assert.equal(
-      err.message,
-      `${path.join(dir, "model.bin")}: variable encoder/layer_norm/gamma has dtype int32, expected a float type`,
-    );
-  },
-);
+test("a float tensor stored with an integer dtype is rejected naming the variable", async () => {
+  const dir = await randomModel("int32", { quantization: "float32" });
+  await patchDtype(dir, "encoder/layer_norm/gamma", 3); // int32: same item size as float32
+  const err = await importError(dir);
+  assert.equal(
+    err.message,
+    `${path.join(dir, "model.bin")}: variable encoder/layer_norm/gamma has dtype int32, expected a float type`,
+  );
+});
 
-test("an unknown dtype id is rejected naming the variable", { skip: noAssets }, async () => {
+test("an unknown dtype id is rejected naming the variable", async () => {
   const dir = await randomModel("dtype9");
   await patchDtype(dir, "decoder/layer_norm/beta", 9);
   const err = await importError(dir);
@@ -164,21 +155,21 @@ test("an unknown dtype id is rejected naming the variable", { skip: noAssets }, 
   );
 });
 
-test("a directory without config.json is rejected", { skip: noAssets }, async () => {
+test("a directory without config.json is rejected", async () => {
   const dir = await randomModel("noconfig");
   await rm(path.join(dir, "config.json"));
   const err = await importError(dir);
   assert.equal(err.message, `${dir}: no config.json (not a CTranslate2 model directory)`);
 });
 
-test("a directory without a vocabulary is rejected", { skip: noAssets }, async () => {
+test("a directory without a vocabulary is rejected", async () => {
   const dir = await randomModel("novocab");
   await rm(path.join(dir, "vocabulary.txt"));
   const err = await importError(dir);
   assert.equal(err.message, `${dir}: no vocabulary.json or vocabulary.txt`);
 });
 
-test("a non-zero key bias is rejected (whisper.cpp has no key bias)", { skip: noAssets }, async () => {
+test("a non-zero key bias is rejected (whisper.cpp has no key bias)", async () => {
   const dir = await randomModel("keybias", { quantization: "float32" });
   const bin = path.join(dir, "model.bin");
   const model = await openCt2Model(bin);

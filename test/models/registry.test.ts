@@ -14,14 +14,12 @@ import { MODEL_MANIFEST, ModelRegistry, findModelFile, sha256File } from "../../
 import { assetsDir } from "../helpers/fixtures.js";
 
 const tiktokenFile = path.join(assetsDir, "gpt2.tiktoken");
-const noAssets = existsSync(tiktokenFile) ? undefined : `no ${tiktokenFile} (set KIKITORI_ASSETS)`;
 let tmp: string;
 let ggml: string;
 let ggmlSha: string;
 
 before(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), "kikitori-registry-test-"));
-  if (noAssets) return;
   ggml = path.join(tmp, "random.bin");
   await makeRandomGgmlModel(ggml, path.join(tmp, "random-ct2"), { tiktokenFile, nState: 32 });
   ggmlSha = await sha256File(ggml);
@@ -34,7 +32,7 @@ function registry(name: string, opts: ConstructorParameters<typeof ModelRegistry
   return new ModelRegistry({ dir: path.join(tmp, name), ...opts });
 }
 
-test("import, list, pack, unpack and find the model, rm", { skip: noAssets }, async () => {
+test("import, list, pack, unpack and find the model, rm", async () => {
   const r = registry("cache");
   const entry = await r.import(ggml, { name: "rand" });
   assert.deepEqual(entry, {
@@ -63,31 +61,27 @@ test("import, list, pack, unpack and find the model, rm", { skip: noAssets }, as
   await assert.rejects(r.pack("rand", archive), /model rand: not in /);
 });
 
-test(
-  "findModelFile without a manifest picks the only ggml *.bin and explains failures",
-  { skip: noAssets },
-  async () => {
-    const dir = path.join(tmp, "plain");
-    await mkdir(dir);
-    await assert.rejects(
-      findModelFile(dir),
-      (e: Error) => e.message === `${dir}: no ${MODEL_MANIFEST} and no ggml *.bin model file`,
-    );
-    await writeFile(path.join(dir, "other.bin"), "not ggml at all");
-    await copyFile(ggml, path.join(dir, "whisper.bin"));
-    assert.equal(await findModelFile(dir), path.join(dir, "whisper.bin"));
-    await copyFile(ggml, path.join(dir, "second.bin"));
-    await assert.rejects(findModelFile(dir), /several ggml model files \(second\.bin, whisper\.bin\)/);
-    await writeFile(
-      path.join(dir, MODEL_MANIFEST),
-      JSON.stringify({ name: "x", file: "other.bin", sha256: "", format: "ggml" }),
-    );
-    await assert.rejects(
-      findModelFile(dir),
-      (e: Error) => e.message === `${path.join(dir, "other.bin")}: not a ggml model file (bad magic)`,
-    );
-  },
-);
+test("findModelFile without a manifest picks the only ggml *.bin and explains failures", async () => {
+  const dir = path.join(tmp, "plain");
+  await mkdir(dir);
+  await assert.rejects(
+    findModelFile(dir),
+    (e: Error) => e.message === `${dir}: no ${MODEL_MANIFEST} and no ggml *.bin model file`,
+  );
+  await writeFile(path.join(dir, "other.bin"), "not ggml at all");
+  await copyFile(ggml, path.join(dir, "whisper.bin"));
+  assert.equal(await findModelFile(dir), path.join(dir, "whisper.bin"));
+  await copyFile(ggml, path.join(dir, "second.bin"));
+  await assert.rejects(findModelFile(dir), /several ggml model files \(second\.bin, whisper\.bin\)/);
+  await writeFile(
+    path.join(dir, MODEL_MANIFEST),
+    JSON.stringify({ name: "x", file: "other.bin", sha256: "", format: "ggml" }),
+  );
+  await assert.rejects(
+    findModelFile(dir),
+    (e: Error) => e.message === `${path.join(dir, "other.bin")}: not a ggml model file (bad magic)`,
+  );
+});
 
 /** Serves `file` as /ggml-<name>.bin with Range support; the first full request is cut off halfway. */
 async function flakyServer(
@@ -122,33 +116,29 @@ async function flakyServer(
   };
 }
 
-test(
-  "pull resumes an interrupted download with a Range request and verifies the checksum",
-  { skip: noAssets },
-  async () => {
-    const srv = await flakyServer(ggml);
-    try {
-      const r = registry("pull", { baseUrl: srv.url, known: { rand: { sha256: ggmlSha } } });
-      await assert.rejects(r.pull("rand"));
-      const partial = (await stat(path.join(r.dir, "ggml-rand.bin.partial"))).size;
-      assert.ok(partial > 0, "the partial download is kept");
-      let last = 0;
-      const entry = await r.pull("rand", (p) => (last = p.bytesDone));
-      assert.equal(srv.ranges[1], `bytes=${partial}-`);
-      assert.equal(entry.sha256, ggmlSha);
-      assert.equal(entry.verified, true);
-      assert.equal(last, (await stat(ggml)).size);
-      assert.equal(await sha256File(entry.file), ggmlSha);
-      assert.ok(!existsSync(`${entry.file}.partial`));
-      await r.pull("rand"); // cached and verified: no request
-      assert.equal(srv.ranges.length, 2);
-    } finally {
-      await srv.close();
-    }
-  },
-);
+test("pull resumes an interrupted download with a Range request and verifies the checksum", async () => {
+  const srv = await flakyServer(ggml);
+  try {
+    const r = registry("pull", { baseUrl: srv.url, known: { rand: { sha256: ggmlSha } } });
+    await assert.rejects(r.pull("rand"));
+    const partial = (await stat(path.join(r.dir, "ggml-rand.bin.partial"))).size;
+    assert.ok(partial > 0, "the partial download is kept");
+    let last = 0;
+    const entry = await r.pull("rand", (p) => (last = p.bytesDone));
+    assert.equal(srv.ranges[1], `bytes=${partial}-`);
+    assert.equal(entry.sha256, ggmlSha);
+    assert.equal(entry.verified, true);
+    assert.equal(last, (await stat(ggml)).size);
+    assert.equal(await sha256File(entry.file), ggmlSha);
+    assert.ok(!existsSync(`${entry.file}.partial`));
+    await r.pull("rand"); // cached and verified: no request
+    assert.equal(srv.ranges.length, 2);
+  } finally {
+    await srv.close();
+  }
+});
 
-test("pull removes a download whose checksum does not match", { skip: noAssets }, async () => {
+test("pull removes a download whose checksum does not match", async () => {
   const srv = await flakyServer(ggml);
   srv.ranges.push("first request already served");
   try {
@@ -167,7 +157,7 @@ test("pull removes a download whose checksum does not match", { skip: noAssets }
   }
 });
 
-test("the models CLI lists and imports", { skip: noAssets }, async () => {
+test("the models CLI lists and imports", async () => {
   const dir = path.join(tmp, "cli");
   const run = (...args: string[]) =>
     promisify(execFile)(

@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { after, describe, it } from "node:test";
 import { AudioDecodeError, openAudio, type AudioWindow } from "../../src/whisper/audio.js";
 import { hasSound, quietestCut } from "../../src/whisper/energy.js";
-import { ffmpeg, noTestdata, sox, tempDir, testdata } from "../helpers/fixtures.js";
+import { ffmpeg, sox, tempDir, testdata } from "../helpers/fixtures.js";
 
 async function collect(
   input: string | Readable,
@@ -21,7 +21,7 @@ async function collect(
 
 const seconds = (ws: AudioWindow[]) => ws.reduce((n, w) => n + w.samples.length, 0) / 16000;
 
-describe("openAudio", { skip: noTestdata }, () => {
+describe("openAudio", () => {
   for (const name of [
     "jfk.wav",
     "jfk.flac",
@@ -163,7 +163,7 @@ describe("energy", () => {
     assert.equal(hasSound(pcm), true);
   });
 
-  it("gates silence and steady noise, but not quiet speech", { skip: noTestdata }, async () => {
+  it("gates silence and steady noise, but not quiet speech", async () => {
     const dir = tempDir();
     const gated = async (path: string) => hasSound((await collect(path))[0]!.samples);
     const silence = join(dir, "silence.wav");

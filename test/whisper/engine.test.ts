@@ -6,9 +6,9 @@ import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { ModelLoadError } from "../../src/whisper/addon.js";
 import { InvalidOptionError, WhisperEngine } from "../../src/whisper/engine.js";
-import { modelPath, noModel, noTestdata, normalize, sox, tempDir, testdata } from "../helpers/fixtures.js";
+import { modelPath, noModel, normalize, sox, tempDir, testdata } from "../helpers/fixtures.js";
 
-describe("WhisperEngine", { skip: noModel || noTestdata }, () => {
+describe("WhisperEngine", { skip: noModel }, () => {
   let engine: WhisperEngine;
   let longClip: string;
 

@@ -10,7 +10,7 @@ import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { startModelServer, type ModelServer } from "../../src/whisper/server.js";
 import { errorRate, wordErrors } from "../../src/eval/metrics.js";
-import { noModel, noTestdata, normalize, sox, tempDir, testdata } from "../helpers/fixtures.js";
+import { noModel, normalize, sox, tempDir, testdata } from "../helpers/fixtures.js";
 import { modelDir } from "./helpers.js";
 
 interface Reply {
@@ -64,7 +64,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
   }
 }
 
-describe("model server", { skip: noModel || noTestdata }, () => {
+describe("model server", { skip: noModel }, () => {
   let server: ModelServer;
   let dir: string;
   let longClip: string;
