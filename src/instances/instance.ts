@@ -6,6 +6,7 @@ import type { Readable } from "node:stream";
 import type { Service } from "../core/service.js";
 import type { InstanceRecord, InstanceState, Invocation } from "../core/types.js";
 import { s3Location } from "../core/rules.js";
+import { containerName, explainContainerFailure, removeContainer, stopContainer } from "./container.js";
 import type { ImageSpec } from "./images.js";
 import { ping, spawnModelServer } from "./model-server.js";
 
@@ -115,6 +116,8 @@ export class Instance {
     await this.setState("Pending");
     const tail: string[] = [];
     const child = spawnModelServer({
+      instanceId: this.id,
+      labels: { "kikitori.endpoint": this.o.endpoint, "kikitori.variant": this.o.variant },
       image: this.o.image,
       port: this.o.port,
       modelDir: this.o.modelDir,
@@ -148,16 +151,20 @@ export class Instance {
       }
       await sleep(25);
     }
+    const hint = this.o.image.kind === "container" ? explainContainerFailure(tail.join("\n")) : undefined;
     const why =
-      exitInfo !== undefined
+      (exitInfo !== undefined
         ? `model server ${exitInfo} before answering GET /ping${tail.length ? ` (last output: ${tail.slice(-3).join(" | ")})` : ""}`
-        : `model server did not answer GET /ping with 200 within ${this.o.startupHealthTimeoutMs} ms (startup health check)`;
+        : `model server did not answer GET /ping with 200 within ${this.o.startupHealthTimeoutMs} ms (startup health check)`) +
+      (hint ? `; ${hint}` : "");
     await this.kill();
     await this.setState("Failed", why);
     return false;
   }
 
   private async handleExit(info: string): Promise<void> {
+    // The runtime's client may end while its container lives on (client killed): the container goes too.
+    if (this.o.image.kind === "container") void removeContainer(this.o.image.runtime, containerName(this.id));
     if (this.state === "Terminated" || this.state === "Failed" || this.state === "Pending") return;
     if (this.state === "Draining") return;
     // Crashed while in service: hand its work back at once rather than waiting for the leases to lapse.
@@ -402,11 +409,16 @@ export class Instance {
     await this.setState("Terminated");
   }
 
-  /** SIGTERM, then SIGKILL after the grace period. */
+  /** SIGTERM, then SIGKILL after the grace period (a container: `stop --time`, through its runtime). */
   async kill(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill("SIGTERM");
+    if (this.o.image.kind === "container") {
+      // Signals to the runtime's client would not reach the container when the client is killed.
+      await stopContainer(this.o.image.runtime, containerName(this.id), this.o.shutdownGraceMs);
+    } else {
+      child.kill("SIGTERM");
+    }
     const killed = await Promise.race([
       this.exited!.then(() => true),
       sleep(this.o.shutdownGraceMs).then(() => false),

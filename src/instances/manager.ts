@@ -1,5 +1,6 @@
 import type { Service } from "../core/service.js";
 import type { Endpoint, EndpointConfig, Invocation } from "../core/types.js";
+import { containerName, detectContainerRuntime, removeContainer } from "./container.js";
 import { resolveImage } from "./images.js";
 import { Instance } from "./instance.js";
 import type { ModelDataCache } from "./model-data.js";
@@ -85,7 +86,10 @@ export class InstanceManager {
       (r) => r.host === hostname(),
     );
     if (!orphans.length) return;
+    // A container outlives its runtime's client: remove it by name (a container image's instances only).
+    const runtime = detectContainerRuntime().runtime;
     for (const rec of orphans) {
+      if (runtime) await removeContainer(runtime, containerName(rec.id));
       if (rec.pid && startedNear(rec.pid, rec.startedAt)) {
         try {
           process.kill(rec.pid, "SIGKILL");

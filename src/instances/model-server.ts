@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { request } from "node:http";
 import { fileURLToPath } from "node:url";
-import { containerArgs, type ImageSpec } from "./images.js";
+import { containerName, containerRunArgs } from "./container.js";
+import type { ImageSpec } from "./images.js";
 
 /** A free TCP port on the loopback interface. */
 export async function freePort(host = "127.0.0.1"): Promise<number> {
@@ -27,6 +28,10 @@ export function nodeModuleCommand(relativeToSrc: string): { command: string; arg
 }
 
 export interface SpawnOptions {
+  /** The instance's id: a container is named after it (containerName). */
+  instanceId: string;
+  /** Container labels (endpoint, variant), for `podman ps --filter label=…`. */
+  labels: Record<string, string>;
   image: ImageSpec;
   port: number;
   modelDir: string;
@@ -42,13 +47,14 @@ export function spawnModelServer(o: SpawnOptions): ChildProcess {
       ? nodeModuleCommand("whisper/main.ts")
       : o.image.kind === "container"
         ? {
-            command: o.image.runtime,
-            args: containerArgs({
+            command: o.image.runtime.command,
+            args: containerRunArgs(o.image.runtime, {
               image: o.image.image,
-              name: `kikitori-${o.port}-${process.pid}`,
+              name: containerName(o.instanceId),
               port: o.port,
               modelDir: o.modelDir,
               environment: o.environment,
+              labels: { ...o.labels, "kikitori.instance": o.instanceId },
             }),
           }
         : { command: o.image.command, args: [...o.image.args, "serve"] };

@@ -1,5 +1,5 @@
 import { KikitoriError } from "../../errors.js";
-import { resolveImage } from "../../instances/images.js";
+import { checkImage } from "../../instances/images.js";
 import type {
   AsyncInferenceConfig,
   Endpoint,
@@ -41,11 +41,6 @@ async function found<T>(what: string, name: string, get: () => Promise<T>): Prom
   }
 }
 
-/** Fails at create time, with images.ts's message, for an image no instance could run. */
-function checkImage(image: string): void {
-  resolveImage(image);
-}
-
 type IncludeIn = NonNullable<AsyncInferenceConfig["notification"]>["includeInferenceResponseIn"];
 
 // --- models ---
@@ -85,7 +80,7 @@ async function createModel(input: JsonInput, ctx: AwsContext) {
   const def = primary ?? (containers?.[0] as JsonInput | undefined);
   if (!def) throw awsValidation("CreateModel: PrimaryContainer is required");
   const c = container("CreateModel", def, primary ? "PrimaryContainer." : "Containers[0].");
-  checkImage(c.image);
+  await checkImage(c.image);
   const model = await ctx.service.createModel({
     name,
     ...c,
@@ -266,7 +261,7 @@ async function checkConfigImages(ctx: AwsContext, configName: string): Promise<v
   const config = await found("endpoint configuration", configName, () =>
     ctx.service.getEndpointConfig(configName),
   );
-  for (const v of config.variants) checkImage((await ctx.service.getModel(v.modelName)).image);
+  for (const v of config.variants) await checkImage((await ctx.service.getModel(v.modelName)).image);
 }
 
 async function createEndpoint(input: JsonInput, ctx: AwsContext) {
