@@ -16,6 +16,8 @@ import { Autoscaler } from "./autoscale/autoscaler.js";
 import { registerScalingRoutes } from "./autoscale/routes.js";
 import { Metrics } from "./metrics/metrics.js";
 import { registerMetricsRoutes } from "./metrics/routes.js";
+import { registerEndpointEvents } from "./api/rest/endpoint-events.js";
+import { registerModelCache } from "./api/rest/model-cache.js";
 
 export interface Kikitori {
   url: string;
@@ -73,6 +75,8 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
   });
   registerMetricsRoutes(app, metrics);
   registerScalingRoutes(app, autoscaler);
+  registerEndpointEvents(app, { service, metrics, autoscaler });
+  registerModelCache(app, { dir: config.modelsDir, defaultModel: config.defaultModel });
   await registerEvents(app, service, notifier);
   await manager.start();
   metrics.start();

@@ -5,6 +5,7 @@ import { registerRest } from "./rest/routes.js";
 import { restError } from "./errors.js";
 import { registerOpenAi, type OpenAiOptions } from "./openai/routes.js";
 import { registerAws, type AwsFrontDoorOptions } from "./aws/router.js";
+import { registerDashboard } from "./dashboard.js";
 
 /** One listener for every front door. */
 export async function buildApp(
@@ -44,6 +45,8 @@ export async function buildApp(
     }),
   );
   // The AWS protocols (S3 catch-all, SageMaker, Runtime, ...): specific routes above win over S3's `/*`.
-  if (o.aws) await registerAws(app, o.aws);
+  const aws = o.aws ? await registerAws(app, o.aws) : undefined;
+  // `GET /` is the dashboard for browsers and S3's ListBuckets for AWS clients.
+  await registerDashboard(app, { fallback: aws?.s3 });
   return app;
 }

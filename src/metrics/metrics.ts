@@ -292,6 +292,11 @@ export class Metrics {
     return max;
   }
 
+  /** The endpoint's samples of every metric since `since` (epoch ms), oldest first. */
+  samples(endpoint: string, since = 0): Sample[] {
+    return (this.history.get(endpoint) ?? []).filter((s) => s.t >= since);
+  }
+
   /** The endpoint's samples of one metric since `since` (epoch ms), oldest first. */
   series(endpoint: string, name: MetricName, since = 0): { t: number; value: number }[] {
     const out: { t: number; value: number }[] = [];

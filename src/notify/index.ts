@@ -9,7 +9,14 @@ import { Topics } from "./topics.js";
 import { WEBHOOK_EVENTS } from "./webhook.js";
 
 export { loadNotifyOptions, type NotifyOptions } from "./options.js";
-export { waitForChange, invocationEvents, sseFrame, readSse, type LiveEvent } from "./live.js";
+export {
+  waitForChange,
+  invocationEvents,
+  invocationListEvents,
+  sseFrame,
+  readSse,
+  type LiveEvent,
+} from "./live.js";
 export { Topics } from "./topics.js";
 export { Dispatcher } from "./dispatcher.js";
 export { WEBHOOK_EVENTS } from "./webhook.js";

@@ -1,22 +1,34 @@
 import type { Service } from "../core/service.js";
 import { isTerminal, type Invocation } from "../core/types.js";
+import type { InvocationFilter } from "../queue/types.js";
 
 type View = Invocation & { queuePosition?: number };
 
 /** Resolves after `ms`, or earlier when the invocation finishes or the signal aborts. */
 function nap(service: Service, id: string, ms: number, signal?: AbortSignal): Promise<void> {
+  return napUntil(service, ["invocation:finished"], (inv) => inv.id === id, ms, signal);
+}
+
+/** Resolves after `ms`, or earlier when one of `events` passes `wake`, or when the signal aborts. */
+function napUntil(
+  service: Service,
+  events: readonly ("invocation:queued" | "invocation:finished" | "invocation:cancel")[],
+  wake: (inv: Invocation) => boolean,
+  ms: number,
+  signal?: AbortSignal,
+): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
-      service.off("invocation:finished", onFinished);
+      for (const e of events) service.off(e, onEvent);
       signal?.removeEventListener("abort", done);
       resolve();
     };
-    const onFinished = (inv: Invocation) => {
-      if (inv.id === id) done();
+    const onEvent = (inv: Invocation) => {
+      if (wake(inv)) done();
     };
     const timer = setTimeout(done, ms);
-    service.on("invocation:finished", onFinished);
+    for (const e of events) service.on(e, onEvent);
     signal?.addEventListener("abort", done);
   });
 }
@@ -106,8 +118,58 @@ export async function* invocationEvents(
   }
 }
 
+/** How often a list watcher re-reads the list (starts and progress emit no event in this process). */
+const LIST_POLL_MS = 500;
+
+/** What a list watcher compares to tell that an invocation changed (not its ever-growing wait time). */
+const fingerprint = (v: View) =>
+  [v.state, v.queuePosition, v.attempts, v.progressSeconds, v.totalSeconds, v.startedAt, v.finishedAt].join(
+    "|",
+  );
+
+/**
+ * A live list of invocations: `snapshot` (the newest `filter.limit` that match, newest first), then
+ * `invocation` for each one that appears or changes (state, queue position, progress, attempts) and
+ * `removed` for each one that leaves the list (no longer matches the filter, or pushed off by newer
+ * ones). The list is re-read at least twice a second, and at once when this process queues, finishes
+ * or cancels an invocation of the filter; it works across hosts because it reads the store.
+ */
+export async function* invocationListEvents<T>(
+  service: Service,
+  filter: InvocationFilter & { limit: number },
+  view: (inv: View) => T,
+  signal?: AbortSignal,
+): AsyncGenerator<{ event: "snapshot" | "invocation" | "removed"; data: unknown }> {
+  let shown: Map<string, string> | undefined;
+  const matches = (inv: Invocation) => !filter.endpoint || inv.endpoint === filter.endpoint;
+  while (!signal?.aborted) {
+    const list: View[] = [];
+    for (const inv of await service.state.listInvocations(filter)) {
+      const queuePosition = inv.state === "Queued" ? await service.state.queuePosition(inv.id) : undefined;
+      list.push({ ...inv, queuePosition });
+    }
+    const now = new Map(list.map((v) => [v.id, fingerprint(v)]));
+    if (!shown) {
+      yield { event: "snapshot", data: { invocations: list.map(view) } };
+    } else {
+      // Oldest first, so a client that prepends each new one keeps the newest on top.
+      for (const v of [...list].reverse())
+        if (shown.get(v.id) !== now.get(v.id)) yield { event: "invocation", data: view(v) };
+      for (const id of shown.keys()) if (!now.has(id)) yield { event: "removed", data: { inferenceId: id } };
+    }
+    shown = now;
+    await napUntil(
+      service,
+      ["invocation:queued", "invocation:finished", "invocation:cancel"],
+      matches,
+      LIST_POLL_MS,
+      signal,
+    );
+  }
+}
+
 /** One server-sent event frame. */
-export const sseFrame = (e: LiveEvent, id: number) =>
+export const sseFrame = (e: { event: string; data: unknown }, id: number) =>
   `id: ${id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`;
 
 /** Parses a server-sent event stream (for clients: the CLI, tests). */

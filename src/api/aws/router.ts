@@ -51,7 +51,10 @@ const QUERY_ACTION_SERVICE: Record<string, string> = { GetCallerIdentity: "sts",
  * - everything else → S3 (REST-XML).
  * Every request is SigV4-verified (unless auth mode is open) before any handler runs.
  */
-export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions): Promise<void> {
+export async function registerAws(
+  app: FastifyInstance,
+  o: AwsFrontDoorOptions,
+): Promise<{ s3: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply> }> {
   const auth = createAwsAuth(o.auth);
   const s3 = await registerS3(app, { store: o.store, auth, region: o.region });
   const sagemaker = sagemakerService();
@@ -112,6 +115,8 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
       }
     });
   });
+
+  return { s3: s3.handle };
 
   function verify(request: FastifyRequest, body: Buffer): Promise<AwsIdentity> {
     return auth.verify({

@@ -4,7 +4,8 @@ import { pipeline, Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { CodedError } from "../../errors.js";
 import { StoreError } from "../../storage/errors.js";
-import type { ByteRange, ListResult, ObjectInfo, ObjectStore } from "../../storage/types.js";
+import type { ListResult, ObjectInfo, ObjectStore } from "../../storage/types.js";
+import { parseRange } from "../../storage/range.js";
 import { AwsChunkedDecoder, BodyError, ChecksumCheck, declaredChecksums } from "./body.js";
 import { AuthError, headerValue, splitUrl, type AwsAuth, type AwsIdentity } from "./sigv4.js";
 import { parseXml, s3Xml } from "./xml.js";
@@ -437,14 +438,6 @@ function echoChecksums(req: S3Request, reply: FastifyReply): void {
     const v = headerValue(req.headers, `x-amz-checksum-${a}`);
     if (v) reply.header(`x-amz-checksum-${a}`, v);
   }
-}
-
-function parseRange(header: string | undefined): ByteRange | undefined {
-  const m = /^bytes=(\d*)-(\d*)$/.exec((header ?? "").trim());
-  // Several ranges or odd syntax: S3 then serves the whole object, as RFC 9110 allows.
-  if (!m || (m[1] === "" && m[2] === "")) return undefined;
-  if (m[1] === "") return { suffix: Number(m[2]) };
-  return { start: Number(m[1]), end: m[2] === "" ? undefined : Number(m[2]) };
 }
 
 async function getObject(

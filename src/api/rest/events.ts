@@ -1,10 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import type { Service } from "../../core/service.js";
-import { invocationEvents, sseFrame, type Notifier } from "../../notify/index.js";
+import { invocationEvents, type Notifier } from "../../notify/index.js";
 import { registerSnsLinks } from "../aws/sns.js";
-
-/** How often an idle event stream sends a comment, so proxies keep it open. */
-const KEEPALIVE_MS = 15_000;
+import { sendEventStream } from "./sse.js";
 
 /**
  * Live events and notification routes of the native API: the SSE stream of an invocation, its
@@ -26,27 +24,7 @@ export async function registerEvents(
     },
     async (req, reply) => {
       await service.getInvocation(req.params.id); // 404 before the stream starts
-      const abort = new AbortController();
-      reply.raw.on("close", () => abort.abort());
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-        connection: "keep-alive",
-        "x-accel-buffering": "no",
-      });
-      const keepalive = setInterval(() => res.write(": keepalive\n\n"), KEEPALIVE_MS);
-      let n = 0;
-      try {
-        for await (const e of invocationEvents(service, req.params.id, abort.signal))
-          res.write(sseFrame(e, ++n));
-      } catch (e) {
-        res.write(`event: error\ndata: ${JSON.stringify({ message: (e as Error).message })}\n\n`);
-      } finally {
-        clearInterval(keepalive);
-        res.end();
-      }
+      return sendEventStream(req, reply, (signal) => invocationEvents(service, req.params.id, signal));
     },
   );
 

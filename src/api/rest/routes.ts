@@ -5,8 +5,14 @@ import type { Service } from "../../core/service.js";
 import type { Invocation } from "../../core/types.js";
 import { INVOCATION_STATES, isTerminal } from "../../core/types.js";
 import { s3Location } from "../../core/rules.js";
-import { KikitoriError } from "../../errors.js";
-import { waitForChange } from "../../notify/index.js";
+import { parseRange } from "../../storage/range.js";
+import { buffer } from "node:stream/consumers";
+import { KikitoriError, validation } from "../../errors.js";
+import { CONTENT_TYPES, renderTranscript } from "../../whisper/formats.js";
+import { LANGUAGE_NAMES } from "../../whisper/languages.js";
+import { OUTPUT_FORMATS, type OutputFormat, type Transcript } from "../../whisper/types.js";
+import { invocationListEvents, waitForChange } from "../../notify/index.js";
+import { sendEventStream, wantsEventStream } from "./sse.js";
 import { toCustomAttributes, type TranscriptionOptions } from "./attributes.js";
 
 const name = { type: "string", minLength: 1, maxLength: 63 } as const;
@@ -55,6 +61,13 @@ export function invocationView(inv: Invocation & { queuePosition?: number }) {
     invocationTimeoutSeconds: inv.invocationTimeoutSeconds,
     error: inv.error,
   };
+}
+
+/** The public view of an endpoint: its status, config, live instances and backlog. */
+export async function endpointView(service: Service, name: string) {
+  const { endpoint, config, instances } = await service.describeEndpoint(name);
+  const backlog = await service.state.backlog(endpoint.name);
+  return { ...endpoint, config, instances, backlog };
 }
 
 interface InvokeBody {
@@ -112,11 +125,21 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
 
     objects.get<{ Params: { bucket: string; "*": string } }>(
       "/v1/objects/:bucket/*",
-      { schema: { tags: ["objects"], summary: "Download an object" } },
+      {
+        schema: { tags: ["objects"], summary: "Download an object (one byte range with `Range: bytes=a-b`)" },
+      },
       async (req, reply) => {
         const { bucket, key } = s3Location("object", `s3://${req.params.bucket}/${req.params["*"]}`);
-        const { info, body } = await service.objects.getObject(bucket, key);
-        return reply.header("content-type", info.contentType).header("content-length", info.size).send(body);
+        const range = parseRange(req.headers.range);
+        const { info, body, range: served } = await service.objects.getObject(bucket, key, range);
+        reply.header("content-type", info.contentType).header("accept-ranges", "bytes");
+        if (!served) return reply.header("content-length", info.size).send(body);
+        // A media player seeks with ranges.
+        return reply
+          .code(206)
+          .header("content-range", `bytes ${served.start}-${served.end}/${info.size}`)
+          .header("content-length", served.end - served.start + 1)
+          .send(body);
       },
     );
   });
@@ -267,11 +290,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
   app.get<{ Params: { name: string } }>(
     "/v1/endpoints/:name",
     { schema: { tags: ["endpoints"] } },
-    async (req) => {
-      const { endpoint, config, instances } = await service.describeEndpoint(req.params.name);
-      const backlog = await service.state.backlog(endpoint.name);
-      return { ...endpoint, config, instances, backlog };
-    },
+    async (req) => endpointView(service, req.params.name),
   );
   app.delete<{ Params: { name: string } }>(
     "/v1/endpoints/:name",
@@ -371,7 +390,12 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
     {
       schema: {
         tags: ["invocations"],
-        summary: "List invocations, newest first",
+        summary: "List invocations, newest first; with `Accept: text/event-stream`, watch the list live",
+        description:
+          "With `Accept: text/event-stream` the answer is a server-sent event stream: `snapshot` " +
+          "(`{invocations}`: the first page), then `invocation` (an invocation that appeared or changed: " +
+          "state, queue position, progress, attempts) and `removed` (`{inferenceId}`: it left the filter " +
+          "or the page). `before` does not apply to the stream.",
         querystring: {
           type: "object",
           additionalProperties: false,
@@ -384,8 +408,14 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const q = req.query;
+      if (wantsEventStream(req.headers.accept)) {
+        const filter = { endpoint: q.endpoint, state: q.state, limit: q.limit ?? 100 };
+        return sendEventStream(req, reply, (signal) =>
+          invocationListEvents(service, filter, invocationView, signal),
+        );
+      }
       const invs = await service.state.listInvocations({
         endpoint: q.endpoint,
         state: q.state,
@@ -439,28 +469,79 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
     async (req) => invocationView(await service.cancel(req.params.id)),
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { format?: OutputFormat } }>(
     "/v1/invocations/:id/result",
     {
       schema: {
         tags: ["invocations"],
         summary: "The output document, or the failure document (with its error status)",
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            format: {
+              type: "string",
+              enum: [...OUTPUT_FORMATS],
+              description:
+                "render a json or verbose_json transcript in this format instead (text, srt, vtt, ...)",
+            },
+          },
+        },
       },
     },
-    async (req, reply) => sendResult(service, await service.getInvocation(req.params.id), reply),
+    async (req, reply) =>
+      sendResult(service, await service.getInvocation(req.params.id), reply, req.query.format),
   );
 }
 
-async function sendResult(service: Service, inv: Invocation, reply: FastifyReply) {
+/** Largest transcript document that `?format=` renders again (an hour of speech is about 1 MB of JSON). */
+const MAX_RENDER_BYTES = 64 * 1024 * 1024;
+
+async function sendResult(service: Service, inv: Invocation, reply: FastifyReply, format?: OutputFormat) {
   if (!isTerminal(inv.state)) {
     throw new KikitoriError("Conflict", `invocation ${inv.id} is ${inv.state}; its result is not ready`);
   }
   const location = inv.state === "Succeeded" ? inv.outputLocation : inv.failureLocation;
   const { bucket, key } = s3Location("location", location);
   const { info, body } = await service.objects.getObject(bucket, key);
+  if (format && inv.state === "Succeeded") {
+    if (info.size > MAX_RENDER_BYTES) {
+      body.destroy();
+      throw validation(
+        "format",
+        `the result is ${info.size} bytes; at most ${MAX_RENDER_BYTES} are rendered again`,
+      );
+    }
+    const transcript = transcriptOf(await buffer(body));
+    if (!transcript) {
+      throw validation(
+        "format",
+        `the result of ${inv.id} is ${info.contentType}, not a json or verbose_json transcript; only those can be rendered in another format`,
+      );
+    }
+    return reply
+      .header("content-type", CONTENT_TYPES[format])
+      .header("x-kikitori-state", inv.state)
+      .send(renderTranscript(transcript, format));
+  }
   return reply
     .code(inv.state === "Succeeded" ? 200 : 422)
     .header("content-type", info.contentType)
     .header("x-kikitori-state", inv.state)
     .send(body);
+}
+
+/** A transcript read back from a json or verbose_json result, or undefined when it is neither. */
+function transcriptOf(doc: Buffer): Transcript | undefined {
+  let t: Partial<Transcript> & { task?: string };
+  try {
+    t = JSON.parse(doc.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (typeof t?.text !== "string" || !Array.isArray(t.segments)) return undefined;
+  // verbose_json names the language ("english"); the transcript keeps its code.
+  const language = String(t.language ?? "");
+  const code = Object.entries(LANGUAGE_NAMES).find(([, n]) => n === language)?.[0] ?? language;
+  return { text: t.text, language: code, duration: Number(t.duration ?? 0), segments: t.segments };
 }

@@ -1,0 +1,76 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import staticFiles from "@fastify/static";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+
+/** Where `npm run build:web` (run by scripts/setup) writes the dashboard. */
+export const DASHBOARD_DIR = fileURLToPath(new URL("../../web/dist", import.meta.url));
+
+/**
+ * Everything the page loads comes from this server: the policy makes the browser refuse anything else
+ * (and a `blob:` audio source is the only exception for media).
+ */
+const CSP = [
+  "default-src 'self'",
+  "img-src 'self' data:",
+  "media-src 'self' blob:",
+  "style-src 'self'",
+  "script-src 'self'",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+/** A browser opening the page: it asks for HTML and carries no AWS signature or query (S3's ListBuckets does). */
+function isPageLoad(req: FastifyRequest): boolean {
+  const h = req.headers;
+  return (
+    /\btext\/html\b/.test(h.accept ?? "") &&
+    !/^AWS/.test(h.authorization ?? "") &&
+    !(req.raw.url ?? "/").includes("?") &&
+    !/\.s3\.|^[^:]+\.localhost(:\d+)?$/.test(h.host ?? "")
+  );
+}
+
+/**
+ * The web dashboard: `GET /` answers a browser with the page (AWS clients keep S3's ListBuckets there,
+ * through `fallback`), and its hashed assets are under `/ui/assets/` (no S3 bucket name is that short,
+ * so no bucket is shadowed), sent pre-compressed (brotli, gzip) and cached for good.
+ */
+export async function registerDashboard(
+  app: FastifyInstance,
+  o: { dir?: string; fallback?: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> },
+): Promise<void> {
+  const dir = o.dir ?? DASHBOARD_DIR;
+  const indexFile = join(dir, "index.html");
+  const index = existsSync(indexFile) ? readFileSync(indexFile) : undefined;
+  await app.register(staticFiles, { root: dir, serve: false, preCompressed: true });
+
+  const notBuilt = (reply: FastifyReply) =>
+    reply
+      .code(503)
+      .type("text/plain; charset=utf-8")
+      .send(`The dashboard is not built (no ${indexFile}): run scripts/setup, or npm run build:web.\n`);
+
+  app.get("/", { schema: { hide: true } }, async (req, reply) => {
+    if (!isPageLoad(req) && o.fallback) return o.fallback(req, reply);
+    if (!index) return notBuilt(reply);
+    return reply
+      .type("text/html; charset=utf-8")
+      .header("cache-control", "no-cache")
+      .header("content-security-policy", CSP)
+      .header("x-content-type-options", "nosniff")
+      .header("referrer-policy", "no-referrer")
+      .send(index);
+  });
+
+  app.get<{ Params: { "*": string } }>("/ui/assets/*", { schema: { hide: true } }, async (req, reply) => {
+    if (!index) return notBuilt(reply);
+    reply.header("x-content-type-options", "nosniff");
+    // File names carry a content hash: a new build gets new names.
+    return reply.sendFile(`assets/${req.params["*"]}`, { immutable: true, maxAge: 365 * 24 * 3600 * 1000 });
+  });
+}
