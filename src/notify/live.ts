@@ -118,8 +118,8 @@ export async function* invocationEvents(
   }
 }
 
-/** How often a list watcher re-reads the list (starts and progress emit no event in this process). */
-const LIST_POLL_MS = 500;
+/** How often a list watcher re-reads the list (starts and progress emit no event). */
+const LIST_POLL_MS = 250;
 
 /** What a list watcher compares to tell that an invocation changed (not its ever-growing wait time). */
 const fingerprint = (v: View) =>
@@ -131,7 +131,7 @@ const fingerprint = (v: View) =>
  * A live list of invocations: `snapshot` (the newest `filter.limit` that match, newest first), then
  * `invocation` for each one that appears or changes (state, queue position, progress, attempts) and
  * `removed` for each one that leaves the list (no longer matches the filter, or pushed off by newer
- * ones). The list is re-read at least twice a second, and at once when this process queues, finishes
+ * ones). The list is re-read four times a second, and at once when this process queues, finishes
  * or cancels an invocation of the filter; it works across hosts because it reads the store.
  */
 export async function* invocationListEvents<T>(
@@ -141,30 +141,53 @@ export async function* invocationListEvents<T>(
   signal?: AbortSignal,
 ): AsyncGenerator<{ event: "snapshot" | "invocation" | "removed"; data: unknown }> {
   let shown: Map<string, string> | undefined;
-  const matches = (inv: Invocation) => !filter.endpoint || inv.endpoint === filter.endpoint;
-  while (!signal?.aborted) {
-    const list: View[] = [];
-    for (const inv of await service.state.listInvocations(filter)) {
-      const queuePosition = inv.state === "Queued" ? await service.state.queuePosition(inv.id) : undefined;
-      list.push({ ...inv, queuePosition });
+  const matches = (inv: Invocation) =>
+    (!filter.endpoint || inv.endpoint === filter.endpoint) && (!filter.state || inv.state === filter.state);
+  // Enqueues of this process are reported as they happen: an idle instance may lease one before the
+  // next read, and the client would never see it queued.
+  const enqueued: Invocation[] = [];
+  const onQueued = (inv: Invocation) => {
+    if (matches(inv)) enqueued.push(inv);
+  };
+  service.on("invocation:queued", onQueued);
+  try {
+    while (!signal?.aborted) {
+      if (shown) {
+        for (const inv of enqueued.splice(0)) {
+          const v = { ...inv, queuePosition: await service.state.queuePosition(inv.id) };
+          if (shown.get(v.id) === fingerprint(v)) continue;
+          shown.set(v.id, fingerprint(v));
+          yield { event: "invocation", data: view(v) };
+        }
+      }
+      const list: View[] = [];
+      for (const inv of await service.state.listInvocations(filter)) {
+        const queuePosition = inv.state === "Queued" ? await service.state.queuePosition(inv.id) : undefined;
+        list.push({ ...inv, queuePosition });
+      }
+      const now = new Map(list.map((v) => [v.id, fingerprint(v)]));
+      if (!shown) {
+        enqueued.length = 0;
+        yield { event: "snapshot", data: { invocations: list.map(view) } };
+      } else {
+        // Oldest first, so a client that prepends each new one keeps the newest on top.
+        for (const v of [...list].reverse())
+          if (shown.get(v.id) !== now.get(v.id)) yield { event: "invocation", data: view(v) };
+        for (const id of shown.keys())
+          if (!now.has(id)) yield { event: "removed", data: { inferenceId: id } };
+      }
+      shown = now;
+      if (enqueued.length) continue;
+      await napUntil(
+        service,
+        ["invocation:queued", "invocation:finished", "invocation:cancel"],
+        (inv) => !filter.endpoint || inv.endpoint === filter.endpoint,
+        LIST_POLL_MS,
+        signal,
+      );
     }
-    const now = new Map(list.map((v) => [v.id, fingerprint(v)]));
-    if (!shown) {
-      yield { event: "snapshot", data: { invocations: list.map(view) } };
-    } else {
-      // Oldest first, so a client that prepends each new one keeps the newest on top.
-      for (const v of [...list].reverse())
-        if (shown.get(v.id) !== now.get(v.id)) yield { event: "invocation", data: view(v) };
-      for (const id of shown.keys()) if (!now.has(id)) yield { event: "removed", data: { inferenceId: id } };
-    }
-    shown = now;
-    await napUntil(
-      service,
-      ["invocation:queued", "invocation:finished", "invocation:cancel"],
-      matches,
-      LIST_POLL_MS,
-      signal,
-    );
+  } finally {
+    service.off("invocation:queued", onQueued);
   }
 }
 
