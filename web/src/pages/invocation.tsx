@@ -236,13 +236,16 @@ export function TranscriptViewer({ audio, transcript }: { audio: string; transcr
               <span class="ts">{clock(s.start)}</span>
               <span class="text">
                 {s.words
-                  ? s.words.map((w) => (
-                      <span
-                        class={i === current && t >= w.start && t < w.end ? "word now" : "word"}
-                        title={`${clock(w.start)}–${clock(w.end)}`}
-                      >
-                        {w.word}
-                      </span>
+                  ? s.words.map((w, j) => (
+                      <>
+                        {j > 0 && " "}
+                        <span
+                          class={i === current && t >= w.start && t < w.end ? "word now" : "word"}
+                          title={`${clock(w.start)}–${clock(w.end)}`}
+                        >
+                          {w.word.trim()}
+                        </span>
+                      </>
                     ))
                   : s.text}
               </span>

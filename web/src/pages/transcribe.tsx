@@ -38,6 +38,24 @@ interface Upload {
   error?: string;
 }
 
+/** The files sent from this tab: kept while the pages change, so coming back shows them again. */
+const sent = { uploads: [] as Upload[], listeners: new Set<() => void>() };
+
+function updateUploads(f: (list: Upload[]) => Upload[]): void {
+  sent.uploads = f(sent.uploads);
+  for (const l of sent.listeners) l();
+}
+
+function useUploads(): Upload[] {
+  const [, rerender] = useState(0);
+  useEffect(() => {
+    const l = () => rerender((n) => n + 1);
+    sent.listeners.add(l);
+    return () => void sent.listeners.delete(l);
+  }, []);
+  return sent.uploads;
+}
+
 /** PUTs the file with upload progress (fetch cannot report it), resolving with its s3:// location. */
 function upload(location: string, file: File, onProgress: (sent: number) => void): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -93,7 +111,7 @@ export function Transcribe({ me }: { me: Principal }) {
     format: "json",
     wordTimestamps: false,
   });
-  const [uploads, setUploads] = useState<Upload[]>([]);
+  const uploads = useUploads();
   const [invocations, setInvocations] = useState<Record<string, Invocation>>({});
   const [over, setOver] = useState(false);
   const [error, setError] = useState<string>();
@@ -128,12 +146,12 @@ export function Transcribe({ me }: { me: Principal }) {
   });
 
   const patch = (key: string, p: Partial<Upload>) =>
-    setUploads((list) => list.map((u) => (u.key === key ? { ...u, ...p } : u)));
+    updateUploads((list) => list.map((u) => (u.key === key ? { ...u, ...p } : u)));
 
   const start = async (files: File[]) => {
     setError(undefined);
     const batch = files.map((file) => ({ key: crypto.randomUUID(), file, sent: 0 }));
-    setUploads((list) => [...batch, ...list]);
+    updateUploads((list) => [...batch, ...list]);
     try {
       if (opts.endpoint === DEFAULT_ENDPOINT && !endpoints?.some((e) => e.name === DEFAULT_ENDPOINT))
         await ensureDefaultEndpoint();
