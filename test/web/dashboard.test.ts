@@ -187,7 +187,11 @@ test("the dashboard in a real browser (Debian's Chromium)", { timeout: 900_000 }
     await activities.getByText("1 → 0").waitFor({ timeout: 10_000 });
     const text = (await activities.textContent()) ?? "";
     assert.match(text, /0 → 1/);
-    assert.match(text, /HasBacklogWithoutCapacity|wake/, "the cause of the scale-out is shown");
+    assert.match(
+      text,
+      /0 → 1.*policy \w+ \((StepScaling|TargetTrackingScaling)\): \w+/,
+      "the cause is shown",
+    );
     assert.match(
       (await endpointPage.locator("body").textContent()) ?? "",
       /ApproximateBacklogSizePerInstance at 1/,

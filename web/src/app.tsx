@@ -45,15 +45,19 @@ export function App() {
   };
 
   const segment = "/" + (route.path.split("/")[1] ?? "");
-  const active = segment === "/endpoints" ? "/" : segment;
+  // A key that may only invoke sees its own invocations, not the endpoints' metrics.
+  const endpointsAllowed = me?.scope !== "invoke";
+  const pages = PAGES.filter((p) => p.path !== "/" || endpointsAllowed);
+  const active =
+    segment === "/endpoints" ? "/" : segment === "/" && !endpointsAllowed ? "/invocations" : segment;
   let page;
   if (me === undefined) page = <p class="muted">Loading…</p>;
   else if (me === null) page = <Login onLogin={refresh} />;
   else if (route.path.startsWith("/invocations/"))
     page = <InvocationPage id={decodeURIComponent(route.path.slice("/invocations/".length))} />;
-  else if (segment === "/invocations") page = <Invocations query={route.query} />;
   else if (segment === "/transcribe") page = <Transcribe me={me} />;
   else if (segment === "/models") page = <Models me={me} />;
+  else if (segment === "/invocations" || !endpointsAllowed) page = <Invocations query={route.query} />;
   else
     page = (
       <Endpoints
@@ -72,7 +76,7 @@ export function App() {
         </a>
         {me && (
           <nav aria-label="Pages">
-            {PAGES.map((p) => (
+            {pages.map((p) => (
               <a href={`#${p.path}`} aria-current={active === p.path ? "page" : undefined}>
                 {p.title}
               </a>

@@ -165,7 +165,7 @@ export function Invocations({ query }: { query: URLSearchParams }) {
                   <td data-label="Endpoint">{inv.endpoint}</td>
                   <td data-label="State">
                     <StateBadge state={inv.state} />
-                    {inv.error && inv.state !== "Succeeded" && (
+                    {inv.error && inv.error.code !== inv.state && (
                       <div class="small error-text" title={inv.error.message}>
                         {inv.error.code}
                       </div>
