@@ -2,7 +2,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import staticFiles from "@fastify/static";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
+
+type ConstraintStrategy = Parameters<FastifyInstance["addConstraintStrategy"]>[0];
+type RouteHandler = NonNullable<ReturnType<ReturnType<ConstraintStrategy["storage"]>["get"]>>;
 
 /** Where `npm run build:web` (run by scripts/setup) writes the dashboard. */
 export const DASHBOARD_DIR = fileURLToPath(new URL("../../web/dist", import.meta.url));
@@ -24,26 +27,28 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join("; ");
 
-/** A browser opening the page: it asks for HTML and carries no AWS signature or query (S3's ListBuckets does). */
-function isPageLoad(req: FastifyRequest): boolean {
+/**
+ * Whether a request is a browser opening the page: it asks for HTML and carries no AWS signature, query
+ * or virtual-host bucket name. Every other `GET /` is S3's (ListBuckets, or ListObjects of a bucket
+ * addressed by its host name).
+ */
+function isPageLoad(req: { headers: Record<string, string | string[] | undefined>; url?: string }): boolean {
   const h = req.headers;
+  const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v) ?? "";
   return (
-    /\btext\/html\b/.test(h.accept ?? "") &&
-    !/^AWS/.test(h.authorization ?? "") &&
-    !(req.raw.url ?? "/").includes("?") &&
-    !/\.s3\.|^[^:]+\.localhost(:\d+)?$/.test(h.host ?? "")
+    /\btext\/html\b/.test(one(h.accept)) &&
+    !/^AWS/.test(one(h.authorization)) &&
+    !(req.url ?? "/").includes("?") &&
+    !/\.s3\.|^[^:]+\.localhost(:\d+)?$/.test(one(h.host))
   );
 }
 
 /**
- * The web dashboard: `GET /` answers a browser with the page (AWS clients keep S3's ListBuckets there,
- * through `fallback`), and its hashed assets are under `/ui/assets/` (no S3 bucket name is that short,
- * so no bucket is shadowed), sent pre-compressed (brotli, gzip) and cached for good.
+ * The web dashboard: `GET /` answers a browser's page load with the page (a route constraint sends every
+ * other `GET /` on to S3's route), and its hashed assets are under `/ui/assets/` (no S3 bucket name is
+ * that short, so no bucket is shadowed), sent pre-compressed (brotli, gzip) and cached for good.
  */
-export async function registerDashboard(
-  app: FastifyInstance,
-  o: { dir?: string; fallback?: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> },
-): Promise<void> {
+export async function registerDashboard(app: FastifyInstance, o: { dir?: string } = {}): Promise<void> {
   const dir = o.dir ?? DASHBOARD_DIR;
   const indexFile = join(dir, "index.html");
   const index = existsSync(indexFile) ? readFileSync(indexFile) : undefined;
@@ -55,8 +60,19 @@ export async function registerDashboard(
       .type("text/plain; charset=utf-8")
       .send(`The dashboard is not built (no ${indexFile}): run scripts/setup, or npm run build:web.\n`);
 
-  app.get("/", { schema: { hide: true } }, async (req, reply) => {
-    if (!isPageLoad(req) && o.fallback) return o.fallback(req, reply);
+  app.addConstraintStrategy({
+    name: "pageLoad",
+    storage() {
+      const handlers = new Map<unknown, RouteHandler>();
+      return {
+        get: (k: unknown) => handlers.get(k) ?? null,
+        set: (k: unknown, v: RouteHandler) => void handlers.set(k, v),
+      };
+    },
+    deriveConstraint: (req: Parameters<typeof isPageLoad>[0]) => (isPageLoad(req) ? "yes" : undefined),
+    mustMatchWhenDerived: false,
+  });
+  app.get("/", { schema: { hide: true }, constraints: { pageLoad: "yes" } }, async (_req, reply) => {
     if (!index) return notBuilt(reply);
     return reply
       .type("text/html; charset=utf-8")

@@ -45,8 +45,8 @@ export async function buildApp(
     }),
   );
   // The AWS protocols (S3 catch-all, SageMaker, Runtime, ...): specific routes above win over S3's `/*`.
-  const aws = o.aws ? await registerAws(app, o.aws) : undefined;
-  // `GET /` is the dashboard for browsers and S3's ListBuckets for AWS clients.
-  await registerDashboard(app, { fallback: aws?.s3 });
+  if (o.aws) await registerAws(app, o.aws);
+  // `GET /` is the dashboard for a browser, and S3's ListBuckets (its `/*` route) for everyone else.
+  await registerDashboard(app);
   return app;
 }

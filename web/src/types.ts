@@ -135,11 +135,12 @@ export interface Transcript {
   segments: Segment[];
 }
 
+/** `GET /v1/auth/whoami`. */
 export interface Principal {
   scope: "admin" | "invoke" | "metrics";
   mode: "open" | "keys";
   name?: string;
-  /** Where this caller may upload (its own prefix for invoke-only keys). */
+  /** The object key prefix this caller may upload under (`uploads/<principal>/`). */
   uploadPrefix?: string;
 }
 

@@ -51,10 +51,7 @@ const QUERY_ACTION_SERVICE: Record<string, string> = { GetCallerIdentity: "sts",
  * - everything else → S3 (REST-XML).
  * Every request is SigV4-verified (unless auth mode is open) before any handler runs.
  */
-export async function registerAws(
-  app: FastifyInstance,
-  o: AwsFrontDoorOptions,
-): Promise<{ s3: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply> }> {
+export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions): Promise<void> {
   const auth = createAwsAuth(o.auth);
   const s3 = await registerS3(app, { store: o.store, auth, region: o.region });
   const sagemaker = sagemakerService();
@@ -115,8 +112,6 @@ export async function registerAws(
       }
     });
   });
-
-  return { s3: s3.handle };
 
   function verify(request: FastifyRequest, body: Buffer): Promise<AwsIdentity> {
     return auth.verify({

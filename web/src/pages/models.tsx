@@ -126,8 +126,9 @@ function Keys({ me }: { me: Principal }) {
     e.preventDefault();
     setError(undefined);
     try {
-      const r = await api<{ token: string; name: string }>("POST", "/v1/keys", { name, scope });
-      setCreated({ name: r.name ?? name, token: r.token });
+      // The answer carries the key itself (`key`), this once.
+      const r = await api<{ key: string; name: string }>("POST", "/v1/keys", { name, scope });
+      setCreated({ name: r.name ?? name, token: r.key });
       setName("");
       await load();
     } catch (err) {

@@ -159,7 +159,8 @@ export function Transcribe({ me }: { me: Principal }) {
       setError(`could not create the endpoint ${DEFAULT_ENDPOINT}: ${(e as Error).message}`);
       return;
     }
-    const prefix = (me.uploadPrefix ?? "s3://kikitori/uploads/").replace(/\/?$/, "/");
+    // A key that may only invoke may upload under its own prefix (whoami says which).
+    const prefix = `s3://kikitori/${me.uploadPrefix ?? "uploads/"}`.replace(/\/?$/, "/");
     await Promise.all(
       batch.map(async (u) => {
         const location = `${prefix}${u.key}/${u.file.name.replace(/[\\/]/g, "_")}`;
