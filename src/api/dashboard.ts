@@ -2,10 +2,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import staticFiles from "@fastify/static";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyContextConfig, FastifyInstance, FastifyReply } from "fastify";
 
 type ConstraintStrategy = Parameters<FastifyInstance["addConstraintStrategy"]>[0];
 type RouteHandler = NonNullable<ReturnType<ReturnType<ConstraintStrategy["storage"]>["get"]>>;
+
+/** For the auth layer (src/auth): the page and its scripts hold no data; the API calls they make are checked. */
+const PUBLIC = { auth: { allow: "public" } } as FastifyContextConfig;
 
 /** Where `npm run build:web` (run by scripts/setup) writes the dashboard. */
 export const DASHBOARD_DIR = fileURLToPath(new URL("../../web/dist", import.meta.url));
@@ -72,21 +75,29 @@ export async function registerDashboard(app: FastifyInstance, o: { dir?: string 
     deriveConstraint: (req: Parameters<typeof isPageLoad>[0]) => (isPageLoad(req) ? "yes" : undefined),
     mustMatchWhenDerived: false,
   });
-  app.get("/", { schema: { hide: true }, constraints: { pageLoad: "yes" } }, async (_req, reply) => {
-    if (!index) return notBuilt(reply);
-    return reply
-      .type("text/html; charset=utf-8")
-      .header("cache-control", "no-cache")
-      .header("content-security-policy", CSP)
-      .header("x-content-type-options", "nosniff")
-      .header("referrer-policy", "no-referrer")
-      .send(index);
-  });
+  app.get(
+    "/",
+    { config: PUBLIC, schema: { hide: true }, constraints: { pageLoad: "yes" } },
+    async (_req, reply) => {
+      if (!index) return notBuilt(reply);
+      return reply
+        .type("text/html; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .header("content-security-policy", CSP)
+        .header("x-content-type-options", "nosniff")
+        .header("referrer-policy", "no-referrer")
+        .send(index);
+    },
+  );
 
-  app.get<{ Params: { "*": string } }>("/ui/assets/*", { schema: { hide: true } }, async (req, reply) => {
-    if (!index) return notBuilt(reply);
-    reply.header("x-content-type-options", "nosniff");
-    // File names carry a content hash: a new build gets new names.
-    return reply.sendFile(`assets/${req.params["*"]}`, { immutable: true, maxAge: 365 * 24 * 3600 * 1000 });
-  });
+  app.get<{ Params: { "*": string } }>(
+    "/ui/assets/*",
+    { config: PUBLIC, schema: { hide: true } },
+    async (req, reply) => {
+      if (!index) return notBuilt(reply);
+      reply.header("x-content-type-options", "nosniff");
+      // File names carry a content hash: a new build gets new names.
+      return reply.sendFile(`assets/${req.params["*"]}`, { immutable: true, maxAge: 365 * 24 * 3600 * 1000 });
+    },
+  );
 }

@@ -45,9 +45,11 @@ export function App() {
   };
 
   const segment = "/" + (route.path.split("/")[1] ?? "");
-  // A key that may only invoke sees its own invocations, not the endpoints' metrics.
+  // A key that may only invoke sees its own invocations and sends files; the rest is for managers.
   const endpointsAllowed = me?.scope !== "invoke";
-  const pages = PAGES.filter((p) => p.path !== "/" || endpointsAllowed);
+  const pages = PAGES.filter(
+    (p) => endpointsAllowed || p.path === "/invocations" || p.path === "/transcribe",
+  );
   const active =
     segment === "/endpoints" ? "/" : segment === "/" && !endpointsAllowed ? "/invocations" : segment;
   let page;
@@ -56,7 +58,7 @@ export function App() {
   else if (route.path.startsWith("/invocations/"))
     page = <InvocationPage id={decodeURIComponent(route.path.slice("/invocations/".length))} />;
   else if (segment === "/transcribe") page = <Transcribe me={me} />;
-  else if (segment === "/models") page = <Models me={me} />;
+  else if (segment === "/models" && endpointsAllowed) page = <Models me={me} />;
   else if (segment === "/invocations" || !endpointsAllowed) page = <Invocations query={route.query} />;
   else
     page = (

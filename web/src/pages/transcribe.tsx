@@ -131,7 +131,13 @@ export function Transcribe({ me }: { me: Principal }) {
         setEndpoints(withModels);
         setOpts((o) => ({ ...o, endpoint: o.endpoint || withModels[0]?.name || DEFAULT_ENDPOINT }));
       },
-      (e: Error) => setError(e.message),
+      (e: Error) => {
+        // A key that may only invoke cannot list endpoints: it sends to the default one.
+        if (e instanceof ApiError && e.status === 403) {
+          setEndpoints([{ name: DEFAULT_ENDPOINT, model: "" }]);
+          setOpts((o) => ({ ...o, endpoint: DEFAULT_ENDPOINT }));
+        } else setError(e.message);
+      },
     );
   }, []);
 
@@ -153,7 +159,11 @@ export function Transcribe({ me }: { me: Principal }) {
     const batch = files.map((file) => ({ key: crypto.randomUUID(), file, sent: 0 }));
     updateUploads((list) => [...batch, ...list]);
     try {
-      if (opts.endpoint === DEFAULT_ENDPOINT && !endpoints?.some((e) => e.name === DEFAULT_ENDPOINT))
+      if (
+        me.scope === "admin" &&
+        opts.endpoint === DEFAULT_ENDPOINT &&
+        !endpoints?.some((e) => e.name === DEFAULT_ENDPOINT)
+      )
         await ensureDefaultEndpoint();
     } catch (e) {
       setError(`could not create the endpoint ${DEFAULT_ENDPOINT}: ${(e as Error).message}`);
