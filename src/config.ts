@@ -12,7 +12,7 @@ export interface Config {
   port: number;
   /** Where ggml models are cached (`kikitori models`). @defaultValue `~/.cache/kikitori/models` */
   modelsDir: string;
-  /** Model used by the built-in Whisper image when a Model has no ModelDataUrl. @defaultValue `tiny.en` */
+  /** Model used by the built-in Whisper image when a Model has no ModelDataUrl. @defaultValue `base` (multilingual) */
   defaultModel: string;
   /** AWS-style authentication: `open` accepts any request (local development only). */
   auth: { mode: "open" | "sigv4"; credentials: { accessKeyId: string; secretAccessKey: string }[] };
@@ -40,6 +40,9 @@ export interface Config {
 
 type Env = Record<string, string | undefined>;
 
+/** The built-in model: multilingual, so any language works out of the box (tiny.en is the fast English one). */
+export const DEFAULT_MODEL = "base";
+
 const int = (v: string | undefined, name: string): number | undefined => {
   if (v === undefined || v === "") return undefined;
   const n = Number(v);
@@ -65,7 +68,7 @@ export function loadConfig(overrides: Partial<Config> = {}, env: Env = process.e
     host: env.KIKITORI_HOST ?? "127.0.0.1",
     port: int(env.KIKITORI_PORT, "KIKITORI_PORT") ?? 7600,
     modelsDir: defaultModelsDir(env),
-    defaultModel: env.KIKITORI_DEFAULT_MODEL ?? "tiny.en",
+    defaultModel: env.KIKITORI_DEFAULT_MODEL ?? DEFAULT_MODEL,
     auth: { mode: authMode, credentials },
     allowOpenRemote: env.KIKITORI_ALLOW_OPEN_REMOTE === "1",
     maxInputBytes: int(env.KIKITORI_MAX_INPUT_BYTES, "KIKITORI_MAX_INPUT_BYTES") ?? 1024 ** 3,

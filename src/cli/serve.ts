@@ -14,7 +14,7 @@ export function serveCommand(): Command {
     .option("--data-dir <dir>", "data directory (default ./kikitori-data, or $KIKITORI_DATA_DIR)")
     .option(
       "--model <name>",
-      "model of the built-in Whisper image when a Model has no ModelDataUrl (default tiny.en)",
+      "model of the built-in Whisper image when a Model has no ModelDataUrl (default base, multilingual; tiny.en for fast English)",
     )
     .action(async (opts: { host?: string; port?: number; dataDir?: string; model?: string }) => {
       const overrides: Partial<Config> = {};

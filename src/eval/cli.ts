@@ -3,12 +3,18 @@ import { writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
+import { DEFAULT_MODEL, defaultModelsDir, modelFile } from "../config.js";
 import { WhisperEngine } from "../whisper/index.js";
 import { evaluate, formatReport, type TranscribeFn } from "./harness.js";
 
-/** Where tests and the CLI look for a model when none is named: $KIKITORI_TEST_MODEL, else tiny.en in the cache. */
+/** The English model of the tests and speed benchmarks: $KIKITORI_TEST_MODEL, else tiny.en in the cache. */
 export function defaultModelPath(env: NodeJS.ProcessEnv = process.env): string {
   return env.KIKITORI_TEST_MODEL || join(homedir(), ".cache", "kikitori", "models", "ggml-tiny.en.bin");
+}
+
+/** The service's default model ($KIKITORI_DEFAULT_MODEL, else multilingual base) in the model cache. */
+export function serviceModelPath(env: NodeJS.ProcessEnv = process.env): string {
+  return modelFile({ modelsDir: defaultModelsDir(env) }, env.KIKITORI_DEFAULT_MODEL ?? DEFAULT_MODEL);
 }
 
 /** Adapts the engine to the harness: greedy decoding, the clip's language, the transcript's text. */
@@ -26,7 +32,7 @@ export function evalCommand(): Command {
   return new Command("eval")
     .description("transcribe the clips of a manifest and report word / character error rates")
     .argument("<manifest>", "JSON array of clips: file, transcript_file, language (see testdata/speech)")
-    .option("--model <path>", "ggml model file", defaultModelPath())
+    .option("--model <path>", "ggml model file (default: the service's default model)", serviceModelPath())
     .option("--threads <n>", "threads per transcription", positiveInteger)
     .option("--json <path>", "also write the full report (texts, counts, timings) as JSON")
     .option("--language-filter <code>", "only clips in this language, e.g. en")

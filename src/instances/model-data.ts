@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { isAbsolute, join, normalize, sep } from "node:path";
+import { basename, isAbsolute, join, normalize, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Transform } from "node:stream";
 import * as tar from "tar";
@@ -179,7 +179,7 @@ export class ModelDataCache {
     if (!st?.isFile()) {
       throw new KikitoriError(
         "ValidationError",
-        `model file ${file} does not exist: run "kikitori models pull tiny.en" or scripts/fetch-test-model`,
+        `model file ${file} does not exist: run "kikitori models pull ${basename(file).replace(/^ggml-|\.bin$/g, "")}" (or scripts/setup)`,
       );
     }
     const dir = join(this.root, "local-" + createHash("sha256").update(file).digest("hex").slice(0, 16));

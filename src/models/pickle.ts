@@ -44,6 +44,20 @@ export interface UnpickleOptions {
   source?: string;
 }
 
+/** How protocols 0-3 pickle plain data that has no opcode of its own there: bytes, sets. Safe to build. */
+const PLAIN_DATA: Readonly<Record<string, (args: PyValue[]) => PyValue>> = {
+  "_codecs.encode": ([text, encoding]) =>
+    Uint8Array.from(
+      Buffer.from(String(text), encoding === "latin1" || encoding === "latin-1" ? "latin1" : "utf8"),
+    ),
+  "builtins.bytes": ([v]) =>
+    v instanceof Uint8Array ? v : Array.isArray(v) ? Uint8Array.from(v as number[]) : new Uint8Array(),
+  "builtins.bytearray": ([v]) =>
+    v instanceof Uint8Array ? v : Array.isArray(v) ? Uint8Array.from(v as number[]) : new Uint8Array(),
+  "builtins.set": ([items]) => new Set(Array.isArray(items) ? items : []),
+  "builtins.frozenset": ([items]) => new Set(Array.isArray(items) ? items : []),
+};
+
 export class UnpicklingError extends Error {
   constructor(message: string) {
     super(message);
@@ -55,6 +69,7 @@ export class UnpicklingError extends Error {
 export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue {
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const where = opts.source ?? "pickle";
+  const calls = { ...PLAIN_DATA, ...opts.calls };
   const fail = (pos: number, why: string): never => {
     throw new UnpicklingError(`${where}: ${why} (at byte ${pos})`);
   };
@@ -103,14 +118,16 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
     stack = marks.pop() ?? fail(pos, "no MARK on the stack");
     return items;
   };
-  const global = (module: string, name: string): PyValue => {
+  const global = (pickled: string, name: string): PyValue => {
+    // Protocols 0-2 write Python 2's name for the builtins module (pickle's fix_imports).
+    const module = pickled === "__builtin__" ? "builtins" : pickled;
     const q = `${module}.${name}`;
-    if (opts.calls?.[q] || opts.values?.has(q)) return new PyGlobal(module, name);
+    if (calls[q] || opts.values?.has(q)) return new PyGlobal(module, name);
     return fail(pos, `refers to ${q}, which kikitori does not interpret (no code in a pickle is ever run)`);
   };
   const call = (fn: PyValue, args: PyValue): PyValue => {
     if (!(fn instanceof PyGlobal)) return fail(pos, "calls something that is not a named global");
-    const impl = opts.calls?.[fn.qualifiedName];
+    const impl = calls[fn.qualifiedName];
     if (!impl) return fail(pos, `calls ${fn.qualifiedName}, which kikitori does not interpret`);
     if (!Array.isArray(args))
       return fail(pos, `calls ${fn.qualifiedName} with arguments that are not a tuple`);

@@ -10,7 +10,7 @@ const model = modelFile({ modelsDir: defaultModelsDir() }, "tiny.en");
 const skip = existsSync(model) ? false : `needs ${model} (run scripts/fetch-test-model)`;
 
 test("scale from zero with the built-in Whisper server (tiny.en) and back", { skip }, async () => {
-  const k = await startTestServer();
+  const k = await startTestServer({ defaultModel: "tiny.en" });
   try {
     await k.api.endpoint("zero", { image: "kikitori/whisper" }, { initialInstanceCount: 0 });
     await k.api.ok("PUT", "/v1/endpoints/zero/variants/AllTraffic/scaling", {

@@ -8,12 +8,11 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultModelPath, engineTranscriber } from "../../src/eval/cli.js";
+import { engineTranscriber } from "../../src/eval/cli.js";
 import { evaluate, formatReport, readManifest, type TranscribeFn } from "../../src/eval/harness.js";
 import { WhisperEngine } from "../../src/whisper/index.js";
-import { testdataDir } from "../helpers/fixtures.js";
+import { modelPath, testdataDir } from "../helpers/fixtures.js";
 
-const modelPath = defaultModelPath();
 const manifestPath = join(testdataDir, "manifest.json");
 // faster-whisper with the same weights scores 6.7%, 12.5% and 8.7% on these low-bitrate Opus clips.
 const OPUS_MAX_WER = 0.15;

@@ -26,6 +26,15 @@ export const noModel = hasModel
   ? false
   : `no whisper model at ${modelPath} (set KIKITORI_TEST_MODEL to a ggml tiny.en file)`;
 
+/** Real multilingual base weights (the default model), as made by scripts/fetch-test-model. */
+export const baseModelPath = join(defaultModelsDir(), "ggml-base.bin");
+export const noBaseModel = existsSync(baseModelPath)
+  ? false
+  : `no multilingual model at ${baseModelPath} (run scripts/fetch-test-model)`;
+
+/** An OpenAI-format checkpoint written from the base weights by scripts/fetch-test-model. */
+export const openaiCheckpoint = join(defaultModelsDir(), "fixtures", "base.pt");
+
 const tempDirs: string[] = [];
 // Removed when the test file's process ends: node:test's after() inside before() runs too early.
 process.on("exit", () => {

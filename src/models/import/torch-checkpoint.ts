@@ -158,9 +158,6 @@ async function readObject(zip: ZipArchive): Promise<PyValue> {
       "torch._utils._rebuild_tensor": rebuildTensor,
       // A saved nn.Parameter: (data, requires_grad, backward_hooks) → its data.
       "torch._utils._rebuild_parameter": (args) => args[0] ?? null,
-      // How protocol 2 pickles Python 3 bytes: _codecs.encode(text, "latin1").
-      "_codecs.encode": ([text, encoding]) =>
-        Uint8Array.from(Buffer.from(String(text), encoding === "latin1" ? "latin1" : "utf8")),
     },
     // state_dict() is an OrderedDict with a `_metadata` attribute (module versions): kept out of the way.
     build: (obj, state) => {
