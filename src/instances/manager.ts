@@ -252,7 +252,7 @@ export class InstanceManager {
       const model = await this.service.getModel(variant.modelName);
       const image = resolveImage(model.image);
       const modelDir = model.modelDataUrl
-        ? await this.modelData.resolve(model.modelDataUrl)
+        ? await this.modelData.resolve(model.modelDataUrl, { builtin: image.kind === "builtin" })
         : image.kind === "builtin"
           ? await this.modelData.forLocalFile(
               model.environment.KIKITORI_MODEL_FILE ?? this.o.defaultModelFile(),

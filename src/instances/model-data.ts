@@ -1,13 +1,14 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { basename, isAbsolute, join, normalize, sep } from "node:path";
+import { mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { basename, isAbsolute, join, normalize, relative, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Transform } from "node:stream";
 import * as tar from "tar";
 import type { ObjectStore } from "../storage/types.js";
 import { s3Location } from "../core/rules.js";
 import { KikitoriError } from "../errors.js";
+import { IMPORTERS, MODEL_MANIFEST, findModelFile, type ModelImporter } from "../models/index.js";
 
 export interface UnpackLimits {
   /** Total bytes the archive may expand to. */
@@ -83,8 +84,76 @@ export async function unpackModelArchive(
 }
 
 /**
+ * The directory the built-in Whisper server reads for unpacked model data `modelDir`: the data itself when
+ * it holds a ggml model, else a sibling `ggml/` directory holding the ggml conversion of the one model it
+ * holds in another format (an OpenAI checkpoint `*.pt`, a CTranslate2 directory), made once and kept. The
+ * conversion streams (a large-v3 checkpoint never sits in memory), and the original stays untouched for
+ * images that read it themselves.
+ */
+export async function ggmlModelDir(modelDir: string, what: string): Promise<string> {
+  if (
+    await findModelFile(modelDir).then(
+      () => true,
+      () => false,
+    )
+  )
+    return modelDir;
+  const out = join(modelDir, "..", "ggml");
+  if (await exists(join(out, MODEL_MANIFEST))) return out;
+  const sources: { path: string; importer: ModelImporter }[] = [];
+  /** Whether `path` is a model some importer reads (recorded in `sources`). */
+  const consider = async (path: string): Promise<boolean> => {
+    for (const importer of IMPORTERS) {
+      if (await importer.detect(path).catch(() => false)) {
+        sources.push({ path, importer });
+        return true;
+      }
+    }
+    return false;
+  };
+  // The model at the top, or one level down (an archive of a directory, as `tar -czf m.tar.gz dir/` makes).
+  const entries = (await consider(modelDir))
+    ? []
+    : (await readdir(modelDir, { withFileTypes: true })).sort((x, y) => (x.name < y.name ? -1 : 1));
+  for (const e of entries) {
+    if ((await consider(join(modelDir, e.name))) || !e.isDirectory()) continue;
+    for (const f of (await readdir(join(modelDir, e.name))).sort()) await consider(join(modelDir, e.name, f));
+  }
+  if (sources.length !== 1) {
+    const found = entries.map((e) => e.name + (e.isDirectory() ? "/" : "")).join(", ") || "nothing";
+    throw new KikitoriError(
+      "ValidationError",
+      sources.length === 0
+        ? `${what} holds no Whisper model kikitori can run: no ggml *.bin, OpenAI checkpoint (*.pt) or CTranslate2 directory (model.bin + config.json) (found: ${found})`
+        : `${what} holds several models (${sources.map((s) => relative(modelDir, s.path) || ".").join(", ")}); add a ${MODEL_MANIFEST} naming the ggml one, or keep one`,
+    );
+  }
+  const [{ path, importer }] = sources as [(typeof sources)[number]];
+  await rm(out, { recursive: true, force: true });
+  await mkdir(out, { recursive: true });
+  const file = "ggml-model.bin";
+  const result = await importer.import(path, join(out, file)).catch((e: Error) => {
+    throw new KikitoriError(
+      "ValidationError",
+      `${what}: cannot convert ${relative(modelDir, path) || "the model"}: ${e.message}`,
+    );
+  });
+  const manifest = {
+    name: basename(path).replace(/\.pt$/, ""),
+    file,
+    sha256: result.sha256,
+    format: "ggml",
+    convertedFrom: { format: importer.name, path: relative(modelDir, path) || "." },
+  };
+  // Written last: its presence says the conversion is complete.
+  await writeFile(join(out, MODEL_MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
+  return out;
+}
+
+/**
  * Model data shared by the instances of one host: each ModelDataUrl version (its ETag) is downloaded
- * once, checksummed, unpacked and cached.
+ * once, checksummed, unpacked and cached; for the built-in server, a model in another format is
+ * converted to ggml once per version too (ggmlModelDir).
  */
 export class ModelDataCache {
   private readonly inflight = new Map<string, Promise<string>>();
@@ -95,8 +164,11 @@ export class ModelDataCache {
     private readonly limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
   ) {}
 
-  /** The directory holding the unpacked model data of `url`. */
-  async resolve(url: string): Promise<string> {
+  /**
+   * The directory holding the unpacked model data of `url`; with `builtin`, the one holding its ggml
+   * model (converted on first use, see ggmlModelDir).
+   */
+  async resolve(url: string, opts: { builtin?: boolean } = {}): Promise<string> {
     const { bucket, key } = s3Location("ModelDataUrl", url);
     const info = await this.objects.headObject(bucket, key).catch((e: unknown) => {
       throw new KikitoriError("ValidationError", `ModelDataUrl: cannot read ${url}: ${(e as Error).message}`);
@@ -105,10 +177,18 @@ export class ModelDataCache {
       .update(`${bucket}\0${key}\0${info.etag}\0${info.size}`)
       .digest("hex");
     const dir = join(this.root, version.slice(0, 32));
-    let p = this.inflight.get(dir);
+    const modelDir = await this.once(dir, () => this.fetch(url, bucket, key, dir, info));
+    return opts.builtin
+      ? this.once(join(dir, "ggml"), () => ggmlModelDir(modelDir, `model data ${url}`))
+      : modelDir;
+  }
+
+  /** Runs `work` once for concurrent callers with the same key. */
+  private once(key: string, work: () => Promise<string>): Promise<string> {
+    let p = this.inflight.get(key);
     if (!p) {
-      p = this.fetch(url, bucket, key, dir, info).finally(() => this.inflight.delete(dir));
-      this.inflight.set(dir, p);
+      p = work().finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
     }
     return p;
   }

@@ -5,6 +5,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { defaultModelsDir } from "../../src/config.js";
+import { cjkCharacterErrors, errorRate } from "../../src/eval/metrics.js";
+import { WhisperEngine } from "../../src/whisper/index.js";
+import { baseModelPath, noBaseModel, openaiCheckpoint } from "../helpers/fixtures.js";
 import { CREDS, makeModelTar, startCompatServer, testdataDir, type CompatServer } from "./helpers.js";
 
 const run = promisify(execFile);
@@ -72,4 +75,38 @@ describe("boto3: the SageMaker async notebook flow against kikitori (SigV4)", ()
     });
     assert.match(String(report.transcript), /ask not what your country can do for you/i);
   });
+
+  it(
+    "the seed's archive: model.tar.gz holding OpenAI's base.pt, a Japanese clip, Japanese text as the ggml model gives it",
+    { timeout: 600_000 },
+    async (t) => {
+      if (!(await hasBoto3())) return t.skip("python3 with boto3 is not installed");
+      if (noBaseModel) return t.skip(noBaseModel);
+      if (!existsSync(openaiCheckpoint)) return t.skip(`no ${openaiCheckpoint} (scripts/fetch-test-model)`);
+      const clip = join(testdataDir, "jsut_basic5000_0001_ja.wav");
+      // Exactly what the seed did: `tar -czf model.tar.gz base.pt`.
+      const report = await flow(srv, {
+        KK_NAME: "seed-flow",
+        KK_IMAGE: "kikitori/whisper",
+        KK_MODEL_TAR: await makeModelTar(srv.dir, { "base.pt": openaiCheckpoint }),
+        KK_AUDIO: clip,
+        KK_CHECK: "japanese",
+      });
+      assert.equal(report.language, "ja");
+      const reference = readFileSync(join(testdataDir, "jsut_basic5000_0001_ja.txt"), "utf8");
+      const cer = errorRate(cjkCharacterErrors(reference, String(report.transcript)));
+      t.diagnostic(
+        `transcript ${report.transcript} (CER ${(cer * 100).toFixed(1)}% against ${reference.trim()})`,
+      );
+      assert.ok(cer < 0.3, `CER ${cer}: ${report.transcript}`);
+      // The converted checkpoint is the ggml base model byte for byte (test/models/pt-import.test.ts), so the
+      // engine on the ggml file must give the same text.
+      const engine = await WhisperEngine.load(baseModelPath, { threads: 2 });
+      try {
+        assert.equal(String(report.transcript), (await engine.transcribe(clip)).text);
+      } finally {
+        await engine.close();
+      }
+    },
+  );
 });
