@@ -6,6 +6,7 @@ import { floatToHalf } from "./fp16.js";
 import { ct2Importer } from "./import/ct2.js";
 import type { ImportResult } from "./import/types.js";
 import { bytesToToken } from "./vocab.js";
+import { specialTokens } from "./whisper-layout.js";
 
 export interface RandomModelOptions {
   /** gpt2.tiktoken (openai/whisper asset) supplying the 50256 BPE tokens. */
@@ -59,8 +60,13 @@ async function englishVocabulary(tiktokenFile: string): Promise<string[]> {
   }
   if (tokens.length !== 50256)
     throw new Error(`${tiktokenFile}: expected 50256 GPT-2 tokens, found ${tokens.length}`);
-  tokens.push("<|endoftext|>", "<|startoftranscript|>");
-  while (tokens.length < N_VOCAB_EN) tokens.push(`<|special_${tokens.length}|>`);
+  // The special tokens where an English-only Whisper has them (whisper.cpp relies on their ids).
+  const special = specialTokens(N_VOCAB_EN);
+  tokens.push("<|endoftext|>", "<|startoftranscript|>", ...special.languages.map((l) => `<|${l.code}|>`));
+  tokens.push("<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>");
+  tokens.push("<|notimestamps|>");
+  while (tokens.length < N_VOCAB_EN)
+    tokens.push(`<|${((tokens.length - special.timestampBegin) * 0.02).toFixed(2)}|>`);
   return tokens;
 }
 
@@ -187,7 +193,12 @@ export async function writeRandomCt2Model(dir: string, opts: RandomModelOptions)
   await writeFile(
     path.join(dir, "config.json"),
     JSON.stringify(
-      { alignment_heads: [[0, 0]], lang_ids: [], suppress_ids: [], suppress_ids_begin: [] },
+      {
+        alignment_heads: [[0, 0]],
+        lang_ids: specialTokens(N_VOCAB_EN).languages.map((l) => l.id),
+        suppress_ids: [],
+        suppress_ids_begin: [],
+      },
       null,
       2,
     ),

@@ -95,7 +95,9 @@ export function timestamp(seconds: number, decimalMark: "," | "."): string {
 
 /**
  * Cue text on one line (a newline would end an SRT/VTT cue, a tab a TSV field), times never running
- * backwards, and no empty cues.
+ * backwards, and no empty cues. A segment too long to read as one subtitle is split into several cues at
+ * the best places (see splitCueText), each timed from its words when the segment has word timings, else
+ * in proportion to its characters.
  */
 function cues(segments: Segment[]): { start: number; end: number; text: string }[] {
   const out: { start: number; end: number; text: string }[] = [];
@@ -103,12 +105,107 @@ function cues(segments: Segment[]): { start: number; end: number; text: string }
   for (const s of segments) {
     const text = s.text.replace(/\s+/g, " ").trim();
     if (!text) continue;
-    const start = Math.max(s.start, floor);
-    const end = Math.max(s.end, start);
-    out.push({ start, end, text: text.replace(/-->/g, "->") });
-    floor = start;
+    const pieces = splitCueText(text);
+    const times = pieceTimes(s, pieces);
+    pieces.forEach((piece, i) => {
+      const start = Math.max(times[i]!, floor);
+      const end = Math.max(i === pieces.length - 1 ? s.end : times[i + 1]!, start);
+      out.push({ start, end, text: piece.replace(/-->/g, "->") });
+      floor = start;
+    });
   }
   return out;
+}
+
+/** Longest cue in display columns (a wide CJK character counts two): two subtitle lines of 42. */
+export const MAX_CUE_COLUMNS = 84;
+
+const GRAPHEMES = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+/** East Asian wide and full-width characters (Unicode's EastAsianWidth W and F, the common blocks). */
+const WIDE =
+  /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]/u;
+const SENTENCE_END = /^[。．！？!?…]$/u;
+const CLAUSE_END = /^[、，,;；：:]$/u;
+/** Not at the start of a line (Japanese kinsoku shori, and Western closing punctuation). */
+const NO_LINE_START =
+  /^[、。，．・：；？！ー～）」』】〕〉》｝ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶ,.!?;:)\]}%’”]/u;
+/** Not at the end of a line: opening brackets and quotes. */
+const NO_LINE_END = /^[（「『【〔〈《｛([{‘“]$/u;
+/** Letters and digits of scripts that separate words with spaces: never cut between two of them. */
+const SPACED_LETTER = /^[\p{L}\p{N}\p{M}'’-]+$/u;
+
+const columns = (g: string) => (WIDE.test(g) ? 2 : 1);
+
+/**
+ * Splits cue text longer than `maxColumns` into pieces of at most that width, without ever breaking a
+ * character (it works on grapheme clusters, so multi-byte and combined characters stay whole) or a
+ * space-separated word. Each cut goes to the best place within the piece: after a sentence end
+ * (。！？.!?), else after a clause mark (、，,;:), else at a space, else between two CJK characters where
+ * Japanese line-breaking rules allow it (no small kana, prolonged-sound mark or closing punctuation at
+ * the start of a piece, no opening bracket at its end). Pieces shorter than a third of the width are
+ * avoided where a later cut exists.
+ */
+export function splitCueText(text: string, maxColumns = MAX_CUE_COLUMNS): string[] {
+  let g = Array.from(GRAPHEMES.segment(text), (x) => x.segment);
+  const pieces: string[] = [];
+  for (;;) {
+    let width = 0;
+    let fit = 0; // graphemes that fit
+    while (fit < g.length && width + columns(g[fit]!) <= maxColumns) width += columns(g[fit++]!);
+    if (fit === g.length) break;
+    let best = -1;
+    let bestScore = -1;
+    let seen = 0;
+    for (let i = 1; i <= fit; i++) {
+      seen += columns(g[i - 1]!);
+      const score = cutScore(g[i - 1]!, g[i]!);
+      if (score < 0) continue;
+      // Later cuts win ties; a short first piece only wins with a strictly better kind of cut.
+      const adjusted = seen * 3 < maxColumns ? score - 4 : score;
+      if (adjusted >= bestScore) {
+        best = i;
+        bestScore = adjusted;
+      }
+    }
+    if (best < 0) best = Math.max(1, fit); // one unbreakable run longer than a cue: cut it where it overflows
+    pieces.push(g.slice(0, best).join("").trim());
+    g = g.slice(best);
+    while (g.length && /^\s$/u.test(g[0]!)) g.shift();
+  }
+  const rest = g.join("").trim();
+  if (rest) pieces.push(rest);
+  return pieces.filter((p) => p !== "");
+}
+
+/** How good a cut between graphemes `a` and `b` is: 3 sentence end, 2 clause, 1 space, 0 allowed, -1 never. */
+function cutScore(a: string, b: string): number {
+  if (NO_LINE_START.test(b) || NO_LINE_END.test(a)) return -1;
+  if (SENTENCE_END.test(a) || (a === "." && /^\s$/u.test(b))) return 3;
+  if (CLAUSE_END.test(a)) return 2;
+  if (/^\s$/u.test(a) || /^\s$/u.test(b)) return 1;
+  if (SPACED_LETTER.test(a) && SPACED_LETTER.test(b) && !WIDE.test(a) && !WIDE.test(b)) return -1;
+  return 0;
+}
+
+/** Start time of each piece of segment `s`: from its words when they spell the text, else by characters. */
+function pieceTimes(s: Segment, pieces: string[]): number[] {
+  const letters = (t: string) => t.replace(/\s+/gu, "");
+  const lengths = pieces.map((p) => [...letters(p)].length);
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const words = s.words ?? [];
+  const spelled = words.length > 0 && letters(words.map((w) => w.word).join("")) === letters(pieces.join(""));
+  const starts: number[] = [];
+  let done = 0;
+  for (const n of lengths) {
+    if (spelled) {
+      // The first word that reaches past the characters already placed starts this piece.
+      let chars = 0;
+      const w = words.find((word) => (chars += [...letters(word.word)].length) > done) ?? words.at(-1)!;
+      starts.push(starts.length === 0 ? s.start : w.start);
+    } else starts.push(s.start + (total ? (done / total) * (s.end - s.start) : 0));
+    done += n;
+  }
+  return starts;
 }
 
 function renderVerboseJson(t: Transcript, task: "transcribe" | "translate"): string {

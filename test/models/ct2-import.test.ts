@@ -193,3 +193,38 @@ test("an unrecognised source names the supported formats", async () => {
     e.message.startsWith(`${dir}: not a model format kikitori can import (supported: ct2:`),
   );
 });
+
+test("language and task tokens must sit where whisper.cpp looks for them; alignment heads are checked and named", async () => {
+  const dir = await randomModel("special");
+  const r = await ct2Importer.import(dir, path.join(tmp, "special.bin"));
+  assert.deepEqual(r.alignment, { heads: [[0, 0]], preset: "custom" });
+
+  // A vocabulary with two language tokens swapped would make whisper.cpp ask for the wrong language.
+  const vocab = path.join(dir, "vocabulary.txt");
+  const lines = (await readFile(vocab, "utf8")).split("\n");
+  [lines[50258], lines[50259]] = [lines[50259]!, lines[50258]!];
+  await writeFile(vocab, lines.join("\n"));
+  assert.match(
+    (await importError(dir)).message,
+    /vocabulary\.txt: token 50258 is "<\|zh\|>", but whisper\.cpp uses id 50258 as <\|en\|> in a model of 51864 tokens/,
+  );
+  [lines[50258], lines[50259]] = [lines[50259]!, lines[50258]!];
+  await writeFile(vocab, lines.join("\n"));
+
+  const config = path.join(dir, "config.json");
+  const json = JSON.parse(await readFile(config, "utf8"));
+  await writeFile(
+    config,
+    JSON.stringify({
+      ...json,
+      alignment_heads: [
+        [0, 0],
+        [3, 1],
+      ],
+    }),
+  );
+  assert.match(
+    (await importError(dir)).message,
+    /config\.json: alignment head \[3, 1\] is outside the decoder's 1 layers × 2 heads/,
+  );
+});

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CONTENT_TYPES, formatFromAccept, renderTranscript, timestamp } from "../../src/whisper/formats.js";
+import {
+  CONTENT_TYPES,
+  MAX_CUE_COLUMNS,
+  formatFromAccept,
+  renderTranscript,
+  splitCueText,
+  timestamp,
+} from "../../src/whisper/formats.js";
 import { OUTPUT_FORMATS, type Transcript } from "../../src/whisper/types.js";
 
 const transcript: Transcript = {
@@ -135,3 +142,74 @@ function assertMonotonic(text: string, re: RegExp): void {
   }
   assert.ok(previous >= 0, "no cues found");
 }
+
+describe("long segments become several cues, split where a reader expects", () => {
+  const width = (t: string) =>
+    [...t].reduce((w, c) => w + (/[\u3000-\u9fff\uff00-\uff60]/u.test(c) ? 2 : 1), 0);
+  const ja =
+    "抜群の運動神経を持ち合わせ、どんな要求にも応えてきた。水をマレーシアから買わなくてはならないのです。" +
+    "そしてまた、彼は「新しい挑戦」を始めようとしている。";
+
+  it("Japanese: at sentence ends, each piece within the width, nothing lost or broken", () => {
+    const pieces = splitCueText(ja);
+    assert.deepEqual(pieces, [
+      "抜群の運動神経を持ち合わせ、どんな要求にも応えてきた。",
+      "水をマレーシアから買わなくてはならないのです。",
+      "そしてまた、彼は「新しい挑戦」を始めようとしている。",
+    ]);
+    assert.equal(pieces.join(""), ja);
+    for (const p of pieces) assert.ok(width(p) <= MAX_CUE_COLUMNS && !p.includes("\ufffd"), p);
+  });
+
+  it("Japanese without punctuation: between characters, never before small kana, ー or closing marks", () => {
+    const text =
+      "ちょっとまってくださいキャッシュカードーをわすれたのでとりにいってきますからここでまっていてもらえますかしょうしょうおまちください";
+    for (const max of [20, 21, 22, 23, 30]) {
+      const pieces = splitCueText(text, max);
+      assert.equal(pieces.join(""), text);
+      for (const p of pieces) {
+        assert.ok(width(p) <= max, `${p} fits ${max}`);
+        assert.doesNotMatch(p, /^[ぁぃぅぇぉっゃゅょァィゥェォッャュョー」、。]/u, `${p} starts well`);
+      }
+    }
+    // Grapheme clusters stay whole: a family emoji and a kana with a combining voiced mark.
+    const clusters = "👩‍👩‍👧‍👦" + "か\u3099".repeat(30);
+    for (const p of splitCueText(clusters, 10))
+      assert.ok(!p.startsWith("\u3099") && !p.endsWith("\u200d"), p);
+  });
+
+  it("English: at a clause mark or a space, never inside a word", () => {
+    const text =
+      "Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated documentation files.";
+    const pieces = splitCueText(text);
+    assert.deepEqual(pieces, [
+      "Permission is hereby granted, free of charge,",
+      "to any person obtaining a copy of this software and associated documentation files.",
+    ]);
+    const words = text.split(" ");
+    for (const p of splitCueText(text, 20)) for (const w of p.split(" ")) assert.ok(words.includes(w), w);
+    assert.deepEqual(splitCueText("short"), ["short"]);
+  });
+
+  it("srt times: from word timings when the segment has them, else by characters; never backwards", () => {
+    const t: Transcript = {
+      text: ja,
+      language: "ja",
+      duration: 12,
+      segments: [{ id: 0, start: 0, end: 12, text: ja }],
+    };
+    const srt = renderTranscript(t, "srt");
+    assert.equal(srt.split("\n\n").length, 3);
+    assertMonotonic(srt, /(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})/g);
+    assert.match(srt, /^1\n00:00:00,000 --> 00:00:04,263\n抜群/); // 27 of 76 characters of 12 s
+    const words = [
+      { word: "抜群の運動神経を持ち合わせ、どんな要求にも応えてきた。", start: 0.5, end: 3 },
+      { word: "水をマレーシアから買わなくてはならないのです。", start: 5, end: 8 },
+      { word: "そしてまた、彼は「新しい挑戦」を始めようとしている。", start: 9, end: 11.5 },
+    ];
+    const timed = renderTranscript({ ...t, segments: [{ ...t.segments[0]!, start: 0.5, words }] }, "vtt");
+    assert.match(timed, /00:00:00\.500 --> 00:00:05\.000\n抜群/);
+    assert.match(timed, /00:00:05\.000 --> 00:00:09\.000\n水を/);
+    assert.match(timed, /00:00:09\.000 --> 00:00:12\.000\nそして/);
+  });
+});

@@ -15,6 +15,7 @@ import { melFilterbank } from "../mel.js";
 import { writeViaPartial } from "../partial.js";
 import { bfloat16ToFloat, floatToHalf, halfToFloat } from "../fp16.js";
 import { readCt2Vocabulary, tokenToBytes } from "../vocab.js";
+import { alignmentPreset, checkSpecialTokens } from "../whisper-layout.js";
 import { openCt2Model, readScalar, resolveVariable, type Ct2Model, type Ct2Variable } from "./ct2-reader.js";
 import type { ImportProgress, ImportResult, ModelImporter } from "./types.js";
 
@@ -25,6 +26,8 @@ const CHUNK_BYTES = 4 << 20;
 interface Ct2Dir {
   dir: string;
   modelBin: string;
+  /** config.json: lang_ids, alignment_heads, suppress_ids (ct2-to-ggml.md §1.9). */
+  config: { lang_ids?: unknown; alignment_heads?: unknown };
 }
 
 async function locate(src: string): Promise<Ct2Dir> {
@@ -36,11 +39,10 @@ async function locate(src: string): Promise<Ct2Dir> {
   const config = path.join(dir, "config.json");
   if (!existsSync(config)) throw new Error(`${dir}: no config.json (not a CTranslate2 model directory)`);
   try {
-    JSON.parse(await readFile(config, "utf8"));
+    return { dir, modelBin, config: JSON.parse(await readFile(config, "utf8")) as Ct2Dir["config"] };
   } catch (err) {
     throw new Error(`${config}: invalid JSON (${(err as Error).message})`, { cause: err });
   }
-  return { dir, modelBin };
 }
 
 /** One ggml tensor: rows [rowStart, rowEnd) of a CT2 variable (dim 0), written as `type`. */
@@ -353,7 +355,7 @@ async function importCt2(
   outFile: string,
   onProgress?: (p: ImportProgress) => void,
 ): Promise<ImportResult> {
-  const { dir, modelBin } = await locate(src);
+  const { dir, modelBin, config } = await locate(src);
   const model = await openCt2Model(modelBin);
   try {
     const p = new Planner(model);
@@ -361,6 +363,15 @@ async function importCt2(
     plan(p, h);
     const vocab = await readCt2Vocabulary(dir);
     const tokens = vocabularyEntries(vocab.file, vocab.tokens, h.nVocab);
+    checkSpecialTokens(vocab.file, vocab.tokens, h.nVocab, config.lang_ids);
+    const where = path.join(dir, "config.json");
+    const alignment =
+      config.alignment_heads === undefined
+        ? undefined
+        : {
+            heads: config.alignment_heads as [number, number][],
+            preset: alignmentPreset(where, config.alignment_heads, h),
+          };
     await checkDroppedZero(model, p);
     await checkProjection(model);
     const mel = melFilterbank(h.nMels);
@@ -390,7 +401,16 @@ async function importCt2(
       }
       const { bytes, sha256 } = await w.close();
       if (bytes !== bytesTotal) throw new Error(`${tmp}: wrote ${bytes} bytes, expected ${bytesTotal}`);
-      return { format: "ct2", source: dir, file: outFile, bytes, sha256, tensors: p.out.length, hparams: h };
+      return {
+        format: "ct2",
+        source: dir,
+        file: outFile,
+        bytes,
+        sha256,
+        tensors: p.out.length,
+        hparams: h,
+        ...(alignment ? { alignment } : {}),
+      };
     });
   } finally {
     await model.reader.close();

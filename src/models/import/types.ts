@@ -16,6 +16,11 @@ export interface ImportResult {
   sha256: string;
   tensors: number;
   hparams: GgmlHparams;
+  /**
+   * The model's own alignment heads ([decoder layer, head], for DTW word timings) where its format carries
+   * them, and the whisper.cpp preset that has the same heads ("custom" if none: ggml cannot store them).
+   */
+  alignment?: { heads: [number, number][]; preset: string };
 }
 
 export interface ModelImporter {
