@@ -63,7 +63,8 @@ async function dropFiles(page: Page, files: { name: string; type: string; path: 
 test("the dashboard in a real browser (Debian's Chromium)", { timeout: 900_000 }, async (t) => {
   const why = missing();
   if (why) throw new Error(why);
-  const k = await startTestServer();
+  // English clips: the fast English model rather than the multilingual default.
+  const k = await startTestServer({ defaultModel: "tiny.en" });
   const browser: Browser = await launch();
   t.after(async () => {
     await browser.close();
