@@ -1,20 +1,22 @@
 /**
  * Engine speed and accuracy on one long English file (the test data's clips concatenated with
- * one-second silences, ≥ 60 s in the full run): kikitori's engine (whisper.cpp through the addon, in
- * its worker process) against faster-whisper (CTranslate2 float32 and int8) and whisper.cpp's own CLI
- * (when bench/peers/build-whisper-cli.sh has built it), greedy and beam 5, same
- * thread count, same tiny.en weights. Every configuration is loaded once and warmed up, then the
- * configurations run interleaved (rep 1 of all, rep 2 of all, ...) so a busy moment on the shared
- * machine hits them alike. RTFx = audio seconds ÷ wall seconds; WER against the concatenated
- * references with Whisper's English normaliser (src/eval).
+ * one-second silences, ≥ 60 s in the full run): kikitori's engine (whisper.cpp 1.9 through kikitori's
+ * addon, in its worker process) with the F16 model and each quantized variant, against faster-whisper
+ * (CTranslate2 float32 and int8) and whisper.cpp's own CLI built from the same sources and objects
+ * (bench/peers/build-whisper-cli.sh), greedy and beam 5, same thread count, same tiny.en weights.
+ * Two tables: model load excluded (each configuration loaded once and warmed up) and model load
+ * included (load + transcribe + unload per run). Configurations run interleaved (rep 1 of all, rep 2
+ * of all, ...) so a busy moment on the shared machine hits them alike. RTFx = audio seconds ÷ wall
+ * seconds; WER against the concatenated references with Whisper's English normaliser (src/eval).
  */
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { errorRate, wordErrors, type EditCounts } from "../src/eval/metrics.js";
+import { quantizeModel, type QuantType } from "../src/models/quantize.js";
 import { WhisperEngine } from "../src/whisper/index.js";
-import { root } from "./lib/env.js";
+import { loadAddon } from "../src/whisper/native.js";
 import { ct2ModelDir, fasterWhisper, type FasterWhisper } from "./lib/peers.js";
 import { median, min, round } from "./lib/stats.js";
 
@@ -26,7 +28,13 @@ export interface EngineSpeedOptions {
   reference: string;
   /** Transcribed once by each configuration before timing (undefined: no warm-up, smoke mode). */
   warmupPath?: string;
+  /** The F16 ggml model; quantized variants are written next to `tmp` from it. */
   modelPath: string;
+  tmp: string;
+  /** Quantized variants to measure besides F16. */
+  quantTypes: QuantType[];
+  /** The variant kikitori ships as its default ("f16" or a quantization type): the one the ratios use. */
+  defaultVariant: string;
   ct2?: string;
   wheel: string;
   threads: number;
@@ -39,49 +47,32 @@ export interface EngineSpeedOptions {
 }
 
 /**
- * AVX/FMA instructions in the native addon kikitori's CPU engine loads (objdump): none would mean a
- * baseline SSE build, which alone explains a large speed gap on a CPU that has AVX2.
- */
-function addonSimd(): string | undefined {
-  const binary = join(root, "node_modules", "smart-whisper", "build", "Release", "smart-whisper.node");
-  if (!existsSync(binary)) return undefined;
-  try {
-    const asm = execFileSync("objdump", ["-d", "--no-show-raw-insn", binary], {
-      maxBuffer: 512 * 1024 ** 2,
-      encoding: "utf8",
-    });
-    const count = (re: RegExp) => asm.match(re)?.length ?? 0;
-    const avx = count(/\tv(mul|add|fmadd\d*)[sp][sd]\b/g);
-    const fma = count(/\tvfmadd/g);
-    const cpuAvx2 = /\bavx2\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
-    return (
-      `kikitori's CPU engine loads node_modules/smart-whisper/build/Release/smart-whisper.node: ${avx} AVX arithmetic and ${fma} FMA instructions in it (objdump)` +
-      (avx === 0 ? `, i.e. a baseline SSE build, while this CPU ${cpuAvx2 ? "has" : "lacks"} AVX2.` : ".")
-    );
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * whisper.cpp's own CLI (`main`, built by bench/peers/build-whisper-cli.sh from the whisper.cpp
- * sources smart-whisper ships): one process per file, so its wall time is the process's minus the
- * model load time it prints.
+ * whisper.cpp's own CLI (built by bench/peers/build-whisper-cli.sh from the objects kikitori's addon is
+ * linked from): one process per file, with timestamps (as kikitori decodes), greedy or beam search.
+ * `wallSeconds` excludes the model load time the CLI prints; `processSeconds` is the whole process.
  */
 async function whisperCli(cli: string, model: string, threads: number, path: string, beam: number) {
   const started = performance.now();
   const { stdout, stderr } = await execFileAsync(
     cli,
-    ["-m", model, "-f", path, "-t", `${threads}`, "-l", "en", "-bs", `${beam}`, "-nt"],
+    ["-m", model, "-f", path, "-t", `${threads}`, "-l", "en", "-bs", `${beam}`],
     { maxBuffer: 64 * 1024 ** 2 },
   );
-  const wall = (performance.now() - started) / 1000;
+  const processSeconds = (performance.now() - started) / 1000;
   const load = Number(/load time =\s*([\d.]+) ms/.exec(stderr)?.[1] ?? 0) / 1000;
-  return { text: stdout.replace(/\s+/g, " ").trim(), wallSeconds: wall - load };
+  const text = stdout
+    .split("\n")
+    .map((l) => l.replace(/^\[[^\]]*\]\s*/, ""))
+    .join(" ")
+    .replace(/\s+/g, " ")
+    .trim();
+  return { text, wallSeconds: processSeconds - load, processSeconds };
 }
 
 export interface EngineConfigResult {
   engine: string;
+  /** Model weights: "f16", a quantization type, or the peer's compute type. */
+  variant: string;
   beam: number;
   wallSeconds: number[];
   minWallSeconds: number;
@@ -95,106 +86,160 @@ export interface EngineConfigResult {
 
 interface Config {
   engine: string;
+  variant: string;
   beam: number;
   run: (path: string) => Promise<{ text: string; wallSeconds: number }>;
 }
 
+const KIKITORI = "kikitori";
+const CLI = "whisper.cpp CLI";
+
+/** Runs the configurations interleaved, `reps` times each, and scores them. */
+async function measure(configs: Config[], o: EngineSpeedOptions, table: string): Promise<EngineConfigResult[]> {
+  const walls = configs.map(() => [] as number[]);
+  const texts: string[] = [];
+  for (let rep = 0; rep < o.reps; rep++)
+    for (const [i, c] of configs.entries()) {
+      const r = await c.run(o.audioPath);
+      walls[i]!.push(r.wallSeconds);
+      texts[i] ??= r.text;
+      o.log(`engine-speed (${table}): rep ${rep + 1} ${c.engine} ${c.variant} beam ${c.beam}: ${r.wallSeconds.toFixed(2)} s`);
+    }
+  return configs.map((c, i) => {
+    const counts = wordErrors(o.reference, texts[i]!);
+    return {
+      engine: c.engine,
+      variant: c.variant,
+      beam: c.beam,
+      wallSeconds: walls[i]!.map((w) => round(w, 3)),
+      minWallSeconds: round(min(walls[i]!), 3),
+      medianWallSeconds: round(median(walls[i]!), 3),
+      rtfxMedian: round(o.audioSeconds / median(walls[i]!), 2),
+      rtfxBest: round(o.audioSeconds / min(walls[i]!), 2),
+      wer: round(errorRate(counts), 4),
+      counts,
+      hypothesis: texts[i]!,
+    };
+  });
+}
+
+/** kikitori's default variant ÷ each peer at the same beam, and each kikitori variant ÷ the CLI on the same weights. */
+function ratios(results: EngineConfigResult[], defaultVariant: string) {
+  const pair = (kk: EngineConfigResult | undefined, peer: EngineConfigResult) =>
+    kk && {
+      kikitori: kk.variant,
+      versus: `${peer.engine} ${peer.variant}`,
+      beam: peer.beam,
+      speedRatio: round(kk.rtfxMedian / peer.rtfxMedian, 3),
+      werRatio: peer.wer > 0 ? round(kk.wer / peer.wer, 2) : null,
+      werDifference: round(kk.wer - peer.wer, 4),
+    };
+  const kk = (variant: string, beam: number) =>
+    results.find((r) => r.engine === KIKITORI && r.variant === variant && r.beam === beam);
+  return results
+    .filter((r) => r.engine !== KIKITORI)
+    .map((peer) => pair(kk(peer.engine === CLI ? peer.variant : defaultVariant, peer.beam), peer))
+    .filter((r) => r !== undefined);
+}
+
 export async function runEngineSpeed(o: EngineSpeedOptions) {
-  const engine = await WhisperEngine.load(o.modelPath, { threads: o.threads });
+  const variants: { variant: string; path: string }[] = [{ variant: "f16", path: o.modelPath }];
+  for (const type of o.quantTypes) {
+    const path = join(o.tmp, `model-${type}.bin`);
+    await quantizeModel(o.modelPath, path, type);
+    variants.push({ variant: type, path });
+  }
+  const engines = new Map<string, WhisperEngine>();
   const peers: { computeType: string; fw: FasterWhisper }[] = [];
   let ct2: { dir: string; cleanup: () => void } | undefined;
   const notes: string[] = [];
-  const simd = addonSimd();
-  if (simd) notes.push(simd);
+  const addon = loadAddon();
+  notes.push(`kikitori's addon: whisper.cpp ${addon.version()}, ${addon.systemInfo().trim()}`);
+  const kikitori = (variant: string, path: string, beam: number) => async (audio: string) => {
+    const engine = engines.get(variant)!;
+    const t = performance.now();
+    const r = await engine.transcribe(audio, { language: "en", beamSize: beam > 1 ? beam : undefined });
+    return { text: r.text, wallSeconds: (performance.now() - t) / 1000 };
+  };
   try {
+    for (const v of variants) engines.set(v.variant, await WhisperEngine.load(v.path, { threads: o.threads }));
     const configs: Config[] = [];
+    const loaded: Config[] = [];
+    for (const v of variants)
+      for (const beam of o.beams)
+        configs.push({ engine: KIKITORI, variant: v.variant, beam, run: kikitori(v.variant, v.path, beam) });
+    const byDefault = variants.find((v) => v.variant === o.defaultVariant) ?? variants[0]!;
     for (const beam of o.beams)
-      configs.push({
-        engine: "kikitori (whisper.cpp via smart-whisper)",
+      loaded.push({
+        engine: KIKITORI,
+        variant: byDefault.variant,
         beam,
-        run: async (path) => {
+        run: async (audio) => {
           const t = performance.now();
-          const r = await engine.transcribe(path, { language: "en", beamSize: beam > 1 ? beam : undefined });
-          return { text: r.text, wallSeconds: (performance.now() - t) / 1000 };
+          const engine = await WhisperEngine.load(byDefault.path, { threads: o.threads });
+          try {
+            const r = await engine.transcribe(audio, { language: "en", beamSize: beam > 1 ? beam : undefined });
+            return { text: r.text, wallSeconds: (performance.now() - t) / 1000 };
+          } finally {
+            await engine.close();
+          }
         },
       });
     if (o.whisperCli && existsSync(o.whisperCli)) {
       const cli = o.whisperCli;
+      for (const v of variants)
+        for (const beam of o.beams)
+          configs.push({
+            engine: CLI,
+            variant: v.variant,
+            beam,
+            run: (path) => whisperCli(cli, v.path, o.threads, path, beam),
+          });
       for (const beam of o.beams)
-        configs.push({
-          engine: "whisper.cpp CLI",
+        loaded.push({
+          engine: CLI,
+          variant: byDefault.variant,
           beam,
-          run: (path) => whisperCli(cli, o.modelPath, o.threads, path, beam),
+          run: async (path) => {
+            const r = await whisperCli(cli, byDefault.path, o.threads, path, beam);
+            return { text: r.text, wallSeconds: r.processSeconds };
+          },
         });
     } else
       notes.push(
-        `whisper.cpp CLI: not run: ${o.whisperCli ?? "no binary"} does not exist (bench/peers/build-whisper-cli.sh builds it from node_modules/smart-whisper/whisper.cpp).`,
+        `whisper.cpp CLI: not run: ${o.whisperCli ?? "no binary"} does not exist (bench/peers/build-whisper-cli.sh builds it).`,
       );
     try {
       ct2 = ct2ModelDir(o.ct2, o.wheel);
       for (const computeType of o.computeTypes) {
         const fw = await fasterWhisper(ct2.dir, computeType, o.threads);
         peers.push({ computeType, fw });
-        for (const beam of o.beams)
-          configs.push({
-            engine: `faster-whisper ${computeType}`,
+        for (const beam of o.beams) {
+          configs.push({ engine: "faster-whisper", variant: computeType, beam, run: (path) => fw.transcribe(path, beam) });
+          loaded.push({
+            engine: "faster-whisper",
+            variant: computeType,
             beam,
-            run: (path) => fw.transcribe(path, beam),
+            run: (path) => fw.transcribe(path, beam, "en", true),
           });
+        }
       }
     } catch (e) {
       notes.push(`faster-whisper: not run: ${(e as Error).message}`);
     }
     if (o.warmupPath) for (const c of configs) await c.run(o.warmupPath);
-    const walls = configs.map(() => [] as number[]);
-    const texts: string[] = [];
-    for (let rep = 0; rep < o.reps; rep++)
-      for (const [i, c] of configs.entries()) {
-        const r = await c.run(o.audioPath);
-        walls[i]!.push(r.wallSeconds);
-        texts[i] ??= r.text;
-        o.log(`engine-speed: rep ${rep + 1} ${c.engine} beam ${c.beam}: ${r.wallSeconds.toFixed(2)} s`);
-      }
-    const results: EngineConfigResult[] = configs.map((c, i) => {
-      const counts = wordErrors(o.reference, texts[i]!);
-      return {
-        engine: c.engine,
-        beam: c.beam,
-        wallSeconds: walls[i]!.map((w) => round(w, 3)),
-        minWallSeconds: round(min(walls[i]!), 3),
-        medianWallSeconds: round(median(walls[i]!), 3),
-        rtfxMedian: round(o.audioSeconds / median(walls[i]!), 2),
-        rtfxBest: round(o.audioSeconds / min(walls[i]!), 2),
-        wer: round(errorRate(counts), 4),
-        counts,
-        hypothesis: texts[i]!,
-      };
-    });
-    // kikitori ÷ each peer configuration with the same beam: speed (RTFx) and WER.
-    const ratios = results
-      .filter((r) => !r.engine.startsWith("kikitori"))
-      .map((fw) => {
-        const kk = results.find((r) => r.engine.startsWith("kikitori") && r.beam === fw.beam)!;
-        return {
-          versus: fw.engine,
-          beam: fw.beam,
-          speedRatio: round(kk.rtfxMedian / fw.rtfxMedian, 3),
-          werRatio: fw.wer > 0 ? round(kk.wer / fw.wer, 2) : null,
-          werDifference: round(kk.wer - fw.wer, 4),
-        };
-      });
-    const addon = JSON.parse(
-      readFileSync(join(root, "node_modules", "smart-whisper", "package.json"), "utf8"),
-    ) as { version: string };
+    const results = await measure(configs, o, "load excluded");
+    const loadIncluded = await measure(loaded, o, "load included");
     return {
       audioSeconds: round(o.audioSeconds, 2),
       threads: o.threads,
       reps: o.reps,
       warmup: o.warmupPath !== undefined,
-      model: "tiny.en (ggml for kikitori; CTranslate2 conversion of the same weights for faster-whisper)",
-      decoding: "English, no VAD, temperature fallback as each engine defaults; beam as listed",
+      defaultVariant: byDefault.variant,
+      model: "tiny.en (ggml for kikitori and the CLI, quantized by kikitori; CTranslate2 conversion of the same weights for faster-whisper)",
+      decoding: "English, temperature fallback as each engine defaults; beam as listed; faster-whisper without its VAD filter",
       versions: {
-        "smart-whisper (kikitori's CPU engine)": addon.version,
+        "whisper.cpp (kikitori's addon and the CLI)": addon.version(),
         ...(peers[0]
           ? {
               faster_whisper: peers[0].fw.versions.faster_whisper,
@@ -204,11 +249,13 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
           : {}),
       },
       configs: results,
-      ratios,
+      ratios: ratios(results, byDefault.variant),
+      loadIncluded,
+      loadIncludedRatios: ratios(loadIncluded, byDefault.variant),
       notes,
     };
   } finally {
-    await engine.close();
+    for (const e of engines.values()) await e.close();
     for (const p of peers) await p.fw.close();
     ct2?.cleanup();
   }

@@ -19,6 +19,7 @@ import { homedir, loadavg, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../src/eval/cli.js";
+import { DEFAULT_QUANTIZATION, QUANT_TYPE_NAMES } from "../src/models/quantize.js";
 import { runEngineSpeed } from "./engine-speed.js";
 import { runGrowth } from "./growth.js";
 import { runLongAudio } from "./long-audio.js";
@@ -192,6 +193,9 @@ try {
         reference: speech.reference,
         warmupPath: smoke ? undefined : clip,
         modelPath: a.model!,
+        tmp,
+        quantTypes: smoke ? [] : QUANT_TYPE_NAMES,
+        defaultVariant: smoke ? "f16" : DEFAULT_QUANTIZATION,
         ct2: a.ct2,
         wheel: a.wheel!,
         threads: o.threads,

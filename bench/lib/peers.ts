@@ -43,7 +43,8 @@ export interface PeerResult {
 
 export interface FasterWhisper {
   versions: Record<string, unknown>;
-  transcribe(path: string, beamSize: number, language?: string): Promise<PeerResult>;
+  /** `load`: build a fresh model for this request and count its loading in the wall time. */
+  transcribe(path: string, beamSize: number, language?: string, load?: boolean): Promise<PeerResult>;
   close(): Promise<void>;
 }
 
@@ -74,8 +75,8 @@ export async function fasterWhisper(
   const { ready: _ready, ...versions } = await next();
   return {
     versions,
-    transcribe: async (path, beamSize, language = "en") => {
-      peer.stdin.write(JSON.stringify({ path, language, beam_size: beamSize }) + "\n");
+    transcribe: async (path, beamSize, language = "en", load = false) => {
+      peer.stdin.write(JSON.stringify({ path, language, beam_size: beamSize, load }) + "\n");
       const r = await next();
       return { text: String(r.text), wallSeconds: Number(r.wall_s) };
     },

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Builds whisper.cpp's own CLI (`main`) from the whisper.cpp sources that smart-whisper (kikitori's CPU
-# engine) ships, for bench/engine-speed.ts: same whisper.cpp, without kikitori around it.
-# The package leaves out scripts/get-flags.mk (extra warning flags only), so an empty one stands in.
+# Builds whisper.cpp's own CLI (whisper-cli) for bench/engine-speed.ts from the build tree of kikitori's
+# addon (scripts/build-whisper): the same whisper.cpp sources, flags and ggml objects, without kikitori
+# around them.
 #   bench/peers/build-whisper-cli.sh [DEST]   (default ~/.cache/kikitori/whisper-cli; binary DEST/whisper-cli)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-src="$root/node_modules/smart-whisper/whisper.cpp"
+build="$root/node_modules/.kikitori-whisper/build"
 dest="${1:-$HOME/.cache/kikitori/whisper-cli}"
-[ -f "$src/Makefile" ] || { echo "no whisper.cpp sources at $src (npm install smart-whisper)" >&2; exit 1; }
-rm -rf "$dest/src" && mkdir -p "$dest" && cp -r "$src" "$dest/src"
-mkdir -p "$dest/src/scripts"
-printf 'GF_CFLAGS :=\nGF_CXXFLAGS :=\n' > "$dest/src/scripts/get-flags.mk"
-make -C "$dest/src" -j"$(nproc)" main > "$dest/build.log" 2>&1 || { tail -20 "$dest/build.log" >&2; exit 1; }
-cp "$dest/src/main" "$dest/whisper-cli"
+"$root/scripts/build-whisper"
+mkdir -p "$dest"
+cmake --build "$build" --target whisper-cli whisper-quantize -j"$(nproc)" >"$dest/build.log" 2>&1 ||
+  { tail -20 "$dest/build.log" >&2; exit 1; }
+for bin in whisper-cli whisper-quantize; do
+  cp "$(find "$build" -name "$bin" -type f -perm -u+x | head -n 1)" "$dest/$bin.tmp"
+  mv "$dest/$bin.tmp" "$dest/$bin"
+done
 echo "$dest/whisper-cli"

@@ -8,7 +8,7 @@ the comparison with kikitori's engine uses the same weights and the same decodin
 usage: faster_whisper_transcribe.py --model DIR --compute-type float32 --threads 2 [--language en] [FILE...]
 
 With files, prints one JSON object holding every result. Without, it serves: it reads one JSON line
-{"path": ..., "language": ...} at a time from stdin and answers each with one JSON line, so that a
+{"path": ..., "language": ..., "beam_size": 1, "load": false} at a time from stdin and answers each with one JSON line, so that a
 caller can time transcriptions with the model loaded once.
 """
 
@@ -31,15 +31,20 @@ def main() -> int:
     import faster_whisper
     from faster_whisper import WhisperModel
 
+    def load():
+        return WhisperModel(
+            args.model, device="cpu", compute_type=args.compute_type, cpu_threads=args.threads, num_workers=1
+        )
+
     started = time.perf_counter()
-    model = WhisperModel(
-        args.model, device="cpu", compute_type=args.compute_type, cpu_threads=args.threads, num_workers=1
-    )
+    model = load()
     load_s = time.perf_counter() - started
 
-    def transcribe(path: str, language, beam_size: int = 1) -> dict:
+    def transcribe(path: str, language, beam_size: int = 1, fresh: bool = False) -> dict:
+        """fresh: load a new model for this file, and count the loading in wall_s."""
         started = time.perf_counter()
-        segments, info = model.transcribe(path, language=language, beam_size=beam_size, vad_filter=False)
+        m = load() if fresh else model
+        segments, info = m.transcribe(path, language=language, beam_size=beam_size, vad_filter=False)
         # segments is a lazy generator: the decoding happens while it is consumed.
         text = "".join(segment.text for segment in segments)
         return {
@@ -62,7 +67,9 @@ def main() -> int:
         print(json.dumps({"ready": True, **versions}), flush=True)
         for line in sys.stdin:
             request = json.loads(line)
-            result = transcribe(request["path"], request.get("language"), request.get("beam_size", 1))
+            result = transcribe(
+                request["path"], request.get("language"), request.get("beam_size", 1), request.get("load", False)
+            )
             print(json.dumps(result, ensure_ascii=False), flush=True)
         return 0
 

@@ -1,8 +1,9 @@
 // `kikitori models ...`: manage the local ggml model cache.
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { SingleBar, Presets } from "cli-progress";
 import { ModelRegistry, type ModelEntry } from "./registry.js";
 import type { ImportProgress } from "./import/index.js";
+import { QUANT_TYPE_NAMES, isQuantType, modelTypeName, quantizeCached, type QuantType } from "./quantize.js";
 
 function progressBar(label: string): { update: (p: ImportProgress) => void; stop: () => void } {
   const bar = new SingleBar(
@@ -24,8 +25,14 @@ function progressBar(label: string): { update: (p: ImportProgress) => void; stop
   };
 }
 
-function describe(e: ModelEntry): string {
-  return `${e.name}\t${(e.bytes / 1e6).toFixed(1)} MB\t${e.sha256 ?? "(no checksum)"}\t${e.file}`;
+async function describe(e: ModelEntry): Promise<string> {
+  const type = await modelTypeName(e.file).catch(() => "?");
+  return `${e.name}\t${type}\t${(e.bytes / 1e6).toFixed(1)} MB\t${e.sha256 ?? "(no checksum)"}\t${e.file}`;
+}
+
+function quantType(t: string): QuantType {
+  if (!isQuantType(t)) throw new InvalidArgumentError(`"${t}" is not a type; use one of ${QUANT_TYPE_NAMES.join(", ")}`);
+  return t;
 }
 
 async function withBar<T>(
@@ -53,7 +60,7 @@ export function modelsCommand(registry: () => ModelRegistry = () => new ModelReg
       const r = registry();
       const entries = await r.list();
       if (entries.length === 0) console.log(`no models in ${r.dir}`);
-      for (const e of entries) console.log(describe(e));
+      for (const e of entries) console.log(await describe(e));
     });
   cmd
     .command("pull <name>")
@@ -72,11 +79,25 @@ export function modelsCommand(registry: () => ModelRegistry = () => new ModelReg
     .command("import <path>")
     .description("import a ggml file or convert a CTranslate2 (faster-whisper) model directory")
     .option("-n, --name <name>", "model name (default: from the path)")
+    .option("--quantize <type>", `also write <name>-<type>, quantized (${QUANT_TYPE_NAMES.join(", ")})`, quantType)
     .option("-q, --quiet", "no progress bar")
-    .action(async (src: string, opts: { name?: string; quiet?: boolean }) => {
-      const entry = await withBar(`import`, !!opts.quiet, (p) =>
-        registry().import(src, { name: opts.name, onProgress: p }),
-      );
+    .action(async (src: string, opts: { name?: string; quantize?: QuantType; quiet?: boolean }) => {
+      const r = registry();
+      const entry = await withBar(`import`, !!opts.quiet, (p) => r.import(src, { name: opts.name, onProgress: p }));
+      console.log(entry.file);
+      if (opts.quantize) {
+        const type = opts.quantize;
+        const q = await withBar(`quantize ${type}`, !!opts.quiet, (p) => quantizeCached(r, entry.name, type, p));
+        console.log(q.file);
+      }
+    });
+  cmd
+    .command("quantize <name> <type>")
+    .description(`write <name>-<type>: the cached model quantized to ${QUANT_TYPE_NAMES.join(", ")}`)
+    .option("-q, --quiet", "no progress bar")
+    .action(async (name: string, type: string, opts: { quiet?: boolean }) => {
+      const q = quantType(type);
+      const entry = await withBar(`quantize ${q}`, !!opts.quiet, (p) => quantizeCached(registry(), name, q, p));
       console.log(entry.file);
     });
   cmd

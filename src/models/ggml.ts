@@ -45,6 +45,24 @@ export function ggmlTypeSize(type: number): number {
   throw new Error(`unsupported ggml tensor type ${type}`);
 }
 
+/** [values per block, bytes per block] of the tensor types kikitori reads: F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0. */
+const TYPE_BLOCKS: Readonly<Record<number, [number, number]>> = {
+  0: [1, 4],
+  1: [1, 2],
+  2: [32, 18],
+  3: [32, 20],
+  6: [32, 22],
+  7: [32, 24],
+  8: [32, 34],
+};
+
+/** Bytes of a tensor's data (quantized types included). */
+export function tensorDataBytes(type: number, ne: number[]): number {
+  const block = TYPE_BLOCKS[type];
+  if (!block) throw new Error(`unsupported ggml tensor type ${type}`);
+  return (ne.reduce((a, b) => a * b, 1) / block[0]) * block[1];
+}
+
 /** Size of one tensor record (header + data). `ne` is innermost first. */
 export function tensorRecordBytes(name: string, type: GgmlType, ne: number[]): number {
   return 12 + 4 * ne.length + Buffer.byteLength(name) + ne.reduce((a, b) => a * b, 1) * ggmlTypeSize(type);
@@ -196,7 +214,7 @@ export async function readGgmlInfo(file: string): Promise<GgmlInfo> {
       const ne = Array.from({ length: nDims }, (_, i) => rest.readInt32LE(4 * i));
       const name = rest.toString("utf8", 4 * nDims);
       const offset = pos + 12 + 4 * nDims + nameLen;
-      const bytes = ne.reduce((a, b) => a * b, 1) * ggmlTypeSize(type);
+      const bytes = tensorDataBytes(type, ne);
       if (offset + bytes > r.size)
         throw new Error(`${file}: truncated: tensor ${name} ends past the end of the file`);
       tensors.push({ name, type, ne, offset, bytes });

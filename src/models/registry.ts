@@ -124,7 +124,7 @@ function sidecarPath(file: string): string {
 }
 
 /** sha256sum format, so `sha256sum -c` can check it too. */
-async function writeSidecar(file: string, sha256: string): Promise<void> {
+export async function writeSidecar(file: string, sha256: string): Promise<void> {
   await writeFile(sidecarPath(file), `${sha256}  ${path.basename(file)}\n`);
 }
 

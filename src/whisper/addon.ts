@@ -1,11 +1,20 @@
 /**
- * The narrow bridge to whisper.cpp: smart-whisper (built for this CPU) on CPU, the CUDA build of
- * @fugood/whisper.node on GPU. This is the only file that loads a native addon: options cross the
+ * The narrow bridge to whisper.cpp: kikitori's own addon (built for this CPU, native.ts) on CPU, the
+ * prebuilt CUDA build of @fugood/whisper.node on GPU. This is the only file that loads a native addon: options cross the
  * boundary fully compiled, and native failures come out as typed errors.
  */
 import { open } from "node:fs/promises";
 import type { TranscribeResult, WhisperContext } from "@fugood/whisper.node";
-import type { TranscribeDetailedResult, TranscribeParams, WhisperModel } from "smart-whisper";
+import {
+  loadAddon,
+  type Addon,
+  type AddonModel,
+  type LanguageDetection,
+  type WhisperParams,
+  type WhisperResult,
+} from "./native.js";
+
+export type { LanguageDetection, WhisperParams, WhisperResult, WhisperSegment } from "./native.js";
 
 /** The model file could not be opened as a whisper.cpp model. */
 export class ModelLoadError extends Error {
@@ -25,48 +34,19 @@ export class TranscriptionError extends Error {
   }
 }
 
-/** Every field set: the addon reads only the keys present, so nothing is left to its defaults by accident. */
-export interface NativeTranscribeParams {
-  language: string;
-  translate: boolean;
-  maxThreads: number;
-  prompt: string;
-  temperature: number;
-  /** 0.2 like whisper: retry hotter when a decode fails the compression/logprob checks. */
-  temperatureInc: number;
-  beamSize: number;
-  tokenTimestamps: boolean;
-  /** 0 = whole segments; 1 with tokenTimestamps = one segment per token (how word timings are read). */
-  maxLen: number;
-}
-
-export interface NativeSegment {
-  text: string;
-  /** Milliseconds from the start of the buffer given to the addon. */
-  t0: number;
-  t1: number;
-}
-
-export interface NativeResult {
-  language: string;
-  segments: NativeSegment[];
-}
-
-export interface NativeRun {
-  /** Asks whisper.cpp to stop where the addon can (the GPU one checks between runs; the CPU one cannot). */
+export interface NativeRun<T> {
+  /** Asks whisper.cpp to stop; the result then rejects (at the next graph computation on CPU). */
   stop(): void;
-  result: Promise<NativeResult>;
+  result: Promise<T>;
 }
 
-/** One loaded model (one whisper.cpp context). Runs one transcription at a time. */
+/** One loaded model (one whisper.cpp context and state, reused by every call). One run at a time. */
 export interface NativeModel {
   /** English-only models (*.en) have no language tokens: asking them to detect a language yields garbage. */
   readonly multilingual: boolean;
-  transcribe(
-    pcm16k: Int16Array,
-    params: NativeTranscribeParams,
-    onProgress: (pct: number) => void,
-  ): NativeRun;
+  transcribe(pcm16k: Int16Array, params: WhisperParams): NativeRun<WhisperResult>;
+  /** Language probabilities of the first 30 s; undefined where the addon cannot tell them (GPU). */
+  detectLanguage(pcm16k: Int16Array, threads: number): NativeRun<LanguageDetection | undefined>;
   release(): Promise<void>;
 }
 
@@ -105,80 +85,33 @@ export async function loadNativeModel(modelPath: string, opts: { gpu: boolean })
 }
 
 /**
- * CPU: smart-whisper, a whisper.cpp binding built from source at install time for this machine's CPU
- * (scripts/setup sets -march=native), several times faster than a prebuilt baseline-x86-64 binary.
+ * CPU: kikitori's own addon (src/whisper/native), whisper.cpp 1.9 compiled for this CPU by
+ * scripts/build-whisper. Flash attention on: measured faster on CPU with this ggml (BENCHMARKS.md).
  */
 async function loadCpuModel(modelPath: string, multilingual: boolean): Promise<NativeModel> {
-  let sw: typeof import("smart-whisper");
+  let addon: Addon;
   try {
-    sw = await import("smart-whisper");
+    addon = loadAddon();
   } catch (e) {
-    throw new ModelLoadError(
-      `cannot load the smart-whisper addon (run scripts/setup to build it): ${String(e)}`,
-      {
-        cause: e,
-      },
-    );
+    throw new ModelLoadError(errorText(e), { cause: e });
   }
-  let model: WhisperModel;
+  let model: AddonModel;
   try {
-    model = await sw.WhisperModel.load(modelPath, false);
+    model = await addon.load(modelPath, { gpu: false, flashAttn: true });
   } catch (e) {
     throw new ModelLoadError(`whisper.cpp could not load model ${modelPath}: ${errorText(e)}`, { cause: e });
   }
+  const run = <T>(work: () => Promise<T>): NativeRun<T> => ({
+    stop: () => model.abort(),
+    result: work().catch((e: unknown) => {
+      throw new TranscriptionError(`whisper.cpp: ${errorText(e)}`, { cause: e });
+    }),
+  });
   return {
     multilingual,
-    transcribe(pcm16k, params, onProgress) {
-      const samples = Float32Array.from(pcm16k, (s) => s / 32768);
-      const windowMs = (pcm16k.length / 16_000) * 1000;
-      const result = sw.TranscribeTask.run(model, samples, toSmartParams(params)).then(async (task) => {
-        // Only whole segments are reported while running: progress is the end of the latest one.
-        task.on("transcribed", (s) => onProgress(Math.min(100, (s.to / windowMs) * 100)));
-        // A native failure arrives as the "results" argument (node-addon-api's default OnError).
-        const segments: unknown = await task.result;
-        if (!Array.isArray(segments)) throw new Error(errorText(segments));
-        return segments as TranscribeDetailedResult<boolean>[];
-      });
-      return {
-        // This binding has no abort: the run goes on until it ends (isolated.ts kills the worker instead).
-        stop: () => undefined,
-        result: result.then(
-          (segments) => ({
-            language: segments[0]?.lang ?? "",
-            segments: segments.map((s) => ({ text: s.text, t0: s.from, t1: s.to })),
-          }),
-          (e: unknown) => {
-            throw new TranscriptionError(`whisper.cpp: ${errorText(e)}`, { cause: e });
-          },
-        ),
-      };
-    },
-    release: () => model.free(),
-  };
-}
-
-/** Every whisper_full_params field the engine decides, set explicitly (the binding defaults to beam search). */
-function toSmartParams(p: NativeTranscribeParams): Partial<TranscribeParams<"detail", boolean>> {
-  return {
-    format: "detail", // "detail" carries the detected language
-    strategy: p.beamSize > 1 ? 1 : 0, // WhisperSamplingStrategy: GREEDY = 0, BEAM_SEARCH = 1
-    beam_size: p.beamSize,
-    best_of: 5, // whisper's default: candidates sampled per temperature fallback step
-    n_threads: p.maxThreads,
-    language: p.language,
-    translate: p.translate,
-    ...(p.prompt ? { initial_prompt: p.prompt } : {}),
-    temperature: p.temperature,
-    temperature_inc: p.temperatureInc,
-    token_timestamps: p.tokenTimestamps,
-    max_len: p.maxLen,
-    split_on_word: false,
-    // Not suppressed while decoding: on tiny.en that made whisper skip quoted sentences (quotes are
-    // "non-speech" tokens); annotation-only segments are dropped after decoding instead (engine.ts).
-    suppress_non_speech_tokens: false,
-    print_progress: false,
-    print_realtime: false,
-    print_timestamps: false,
+    transcribe: (pcm, params) => run(() => model.transcribe(pcm, params)),
+    detectLanguage: (pcm, threads) => run(() => model.detectLanguage(pcm, threads)),
+    release: async () => model.release(),
   };
 }
 
@@ -204,25 +137,41 @@ async function loadCudaModel(modelPath: string, multilingual: boolean): Promise<
   }
   return {
     multilingual,
-    transcribe(pcm16k, params, onProgress) {
+    transcribe(pcm16k, params) {
       // The addon copies the buffer into floats before returning, so a view's backing store is fine to slice.
       const bytes = pcm16k.buffer.slice(pcm16k.byteOffset, pcm16k.byteOffset + pcm16k.byteLength);
-      const { stop, promise } = ctx.transcribeData(bytes as ArrayBuffer, { ...params, onProgress });
+      const { stop, promise } = ctx.transcribeData(bytes as ArrayBuffer, {
+        language: params.language,
+        translate: params.translate ?? false,
+        maxThreads: params.threads,
+        prompt: params.prompt ?? "",
+        temperature: params.temperature ?? 0,
+        temperatureInc: params.temperatureInc ?? 0.2,
+        beamSize: params.beamSize ?? 1,
+        bestOf: params.bestOf ?? 5,
+        tokenTimestamps: params.tokenTimestamps ?? false,
+        maxLen: params.maxLen ?? 0,
+      });
+      const lengthMs = (pcm16k.length / 16) | 0;
       return {
         stop: () => void stop().catch(() => undefined),
-        result: promise.then(toNativeResult, (e: unknown) => {
-          throw new TranscriptionError(`whisper.cpp: ${errorText(e)}`, { cause: e });
-        }),
+        result: promise.then(
+          (r: TranscribeResult): WhisperResult => ({
+            language: r.language ?? "",
+            // This addon carries neither tokens nor probabilities; it always transcribes the whole buffer.
+            segments: r.segments.map((s) => ({ text: s.text, t0: s.t0, t1: s.t1, noSpeechProb: 0, tokens: [] })),
+            consumedMs: lengthMs,
+            encoderPasses: 0,
+            timings: { encodeMs: 0, decodeMsPerStep: 0, batchdMsPerStep: 0, promptMsPerStep: 0, sampleMsPerStep: 0 },
+          }),
+          (e: unknown) => {
+            throw new TranscriptionError(`whisper.cpp: ${errorText(e)}`, { cause: e });
+          },
+        ),
       };
     },
+    detectLanguage: () => ({ stop: () => undefined, result: Promise.resolve(undefined) }),
     release: () => ctx.release(),
-  };
-}
-
-function toNativeResult(r: TranscribeResult): NativeResult {
-  return {
-    language: r.language ?? "",
-    segments: r.segments.map((s) => ({ text: s.text, t0: s.t0, t1: s.t1 })),
   };
 }
 

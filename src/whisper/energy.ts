@@ -2,7 +2,7 @@
 
 export const SAMPLE_RATE = 16_000;
 /** 20 ms frames: short enough to land between words, long enough to smooth single pitch periods. */
-const FRAME = 320;
+export const FRAME = 320;
 
 function frameMeanSquare(pcm: Int16Array, start: number, end: number): number {
   let sum = 0;
@@ -45,11 +45,17 @@ export interface SpeechGate {
  */
 export const DEFAULT_SPEECH_GATE: SpeechGate = { minRangeDb: 12, minLoudDbfs: -75 };
 
-export function hasSound(pcm: Int16Array, gate: SpeechGate = DEFAULT_SPEECH_GATE): boolean {
+/** The level of each whole 20 ms frame, in dBFS (digital silence: -120). */
+export function frameLevelsDb(pcm: Int16Array): number[] {
   const levels: number[] = [];
   for (let start = 0; start + FRAME <= pcm.length; start += FRAME) {
     levels.push(10 * Math.log10(frameMeanSquare(pcm, start, start + FRAME) / 32768 ** 2 + 1e-12));
   }
+  return levels;
+}
+
+export function hasSound(pcm: Int16Array, gate: SpeechGate = DEFAULT_SPEECH_GATE): boolean {
+  const levels = frameLevelsDb(pcm);
   if (levels.length === 0) return false;
   levels.sort((a, b) => a - b);
   const at = (q: number) => levels[Math.min(levels.length - 1, Math.floor(q * levels.length))]!;

@@ -5,20 +5,26 @@
  * process, see isolated.ts) and runs at most one transcription per context; further calls wait in a FIFO
  * queue. One context per slot because whisper.cpp serialises work on a context anyway.
  *
- * Windows: whisper works on 30 s windows, so the engine decodes audio in windows of at most 30 s cut at
- * a quiet point and hands each to whisper.cpp separately. Memory stays flat for any input length.
+ * Windows (windows.ts): whisper encodes 30 s at a time whatever the window holds, so the engine packs
+ * each window with speech (long silences shortened) and lets whisper.cpp make exactly one encoder pass
+ * per window. Like Whisper's own seek loop, the next window starts where the last complete segment
+ * ended (the unfinished rest is decoded again, with new audio after it, not as a window of its own);
+ * a rest without sound ends the file without a pass. The text of one window conditions the next (as in
+ * Whisper), except after a window whose text looks like a loop. Memory stays flat for any input length.
  *
- * Abort: the signal kills the slot's worker process, so the call rejects and the slot frees at once;
- * the next transcription on that slot reloads the model first.
+ * Abort: the signal aborts the native run (it stops at the next graph computation); a worker that does
+ * not answer is killed and the next transcription on that slot reloads the model first.
  */
 import { cpus } from "node:os";
 import type { Readable } from "node:stream";
-import type { NativeModel, NativeSegment, NativeTranscribeParams } from "./addon.js";
+import { deflateSync } from "node:zlib";
+import type { NativeModel, WhisperParams, WhisperSegment } from "./addon.js";
 import { openAudio } from "./audio.js";
 import { loadIsolatedModel } from "./isolated.js";
 import { SAMPLE_RATE, hasSound } from "./energy.js";
 import { LANGUAGE_NAMES } from "./languages.js";
 import type { Progress, Segment, TranscribeOptions, Transcript, Word } from "./types.js";
+import { packWindow, packedLength, toSource, type Span } from "./windows.js";
 
 export interface EngineOptions {
   /** Use the CUDA build of whisper.cpp. @defaultValue false */
@@ -48,8 +54,11 @@ export class InvalidOptionError extends Error {
   }
 }
 
-const WINDOW_SECONDS = 30;
-const CUT_SEARCH_SECONDS = 5;
+const WINDOW_SAMPLES = 30 * SAMPLE_RATE;
+/** How much decoded audio the reader yields at a time (cut at quiet points; any size would do). */
+const READ_SECONDS = 30;
+/** Whisper's repetition signal (its compression_ratio_threshold): text this repetitive is not carried on as a prompt. */
+const LOOP_COMPRESSION_RATIO = 2.4;
 /** Words further apart than this start a new segment when segments are rebuilt from word timings. */
 const SEGMENT_GAP_SECONDS = 1;
 const MAX_WORDS_PER_SEGMENT = 40;
@@ -108,44 +117,79 @@ export class WhisperEngine {
     onStart?.();
     // Until the native run in flight settles (at once when stopped), the context is busy.
     let inFlight: Promise<unknown> | undefined;
+    const native = async <T>(run: { stop(): void; result: Promise<T> }): Promise<T> => {
+      inFlight = run.result.catch(() => undefined);
+      const result = await abortable(run.result, signal, run.stop);
+      inFlight = undefined;
+      return result;
+    };
     try {
-      const audio = await openAudio(input, {
-        windowSeconds: WINDOW_SECONDS,
-        cutSearchSeconds: CUT_SEARCH_SECONDS,
-        signal,
-      });
+      const audio = await openAudio(input, { windowSeconds: READ_SECONDS, cutSearchSeconds: 5, signal });
+      const reader = audio[Symbol.asyncIterator]();
       const segments: Omit<Segment, "id">[] = [];
       let language = !model.multilingual ? "en" : params.language === "auto" ? "" : params.language;
-      let decodedSeconds = 0;
+      let languageProbability: number | undefined;
+      /** Decoded audio not transcribed yet, starting at source sample `pendingStart`. */
+      let pending: Int16Array = new Int16Array(0);
+      let pendingStart = 0;
+      let ended = false;
+      let condition = false;
       const report = (processed: number) =>
         onProgress?.({
           processedSeconds: processed,
           totalSeconds: Math.max(audio.durationSeconds ?? 0, processed),
         });
-      for await (const window of audio) {
-        const offset = window.startSeconds;
-        const length = window.samples.length / SAMPLE_RATE;
-        decodedSeconds = offset + length;
+      for (;;) {
+        while (!ended && packedLength(pending, opts.packSilence ?? true) < WINDOW_SAMPLES) {
+          const next = await reader.next();
+          if (next.done) ended = true;
+          else pending = concat(pending, next.value.samples);
+        }
+        if (pending.length === 0) break;
+        const window = packWindow(pending, WINDOW_SAMPLES, { final: ended, pack: opts.packSilence ?? true });
+        const offset = pendingStart / SAMPLE_RATE;
         report(offset);
-        if (!hasSound(window.samples)) continue;
-        // Whisper detects the language once and keeps it; so do we, from the first window with sound.
-        const run = model.transcribe(window.samples, { ...params, language: language || "auto" }, (pct) =>
-          report(offset + (Math.min(100, pct) / 100) * length),
-        );
-        inFlight = run.result.catch(() => undefined);
-        const result = await abortable(run.result, signal, run.stop);
-        inFlight = undefined;
-        language ||= result.language;
-        segments.push(...toSegments(result.segments, offset, length, params.maxLen === 1));
+        let consumed = window.sourceLength;
+        if (hasSound(window.samples)) {
+          if (!language) {
+            const detected = await native(model.detectLanguage(window.samples, params.threads));
+            if (detected) {
+              language = detected.language;
+              languageProbability = detected.probabilities[language];
+            }
+          }
+          const result = await native(
+            model.transcribe(window.samples, {
+              ...params,
+              language: language || "auto",
+              // The prompt starts the file; after that, the text decoded so far conditions each window.
+              prompt: condition ? "" : params.prompt,
+              noContext: !condition,
+              maxPasses: 1,
+            }),
+          );
+          language ||= result.language;
+          const decoded = toSegments(result.segments, window.spans, pendingStart, params.maxLen === 1);
+          segments.push(...decoded);
+          condition = compressionRatio(decoded.map((d) => d.text).join("")) <= LOOP_COMPRESSION_RATIO;
+          const consumedSamples = Math.round((result.consumedMs / 1000) * SAMPLE_RATE);
+          // Whisper stopped at its last timestamp: the rest is transcribed from there in the next window.
+          if (consumedSamples >= SAMPLE_RATE && consumedSamples < window.samples.length)
+            consumed = Math.max(1, toSource(window.spans, consumedSamples, "start"));
+        }
+        pending = pending.subarray(consumed);
+        pendingStart += consumed;
       }
-      report(decodedSeconds);
+      const duration = pendingStart / SAMPLE_RATE;
+      report(duration);
       return {
         text: segments
           .map((s) => s.text)
           .join("")
           .trim(),
         language: language || "en",
-        duration: decodedSeconds,
+        ...(languageProbability !== undefined ? { languageProbability } : {}),
+        duration,
         segments: segments.map((s, id) => ({ id, ...s })),
       };
     } finally {
@@ -188,8 +232,8 @@ export class WhisperEngine {
   }
 }
 
-/** Every native field set explicitly; validation of user input happens at the front doors. */
-function compileParams(opts: TranscribeOptions, defaultThreads: number): NativeTranscribeParams {
+/** The native parameters; validation of user input happens at the front doors. */
+function compileParams(opts: TranscribeOptions, defaultThreads: number): WhisperParams {
   if (opts.language && opts.language !== "auto" && !(opts.language in LANGUAGE_NAMES)) {
     throw new InvalidOptionError("language", `"${opts.language}" is not a language whisper knows`);
   }
@@ -197,15 +241,37 @@ function compileParams(opts: TranscribeOptions, defaultThreads: number): NativeT
   return {
     language: opts.language ?? "auto",
     translate: opts.translate ?? false,
-    maxThreads: opts.threads ?? defaultThreads,
+    threads: opts.threads ?? defaultThreads,
     prompt: opts.prompt ?? "",
     temperature: opts.temperature ?? 0,
     // Like OpenAI's API: temperature 0 means "start greedy, fall back hotter"; a set temperature is kept.
     temperatureInc: fixedTemperature ? 0 : 0.2,
+    // Whisper's fallback and no-speech rules, at its reference values.
+    entropyThold: 2.4,
+    logprobThold: -1,
+    noSpeechThold: 0.6,
     beamSize: opts.beamSize ?? 1,
+    bestOf: 5,
     tokenTimestamps: opts.wordTimestamps ?? false,
     maxLen: opts.wordTimestamps ? 1 : 0,
+    // Not suppressed while decoding: on tiny.en that made whisper skip quoted sentences (quotes are
+    // "non-speech" tokens); annotation-only segments are dropped after decoding instead.
+    suppressNonSpeech: false,
   };
+}
+
+function concat(a: Int16Array, b: Int16Array): Int16Array {
+  if (a.length === 0) return b;
+  const out = new Int16Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Whisper's repetition signal: text bytes over zlib-compressed bytes (2.4 and above: a loop). */
+export function compressionRatio(text: string): number {
+  const bytes = Buffer.from(text, "utf8");
+  return bytes.length === 0 ? 0 : bytes.length / deflateSync(bytes).length;
 }
 
 /** Rejects with the signal's reason as soon as it fires, asking the native run to stop. */
@@ -232,20 +298,33 @@ const NON_SPEECH = /^\s*(\[[^\]]*\]?|\([^)]*\)?|[♪♫*\-–—.…\s]+)\s*$/;
 
 export const isAnnotationOnly = (text: string) => NON_SPEECH.test(text);
 
-/** Window-relative native segments → absolute segments (words regrouped into segments when asked). */
+/** Window segments → segments in source seconds (words regrouped into segments when asked). */
 function toSegments(
-  native: NativeSegment[],
-  offset: number,
-  length: number,
+  native: WhisperSegment[],
+  spans: readonly Span[],
+  sourceStart: number,
   perToken: boolean,
 ): Omit<Segment, "id">[] {
-  const at = (ms: number) => offset + Math.min(Math.max(0, ms / 1000), length);
+  const at = (ms: number, edge: "start" | "end") =>
+    (sourceStart + toSource(spans, Math.max(0, (ms / 1000) * SAMPLE_RATE), edge)) / SAMPLE_RATE;
   // Per-token segments are single tokens ("." continues a word), so only whole annotations are dropped there.
   const kept = native.filter(
     (s) => s.text.trim() !== "" && !(perToken ? BLANK_AUDIO.test(s.text) : isAnnotationOnly(s.text)),
   );
   if (!perToken)
-    return kept.map((s) => ({ start: at(s.t0), end: Math.max(at(s.t0), at(s.t1)), text: s.text }));
+    return kept.map((s) => {
+      const text = s.tokens.filter((t) => t.text !== "");
+      const start = at(s.t0, "start");
+      return {
+        start,
+        end: Math.max(start, at(s.t1, "end")),
+        text: s.text,
+        tokens: s.tokens.map((t) => t.id),
+        avgLogprob: text.length ? text.reduce((sum, t) => sum + t.logprob, 0) / text.length : 0,
+        noSpeechProb: s.noSpeechProb,
+        compressionRatio: compressionRatio(s.text),
+      };
+    });
 
   // One native segment per token: a token not starting with a space continues the previous word.
   const words: Word[] = [];
@@ -253,9 +332,10 @@ function toSegments(
     const last = words[words.length - 1];
     if (last && !/^\s/.test(t.text)) {
       last.word += t.text;
-      last.end = Math.max(last.end, at(t.t1));
+      last.end = Math.max(last.end, at(t.t1, "end"));
     } else {
-      words.push({ word: t.text.trim(), start: at(t.t0), end: Math.max(at(t.t0), at(t.t1)) });
+      const start = at(t.t0, "start");
+      words.push({ word: t.text.trim(), start, end: Math.max(start, at(t.t1, "end")) });
     }
   }
   const segments: Omit<Segment, "id">[] = [];

@@ -222,13 +222,12 @@ function renderVerboseJson(t: Transcript, task: "transcribe" | "translate"): str
       start: s.start,
       end: s.end,
       text: s.text,
-      // whisper.cpp's addon does not return token ids, log-probabilities or no-speech probabilities;
-      // these fields keep OpenAI clients' schemas satisfied with neutral values.
-      tokens: [],
+      // The GPU addon returns no tokens or probabilities: neutral values keep OpenAI clients' schemas.
+      tokens: s.tokens ?? [],
       temperature: 0,
-      avg_logprob: 0,
-      compression_ratio: compressionRatio(s.text),
-      no_speech_prob: 0,
+      avg_logprob: s.avgLogprob ?? 0,
+      compression_ratio: s.compressionRatio ?? compressionRatio(s.text),
+      no_speech_prob: s.noSpeechProb ?? 0,
     })),
     ...(words ? { words } : {}),
   });

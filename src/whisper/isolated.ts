@@ -1,9 +1,9 @@
 /**
  * A NativeModel that runs whisper.cpp in a child process (worker.ts), one per engine slot.
  *
- * Why: the addons cannot interrupt a run (smart-whisper has no abort at all), so the only way
- * to free a slot at once on cancel is to kill the process; and a native crash then costs one worker, not
- * the model server. A killed worker is restarted (the model reloaded) on the next transcription.
+ * Why: a native crash costs one worker, not the model server. A stop asks the worker to abort the run
+ * (the CPU addon stops at the next graph computation); a worker that has not answered within
+ * ABORT_GRACE_MS is killed, and restarted (the model reloaded) on the next call.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -12,7 +12,6 @@ import {
   TranscriptionError,
   readModelInfo,
   type NativeModel,
-  type NativeResult,
   type NativeRun,
 } from "./addon.js";
 
@@ -21,18 +20,17 @@ const WORKER = fileURLToPath(
   new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url),
 );
 const STDERR_LINES_KEPT = 20;
+const ABORT_GRACE_MS = 2000;
 
 type Reply =
   | { type: "ready" }
   | { type: "loadFailed"; message: string }
-  | { type: "progress"; id: number; pct: number }
-  | { type: "result"; id: number; result: NativeResult }
+  | { type: "result"; id: number; result: unknown }
   | { type: "failed"; id: number; message: string };
 
 interface Pending {
   id: number;
-  onProgress: (pct: number) => void;
-  resolve: (r: NativeResult) => void;
+  resolve: (r: unknown) => void;
   reject: (e: Error) => void;
 }
 
@@ -42,7 +40,8 @@ export async function loadIsolatedModel(modelPath: string, opts: { gpu: boolean 
   await worker.started();
   return {
     multilingual,
-    transcribe: (pcm, params, onProgress) => worker.transcribe(pcm, params, onProgress),
+    transcribe: (pcm, params) => worker.call({ type: "transcribe", pcm, params }),
+    detectLanguage: (pcm, threads) => worker.call({ type: "detect", pcm, threads }),
     release: () => worker.stop(),
   };
 }
@@ -67,25 +66,27 @@ class WorkerHandle {
     return this.starting;
   }
 
-  transcribe(
-    pcm: Int16Array,
-    params: Parameters<NativeModel["transcribe"]>[1],
-    onProgress: (pct: number) => void,
-  ): NativeRun {
+  call<T>(request: Record<string, unknown>): NativeRun<T> {
     const id = this.nextId++;
     let stopped = false;
-    const result = new Promise<NativeResult>((resolve, reject) => {
+    const result = new Promise<T>((resolve, reject) => {
       this.started().then((child) => {
         if (stopped) return reject(new TranscriptionError("transcription stopped"));
         if (this.pending) return reject(new TranscriptionError("the whisper worker is busy"));
-        this.pending = { id, onProgress, resolve, reject };
-        child.send({ type: "transcribe", id, pcm, params });
+        this.pending = { id, resolve: resolve as (r: unknown) => void, reject };
+        child.send({ ...request, id });
       }, reject);
     });
     return {
       stop: () => {
         stopped = true;
-        if (this.pending?.id === id) this.kill();
+        if (this.pending?.id !== id) return;
+        const child = this.child;
+        child?.send({ type: "abort", id });
+        const timer = setTimeout(() => {
+          if (this.pending?.id === id && this.child === child) this.kill();
+        }, ABORT_GRACE_MS);
+        timer.unref();
       },
       result,
     };
@@ -125,13 +126,10 @@ class WorkerHandle {
         } else if (m.type === "loadFailed") {
           reject(new ModelLoadError(m.message));
         } else if (this.pending?.id === m.id) {
-          if (m.type === "progress") this.pending.onProgress(m.pct);
-          else {
-            const p = this.pending;
-            this.pending = undefined;
-            if (m.type === "result") p.resolve(m.result);
-            else p.reject(new TranscriptionError(m.message));
-          }
+          const p = this.pending;
+          this.pending = undefined;
+          if (m.type === "result") p.resolve(m.result);
+          else p.reject(new TranscriptionError(m.message));
         }
       });
       child.once("exit", (code, signal) => {

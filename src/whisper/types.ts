@@ -14,6 +14,8 @@ export interface TranscribeOptions {
   wordTimestamps?: boolean;
   /** Threads for the engine (default: the host's cores, at most 8). */
   threads?: number;
+  /** Shorten silences longer than 0.6 s before windowing (fewer 30 s encoder passes). @defaultValue true */
+  packSilence?: boolean;
 }
 
 export interface Word {
@@ -29,12 +31,22 @@ export interface Segment {
   end: number;
   text: string;
   words?: Word[];
+  /** Whisper's token ids (text and timestamps), as in OpenAI's verbose_json. */
+  tokens?: number[];
+  /** Mean log-probability of the segment's text tokens. */
+  avgLogprob?: number;
+  /** Probability that the window held no speech. */
+  noSpeechProb?: number;
+  /** Text bytes over zlib-compressed bytes (above 2.4: a repetition loop). */
+  compressionRatio?: number;
 }
 
 /** The engine's result, from which every output format is rendered. */
 export interface Transcript {
   text: string;
   language: string;
+  /** Probability of `language` when it was detected (multilingual models). */
+  languageProbability?: number;
   /** Audio duration in seconds. */
   duration: number;
   segments: Segment[];

@@ -1,17 +1,16 @@
 /**
  * A child process holding one whisper.cpp context (see isolated.ts). Protocol over IPC:
- *   parent → { type: "transcribe", id, pcm: Int16Array, params }
- *   child  → { type: "ready" } | { type: "progress", id, pct } | { type: "result", id, result }
- *          | { type: "failed", id, message } | { type: "loadFailed", message }
+ *   parent → { type: "transcribe", id, pcm: Int16Array, params } | { type: "detect", id, pcm, threads }
+ *          | { type: "abort", id }
+ *   child  → { type: "ready" } | { type: "result", id, result } | { type: "failed", id, message }
+ *          | { type: "loadFailed", message }
  */
-import { loadNativeModel, type NativeTranscribeParams } from "./addon.js";
+import { loadNativeModel, type NativeRun, type WhisperParams } from "./addon.js";
 
-interface TranscribeMessage {
-  type: "transcribe";
-  id: number;
-  pcm: Int16Array;
-  params: NativeTranscribeParams;
-}
+type Request =
+  | { type: "transcribe"; id: number; pcm: Int16Array; params: WhisperParams }
+  | { type: "detect"; id: number; pcm: Int16Array; threads: number }
+  | { type: "abort"; id: number };
 
 const send = (m: unknown) => process.send?.(m);
 // The parent going away (even by crashing) ends this process: nothing else would.
@@ -20,9 +19,15 @@ process.on("disconnect", () => process.exit(0));
 const [modelPath, gpu] = process.argv.slice(2);
 try {
   const model = await loadNativeModel(modelPath!, { gpu: gpu === "gpu" });
-  process.on("message", (m: TranscribeMessage) => {
-    if (m.type !== "transcribe") return;
-    const run = model.transcribe(m.pcm, m.params, (pct) => send({ type: "progress", id: m.id, pct }));
+  let current: { id: number; run: NativeRun<unknown> } | undefined;
+  process.on("message", (m: Request) => {
+    if (m.type === "abort") {
+      if (current?.id === m.id) current.run.stop();
+      return;
+    }
+    const run: NativeRun<unknown> =
+      m.type === "transcribe" ? model.transcribe(m.pcm, m.params) : model.detectLanguage(m.pcm, m.threads);
+    current = { id: m.id, run };
     run.result.then(
       (result) => send({ type: "result", id: m.id, result }),
       (e: unknown) => send({ type: "failed", id: m.id, message: e instanceof Error ? e.message : String(e) }),
