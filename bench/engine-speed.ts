@@ -10,7 +10,7 @@
  * seconds; WER against the concatenated references with Whisper's English normaliser (src/eval).
  */
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { errorRate, wordErrors, type EditCounts } from "../src/eval/metrics.js";
@@ -236,6 +236,7 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
       reps: o.reps,
       warmup: o.warmupPath !== undefined,
       defaultVariant: byDefault.variant,
+      variants: variants.map((v) => ({ variant: v.variant, bytes: statSync(v.path).size })),
       model: "tiny.en (ggml for kikitori and the CLI, quantized by kikitori; CTranslate2 conversion of the same weights for faster-whisper)",
       decoding: "English, temperature fallback as each engine defaults; beam as listed; faster-whisper without its VAD filter",
       versions: {

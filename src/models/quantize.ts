@@ -87,8 +87,11 @@ function minMax(x: Float32Array, at: number): [number, number] {
   return [min, max];
 }
 
-/** The low 4 bits of 32 quants packed in 16 bytes (j, j+16 share a byte) and their 5th bits in a u32. */
-function packNibbles(q: number[], out: DataView, o: number, withHigh: boolean): void {
+/** Quants of one block, reused (quantizing is single-threaded). */
+const q = new Int32Array(QK);
+
+/** The low 4 bits of the 32 quants packed in 16 bytes (j and j+16 share a byte); their 5th bits in a u32 before them. */
+function packNibbles(out: DataView, o: number, withHigh: boolean): void {
   let qh = 0;
   for (let j = 0; j < QK / 2; j++) {
     const lo = q[j]!;
@@ -105,8 +108,8 @@ const QUANTIZE_BLOCK: Record<QuantType, BlockFn> = {
     const d = f(signedAbsMax(x, at) / -8);
     const id = d ? f(1 / d) : 0;
     out.setUint16(o, floatToHalf(d), true);
-    const q = Array.from({ length: QK }, (_, j) => Math.min(15, trunc(f(f(x[at + j]! * id) + 8.5))));
-    packNibbles(q, out, o + 2, false);
+    for (let j = 0; j < QK; j++) q[j] = Math.min(15, trunc(f(f(x[at + j]! * id) + 8.5)));
+    packNibbles(out, o + 2, false);
   },
   q4_1(x, at, out, o) {
     const [min, max] = minMax(x, at);
@@ -114,17 +117,15 @@ const QUANTIZE_BLOCK: Record<QuantType, BlockFn> = {
     const id = d ? f(1 / d) : 0;
     out.setUint16(o, floatToHalf(d), true);
     out.setUint16(o + 2, floatToHalf(min), true);
-    const q = Array.from({ length: QK }, (_, j) =>
-      Math.min(15, trunc(f(f(f(x[at + j]! - min) * id) + 0.5))),
-    );
-    packNibbles(q, out, o + 4, false);
+    for (let j = 0; j < QK; j++) q[j] = Math.min(15, trunc(f(f(f(x[at + j]! - min) * id) + 0.5)));
+    packNibbles(out, o + 4, false);
   },
   q5_0(x, at, out, o) {
     const d = f(signedAbsMax(x, at) / -16);
     const id = d ? f(1 / d) : 0;
     out.setUint16(o, floatToHalf(d), true);
-    const q = Array.from({ length: QK }, (_, j) => Math.min(31, trunc(f(f(x[at + j]! * id) + 16.5))));
-    packNibbles(q, out, o + 6, true);
+    for (let j = 0; j < QK; j++) q[j] = Math.min(31, trunc(f(f(x[at + j]! * id) + 16.5)));
+    packNibbles(out, o + 6, true);
   },
   q5_1(x, at, out, o) {
     const [min, max] = minMax(x, at);
@@ -132,8 +133,8 @@ const QUANTIZE_BLOCK: Record<QuantType, BlockFn> = {
     const id = d ? f(1 / d) : 0;
     out.setUint16(o, floatToHalf(d), true);
     out.setUint16(o + 2, floatToHalf(min), true);
-    const q = Array.from({ length: QK }, (_, j) => trunc(f(f(f(x[at + j]! - min) * id) + 0.5)) & 0xff);
-    packNibbles(q, out, o + 8, true);
+    for (let j = 0; j < QK; j++) q[j] = trunc(f(f(f(x[at + j]! - min) * id) + 0.5)) & 0xff;
+    packNibbles(out, o + 8, true);
   },
   q8_0(x, at, out, o) {
     let amax = 0;
@@ -197,10 +198,17 @@ function recordHeaderBytes(t: { name: string; ne: number[] }): number {
   return 12 + 4 * t.ne.length + Buffer.byteLength(t.name);
 }
 
+let halfTable: Float32Array | undefined;
+
 function toFloat32(data: Buffer, type: number): Float32Array {
   if (type === GGML_F32) return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-  const out = new Float32Array(data.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = halfToFloat(data.readUInt16LE(2 * i));
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);
+  }
+  const halves = new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  const out = new Float32Array(halves.length);
+  for (let i = 0; i < out.length; i++) out[i] = halfTable[halves[i]!]!;
   return out;
 }
 

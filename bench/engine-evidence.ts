@@ -1,0 +1,137 @@
+/**
+ * Where the engine's time went (issue #14's root cause), in numbers that do not depend on how busy the
+ * shared machine is:
+ *  1. instructions (valgrind --tool=callgrind, 1 thread) for one 30 s encoder pass plus decoding of
+ *     jfk.wav: whisper.cpp's CLI built from smart-whisper 0.8.1's sources (whisper.cpp 1.7.1, the old
+ *     engine's code) against the CLI built from the sources kikitori's addon uses now (1.9.1);
+ *  2. encoder passes on the engine benchmark's file: the old windowing (30 s windows cut at quiet
+ *     points, whisper.cpp's own seek inside each, no conditioning) against the new one (speech-packed
+ *     windows, one pass each, resuming at the last timestamp), counted by kikitori's addon.
+ *
+ *   node --import tsx bench/engine-evidence.ts --old-cli DIR/whisper-cli [--new-cli FILE] [--model FILE] [--out FILE]
+ * The old CLI: `git show 7d62327:bench/peers/build-whisper-cli.sh` built smart-whisper's whisper.cpp.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { defaultModelPath } from "../src/eval/cli.js";
+import { quietestCut, SAMPLE_RATE } from "../src/whisper/energy.js";
+import { loadAddon, type WhisperParams } from "../src/whisper/native.js";
+import { packWindow, packedLength, toSource } from "../src/whisper/windows.js";
+import { speechPieces, writeSpeech } from "./lib/audio.js";
+import { defaultTestdata, header, root } from "./lib/env.js";
+
+const { values: a } = parseArgs({
+  options: {
+    "old-cli": { type: "string" },
+    "new-cli": { type: "string", default: join(homedir(), ".cache", "kikitori", "whisper-cli", "whisper-cli") },
+    model: { type: "string", default: defaultModelPath() },
+    out: { type: "string", default: join(root, "bench", "results", "engine-evidence.json") },
+    "skip-callgrind": { type: "boolean", default: false },
+  },
+});
+const log = (m: string) => process.stderr.write(`[evidence] ${m}\n`);
+const tmp = mkdtempSync(join(tmpdir(), "kk-evidence-"));
+const jfk = join(defaultTestdata(), "jfk.wav");
+
+/** Total instructions and the functions with the largest share (callgrind_annotate's inclusive-free list). */
+function callgrind(cli: string, label: string) {
+  const outFile = join(tmp, `callgrind.${label}`);
+  log(`callgrind ${label}: ${cli}`);
+  const stderr = execFileSync(
+    "valgrind",
+    ["--tool=callgrind", `--callgrind-out-file=${outFile}`, cli, "-m", a.model!, "-f", jfk, "-t", "1", "-l", "en", "-bs", "1"],
+    { encoding: "utf8", stdio: ["ignore", "ignore", "pipe"], maxBuffer: 256 * 1024 ** 2 },
+  );
+  const runs = (what: string) => Number(new RegExp(`${what} time =.*?/\\s*(\\d+) runs`).exec(stderr)?.[1] ?? NaN);
+  const annotate = execFileSync("callgrind_annotate", ["--threshold=95", outFile], {
+    encoding: "utf8",
+    maxBuffer: 256 * 1024 ** 2,
+  });
+  const total = Number(/([\d,]+)\s+\(100\.0%\)\s+PROGRAM TOTALS/.exec(annotate)?.[1]?.replace(/,/g, "") ?? NaN);
+  const top = [...annotate.matchAll(/^\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+\S*?:?([^\s(]+)/gm)]
+    .slice(0, 6)
+    .map((m) => ({ function: m[3]!.replace(/^.*:/, ""), instructions: Number(m[1]!.replace(/,/g, "")), share: Number(m[2]) / 100 }));
+  return { label, instructions: total, encoderRuns: runs("encode"), decoderRuns: runs("decode"), top };
+}
+
+function readPcm(path: string): Int16Array {
+  const buf = execFileSync("ffmpeg", ["-nostdin", "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", `${SAMPLE_RATE}`, "-"], {
+    maxBuffer: 1024 ** 3,
+  });
+  return new Int16Array(buf.buffer, buf.byteOffset, buf.length / 2);
+}
+
+/** Encoder passes and decoded text for the old and the new windowing, on the same addon and weights. */
+async function windowing(pcm: Int16Array) {
+  const model = await loadAddon().load(a.model!, { flashAttn: true });
+  const base: WhisperParams = { threads: 2, language: "en", beamSize: 1, bestOf: 5, temperatureInc: 0.2 };
+  try {
+    // Old: ≤ 30 s windows cut at the quietest frame of their last 5 s; each whisper_full seeks on its own.
+    const old = { windows: [] as { seconds: number; passes: number }[], text: "" };
+    for (let at = 0; at < pcm.length; ) {
+      const end = pcm.length - at <= 30 * SAMPLE_RATE ? pcm.length : quietestCut(pcm, at + 25 * SAMPLE_RATE, at + 30 * SAMPLE_RATE);
+      const r = await model.transcribe(pcm.subarray(at, end), { ...base, noContext: true });
+      old.windows.push({ seconds: (end - at) / SAMPLE_RATE, passes: r.encoderPasses });
+      old.text += r.segments.map((s) => s.text).join("");
+      at = end;
+    }
+    // New: packed windows, one pass each, the next starting at the last complete segment.
+    const now = { windows: [] as { seconds: number; passes: number }[], text: "", packedSeconds: packedLength(pcm) / SAMPLE_RATE };
+    let rest = pcm;
+    let first = true;
+    while (rest.length > 0) {
+      const w = packWindow(rest, 30 * SAMPLE_RATE, { final: true });
+      if (w.samples.length < SAMPLE_RATE / 10) break;
+      const r = await model.transcribe(w.samples, { ...base, noContext: first, maxPasses: 1 });
+      now.windows.push({ seconds: w.samples.length / SAMPLE_RATE, passes: r.encoderPasses });
+      now.text += r.segments.map((s) => s.text).join("");
+      const consumed = Math.round((r.consumedMs / 1000) * SAMPLE_RATE);
+      rest = rest.subarray(consumed >= SAMPLE_RATE && consumed < w.samples.length ? toSource(w.spans, consumed, "start") : w.sourceLength);
+      first = false;
+    }
+    const passes = (x: { windows: { passes: number }[] }) => x.windows.reduce((n, w) => n + w.passes, 0);
+    return { old: { ...old, passes: passes(old) }, new: { ...now, passes: passes(now) } };
+  } finally {
+    model.release();
+  }
+}
+
+try {
+  const speechPath = join(tmp, "engine.wav");
+  const speech = writeSpeech(speechPath, speechPieces(defaultTestdata(), tmp), 60, 1);
+  log(`windowing on ${speech.seconds.toFixed(1)} s`);
+  const win = await windowing(readPcm(speechPath));
+  const calls = a["skip-callgrind"]
+    ? []
+    : [
+        ...(a["old-cli"] ? [callgrind(a["old-cli"], "whisper.cpp 1.7.1 (smart-whisper 0.8.1's sources, its Makefile)")] : []),
+        callgrind(a["new-cli"]!, "whisper.cpp 1.9.1 (kikitori's addon's sources and objects, GGML_NATIVE)"),
+      ];
+  const previous = (() => {
+    try {
+      return JSON.parse(readFileSync(a.out!, "utf8")) as { callgrind?: unknown };
+    } catch {
+      return {};
+    }
+  })();
+  writeFileSync(
+    a.out!,
+    JSON.stringify(
+      {
+        ...header(`node --import tsx bench/engine-evidence.ts ${process.argv.slice(2).join(" ")}`),
+        audioSeconds: speech.seconds,
+        windowing: win,
+        callgrind: calls.length ? calls : previous.callgrind,
+        callgrindAudio: "testdata/speech/jfk.wav (11 s: one encoder pass), tiny.en F16, 1 thread, greedy",
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  log(`wrote ${a.out}`);
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
