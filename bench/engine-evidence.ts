@@ -17,6 +17,7 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../src/eval/cli.js";
+import { errorRate, wordErrors } from "../src/eval/metrics.js";
 import { quietestCut, SAMPLE_RATE } from "../src/whisper/energy.js";
 import { loadAddon, type WhisperParams } from "../src/whisper/native.js";
 import { packWindow, packedLength, toSource } from "../src/whisper/windows.js";
@@ -26,7 +27,10 @@ import { defaultTestdata, header, root } from "./lib/env.js";
 const { values: a } = parseArgs({
   options: {
     "old-cli": { type: "string" },
-    "new-cli": { type: "string", default: join(homedir(), ".cache", "kikitori", "whisper-cli", "whisper-cli") },
+    "new-cli": {
+      type: "string",
+      default: join(homedir(), ".cache", "kikitori", "whisper-cli", "whisper-cli"),
+    },
     model: { type: "string", default: defaultModelPath() },
     out: { type: "string", default: join(root, "bench", "results", "engine-evidence.json") },
     "skip-callgrind": { type: "boolean", default: false },
@@ -42,25 +46,50 @@ function callgrind(cli: string, label: string) {
   log(`callgrind ${label}: ${cli}`);
   const stderr = execFileSync(
     "valgrind",
-    ["--tool=callgrind", `--callgrind-out-file=${outFile}`, cli, "-m", a.model!, "-f", jfk, "-t", "1", "-l", "en", "-bs", "1"],
+    [
+      "--tool=callgrind",
+      `--callgrind-out-file=${outFile}`,
+      cli,
+      "-m",
+      a.model!,
+      "-f",
+      jfk,
+      "-t",
+      "1",
+      "-l",
+      "en",
+      "-bs",
+      "1",
+    ],
     { encoding: "utf8", stdio: ["ignore", "ignore", "pipe"], maxBuffer: 256 * 1024 ** 2 },
   );
-  const runs = (what: string) => Number(new RegExp(`${what} time =.*?/\\s*(\\d+) runs`).exec(stderr)?.[1] ?? NaN);
+  const runs = (what: string) =>
+    Number(new RegExp(`${what} time =.*?/\\s*(\\d+) runs`).exec(stderr)?.[1] ?? NaN);
   const annotate = execFileSync("callgrind_annotate", ["--threshold=95", outFile], {
     encoding: "utf8",
     maxBuffer: 256 * 1024 ** 2,
   });
-  const total = Number(/([\d,]+)\s+\(100\.0%\)\s+PROGRAM TOTALS/.exec(annotate)?.[1]?.replace(/,/g, "") ?? NaN);
+  const total = Number(
+    /([\d,]+)\s+\(100\.0%\)\s+PROGRAM TOTALS/.exec(annotate)?.[1]?.replace(/,/g, "") ?? NaN,
+  );
   const top = [...annotate.matchAll(/^\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+\S*?:?([^\s(]+)/gm)]
     .slice(0, 6)
-    .map((m) => ({ function: m[3]!.replace(/^.*:/, ""), instructions: Number(m[1]!.replace(/,/g, "")), share: Number(m[2]) / 100 }));
+    .map((m) => ({
+      function: m[3]!.replace(/^.*:/, ""),
+      instructions: Number(m[1]!.replace(/,/g, "")),
+      share: Number(m[2]) / 100,
+    }));
   return { label, instructions: total, encoderRuns: runs("encode"), decoderRuns: runs("decode"), top };
 }
 
 function readPcm(path: string): Int16Array {
-  const buf = execFileSync("ffmpeg", ["-nostdin", "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", `${SAMPLE_RATE}`, "-"], {
-    maxBuffer: 1024 ** 3,
-  });
+  const buf = execFileSync(
+    "ffmpeg",
+    ["-nostdin", "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", `${SAMPLE_RATE}`, "-"],
+    {
+      maxBuffer: 1024 ** 3,
+    },
+  );
   return new Int16Array(buf.buffer, buf.byteOffset, buf.length / 2);
 }
 
@@ -71,15 +100,22 @@ async function windowing(pcm: Int16Array) {
   try {
     // Old: ≤ 30 s windows cut at the quietest frame of their last 5 s; each whisper_full seeks on its own.
     const old = { windows: [] as { seconds: number; passes: number }[], text: "" };
-    for (let at = 0; at < pcm.length; ) {
-      const end = pcm.length - at <= 30 * SAMPLE_RATE ? pcm.length : quietestCut(pcm, at + 25 * SAMPLE_RATE, at + 30 * SAMPLE_RATE);
+    for (let at = 0; at < pcm.length;) {
+      const end =
+        pcm.length - at <= 30 * SAMPLE_RATE
+          ? pcm.length
+          : quietestCut(pcm, at + 25 * SAMPLE_RATE, at + 30 * SAMPLE_RATE);
       const r = await model.transcribe(pcm.subarray(at, end), { ...base, noContext: true });
       old.windows.push({ seconds: (end - at) / SAMPLE_RATE, passes: r.encoderPasses });
       old.text += r.segments.map((s) => s.text).join("");
       at = end;
     }
     // New: packed windows, one pass each, the next starting at the last complete segment.
-    const now = { windows: [] as { seconds: number; passes: number }[], text: "", packedSeconds: packedLength(pcm) / SAMPLE_RATE };
+    const now = {
+      windows: [] as { seconds: number; passes: number }[],
+      text: "",
+      packedSeconds: packedLength(pcm) / SAMPLE_RATE,
+    };
     let rest = pcm;
     let first = true;
     while (rest.length > 0) {
@@ -89,7 +125,11 @@ async function windowing(pcm: Int16Array) {
       now.windows.push({ seconds: w.samples.length / SAMPLE_RATE, passes: r.encoderPasses });
       now.text += r.segments.map((s) => s.text).join("");
       const consumed = Math.round((r.consumedMs / 1000) * SAMPLE_RATE);
-      rest = rest.subarray(consumed >= SAMPLE_RATE && consumed < w.samples.length ? toSource(w.spans, consumed, "start") : w.sourceLength);
+      rest = rest.subarray(
+        consumed >= SAMPLE_RATE && consumed < w.samples.length
+          ? toSource(w.spans, consumed, "start")
+          : w.sourceLength,
+      );
       first = false;
     }
     const passes = (x: { windows: { passes: number }[] }) => x.windows.reduce((n, w) => n + w.passes, 0);
@@ -104,10 +144,15 @@ try {
   const speech = writeSpeech(speechPath, speechPieces(defaultTestdata(), tmp), 60, 1);
   log(`windowing on ${speech.seconds.toFixed(1)} s`);
   const win = await windowing(readPcm(speechPath));
+  const wer = (text: string) => Math.round(errorRate(wordErrors(speech.reference, text)) * 10000) / 10000;
+  Object.assign(win.old, { wer: wer(win.old.text) });
+  Object.assign(win.new, { wer: wer(win.new.text) });
   const calls = a["skip-callgrind"]
     ? []
     : [
-        ...(a["old-cli"] ? [callgrind(a["old-cli"], "whisper.cpp 1.7.1 (smart-whisper 0.8.1's sources, its Makefile)")] : []),
+        ...(a["old-cli"]
+          ? [callgrind(a["old-cli"], "whisper.cpp 1.7.1 (smart-whisper 0.8.1's sources, its Makefile)")]
+          : []),
         callgrind(a["new-cli"]!, "whisper.cpp 1.9.1 (kikitori's addon's sources and objects, GGML_NATIVE)"),
       ];
   const previous = (() => {

@@ -95,7 +95,11 @@ const KIKITORI = "kikitori";
 const CLI = "whisper.cpp CLI";
 
 /** Runs the configurations interleaved, `reps` times each, and scores them. */
-async function measure(configs: Config[], o: EngineSpeedOptions, table: string): Promise<EngineConfigResult[]> {
+async function measure(
+  configs: Config[],
+  o: EngineSpeedOptions,
+  table: string,
+): Promise<EngineConfigResult[]> {
   const walls = configs.map(() => [] as number[]);
   const texts: string[] = [];
   for (let rep = 0; rep < o.reps; rep++)
@@ -103,7 +107,9 @@ async function measure(configs: Config[], o: EngineSpeedOptions, table: string):
       const r = await c.run(o.audioPath);
       walls[i]!.push(r.wallSeconds);
       texts[i] ??= r.text;
-      o.log(`engine-speed (${table}): rep ${rep + 1} ${c.engine} ${c.variant} beam ${c.beam}: ${r.wallSeconds.toFixed(2)} s`);
+      o.log(
+        `engine-speed (${table}): rep ${rep + 1} ${c.engine} ${c.variant} beam ${c.beam}: ${r.wallSeconds.toFixed(2)} s`,
+      );
     }
   return configs.map((c, i) => {
     const counts = wordErrors(o.reference, texts[i]!);
@@ -162,7 +168,8 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
     return { text: r.text, wallSeconds: (performance.now() - t) / 1000 };
   };
   try {
-    for (const v of variants) engines.set(v.variant, await WhisperEngine.load(v.path, { threads: o.threads }));
+    for (const v of variants)
+      engines.set(v.variant, await WhisperEngine.load(v.path, { threads: o.threads }));
     const configs: Config[] = [];
     const loaded: Config[] = [];
     for (const v of variants)
@@ -178,7 +185,10 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
           const t = performance.now();
           const engine = await WhisperEngine.load(byDefault.path, { threads: o.threads });
           try {
-            const r = await engine.transcribe(audio, { language: "en", beamSize: beam > 1 ? beam : undefined });
+            const r = await engine.transcribe(audio, {
+              language: "en",
+              beamSize: beam > 1 ? beam : undefined,
+            });
             return { text: r.text, wallSeconds: (performance.now() - t) / 1000 };
           } finally {
             await engine.close();
@@ -215,7 +225,12 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
         const fw = await fasterWhisper(ct2.dir, computeType, o.threads);
         peers.push({ computeType, fw });
         for (const beam of o.beams) {
-          configs.push({ engine: "faster-whisper", variant: computeType, beam, run: (path) => fw.transcribe(path, beam) });
+          configs.push({
+            engine: "faster-whisper",
+            variant: computeType,
+            beam,
+            run: (path) => fw.transcribe(path, beam),
+          });
           loaded.push({
             engine: "faster-whisper",
             variant: computeType,
@@ -237,8 +252,10 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
       warmup: o.warmupPath !== undefined,
       defaultVariant: byDefault.variant,
       variants: variants.map((v) => ({ variant: v.variant, bytes: statSync(v.path).size })),
-      model: "tiny.en (ggml for kikitori and the CLI, quantized by kikitori; CTranslate2 conversion of the same weights for faster-whisper)",
-      decoding: "English, temperature fallback as each engine defaults; beam as listed; faster-whisper without its VAD filter",
+      model:
+        "tiny.en (ggml for kikitori and the CLI, quantized by kikitori; CTranslate2 conversion of the same weights for faster-whisper)",
+      decoding:
+        "English, temperature fallback as each engine defaults; beam as listed; faster-whisper without its VAD filter",
       versions: {
         "whisper.cpp (kikitori's addon and the CLI)": addon.version(),
         ...(peers[0]

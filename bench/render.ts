@@ -364,7 +364,7 @@ export function render(out: string, mdPath: string): void {
             "",
           ]
         : []),
-      `Encoder passes on the ${fmt(evidence.audioSeconds, 1)} s engine file (same addon and weights): the old windowing made **${w.old.passes}** (${(w.old.windows as Json[]).map((x: Json) => `${fmt(x.seconds, 1)} s → ${x.passes}`).join(", ")}); the packed windows make **${w.new.passes}** (${(w.new.windows as Json[]).map((x: Json) => `${fmt(x.seconds, 1)} s → ${x.passes}`).join(", ")}; ${fmt(w.new.packedSeconds, 1)} s once silences are shortened).`,
+      `Encoder passes on the ${fmt(evidence.audioSeconds, 1)} s engine file (same addon and weights, greedy, 2 threads): the old windowing made **${w.old.passes}** (${(w.old.windows as Json[]).map((x: Json) => `${fmt(x.seconds, 1)} s → ${x.passes}`).join(", ")}; WER ${pct(w.old.wer)}); the packed windows make **${w.new.passes}** (${(w.new.windows as Json[]).map((x: Json) => `${fmt(x.seconds, 1)} s → ${x.passes}`).join(", ")}; ${fmt(w.new.packedSeconds, 1)} s once silences are shortened; WER ${pct(w.new.wer)}).`,
       "",
     );
   }

@@ -31,7 +31,8 @@ async function describe(e: ModelEntry): Promise<string> {
 }
 
 function quantType(t: string): QuantType {
-  if (!isQuantType(t)) throw new InvalidArgumentError(`"${t}" is not a type; use one of ${QUANT_TYPE_NAMES.join(", ")}`);
+  if (!isQuantType(t))
+    throw new InvalidArgumentError(`"${t}" is not a type; use one of ${QUANT_TYPE_NAMES.join(", ")}`);
   return t;
 }
 
@@ -79,15 +80,23 @@ export function modelsCommand(registry: () => ModelRegistry = () => new ModelReg
     .command("import <path>")
     .description("import a ggml file or convert a CTranslate2 (faster-whisper) model directory")
     .option("-n, --name <name>", "model name (default: from the path)")
-    .option("--quantize <type>", `also write <name>-<type>, quantized (${QUANT_TYPE_NAMES.join(", ")})`, quantType)
+    .option(
+      "--quantize <type>",
+      `also write <name>-<type>, quantized (${QUANT_TYPE_NAMES.join(", ")})`,
+      quantType,
+    )
     .option("-q, --quiet", "no progress bar")
     .action(async (src: string, opts: { name?: string; quantize?: QuantType; quiet?: boolean }) => {
       const r = registry();
-      const entry = await withBar(`import`, !!opts.quiet, (p) => r.import(src, { name: opts.name, onProgress: p }));
+      const entry = await withBar(`import`, !!opts.quiet, (p) =>
+        r.import(src, { name: opts.name, onProgress: p }),
+      );
       console.log(entry.file);
       if (opts.quantize) {
         const type = opts.quantize;
-        const q = await withBar(`quantize ${type}`, !!opts.quiet, (p) => quantizeCached(r, entry.name, type, p));
+        const q = await withBar(`quantize ${type}`, !!opts.quiet, (p) =>
+          quantizeCached(r, entry.name, type, p),
+        );
         console.log(q.file);
       }
     });
@@ -97,7 +106,9 @@ export function modelsCommand(registry: () => ModelRegistry = () => new ModelReg
     .option("-q, --quiet", "no progress bar")
     .action(async (name: string, type: string, opts: { quiet?: boolean }) => {
       const q = quantType(type);
-      const entry = await withBar(`quantize ${q}`, !!opts.quiet, (p) => quantizeCached(registry(), name, q, p));
+      const entry = await withBar(`quantize ${q}`, !!opts.quiet, (p) =>
+        quantizeCached(registry(), name, q, p),
+      );
       console.log(entry.file);
     });
   cmd

@@ -168,16 +168,23 @@ export async function quantizeModel(
   const tmp = `${dest}.partial`;
   const w = await GgmlWriter.create(tmp);
   try {
-    await w.header({ ...info.hparams, ftype: GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR + QUANT_TYPES[type].ftype });
-    // Mel filters and vocabulary: copied as they are.
-    const first = info.tensors[0]?.offset ?? info.fileBytes;
-    const tensorsStart = info.tensors.length ? first - recordHeaderBytes(info.tensors[0]!) : info.fileBytes;
-    await w.write(await reader.read(56, tensorsStart - 56, "mel filters and vocabulary"));
+    await w.header({
+      ...info.hparams,
+      ftype: GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR + QUANT_TYPES[type].ftype,
+    });
+    // Mel filters (from their n_mel, n_fft header at byte 48) and vocabulary: copied as they are.
+    const tensorsStart = info.tensors[0]
+      ? info.tensors[0].offset - recordHeaderBytes(info.tensors[0])
+      : info.fileBytes;
+    await w.write(await reader.read(48, tensorsStart - 48, "mel filters and vocabulary"));
     for (const t of info.tensors) {
       const data = await reader.read(t.offset, t.bytes, `tensor ${t.name}`);
-      const quantize = t.ne.length === 2 && !NOT_QUANTIZED.has(t.name) && (t.type === GGML_F16 || t.type === GGML_F32);
+      const quantize =
+        t.ne.length === 2 && !NOT_QUANTIZED.has(t.name) && (t.type === GGML_F16 || t.type === GGML_F32);
       if (quantize && t.ne[0]! % QK !== 0)
-        throw new Error(`${src}: tensor ${t.name} rows of ${t.ne[0]} values do not divide into blocks of ${QK}`);
+        throw new Error(
+          `${src}: tensor ${t.name} rows of ${t.ne[0]} values do not divide into blocks of ${QK}`,
+        );
       await w.tensorHeader(t.name, quantize ? (QUANT_TYPES[type].type as 0) : (t.type as 0), t.ne);
       await w.write(quantize ? quantizeRows(type, toFloat32(data, t.type), t.ne[0]!) : data);
       onProgress?.({ bytesDone: t.offset + t.bytes, bytesTotal: info.fileBytes });
@@ -201,7 +208,8 @@ function recordHeaderBytes(t: { name: string; ne: number[] }): number {
 let halfTable: Float32Array | undefined;
 
 function toFloat32(data: Buffer, type: number): Float32Array {
-  if (type === GGML_F32) return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  if (type === GGML_F32)
+    return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
   if (!halfTable) {
     halfTable = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);

@@ -159,10 +159,22 @@ async function loadCudaModel(modelPath: string, multilingual: boolean): Promise<
           (r: TranscribeResult): WhisperResult => ({
             language: r.language ?? "",
             // This addon carries neither tokens nor probabilities; it always transcribes the whole buffer.
-            segments: r.segments.map((s) => ({ text: s.text, t0: s.t0, t1: s.t1, noSpeechProb: 0, tokens: [] })),
+            segments: r.segments.map((s) => ({
+              text: s.text,
+              t0: s.t0,
+              t1: s.t1,
+              noSpeechProb: 0,
+              tokens: [],
+            })),
             consumedMs: lengthMs,
             encoderPasses: 0,
-            timings: { encodeMs: 0, decodeMsPerStep: 0, batchdMsPerStep: 0, promptMsPerStep: 0, sampleMsPerStep: 0 },
+            timings: {
+              encodeMs: 0,
+              decodeMsPerStep: 0,
+              batchdMsPerStep: 0,
+              promptMsPerStep: 0,
+              sampleMsPerStep: 0,
+            },
           }),
           (e: unknown) => {
             throw new TranscriptionError(`whisper.cpp: ${errorText(e)}`, { cause: e });

@@ -20,7 +20,7 @@ const WORKER = fileURLToPath(
   new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url),
 );
 const STDERR_LINES_KEPT = 20;
-const ABORT_GRACE_MS = 2000;
+const ABORT_GRACE_MS = 1000;
 
 type Reply =
   | { type: "ready" }

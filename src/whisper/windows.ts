@@ -38,7 +38,7 @@ export function keptRanges(pcm: Int16Array, pack = true): Array<[number, number]
   const silent = (i: number) => levels[i]! < floor + SILENCE_ABOVE_FLOOR_DB;
   const ranges: Array<[number, number]> = [];
   let keepFrom = 0;
-  for (let i = 0; i < levels.length; ) {
+  for (let i = 0; i < levels.length;) {
     if (!silent(i)) {
       i++;
       continue;
@@ -71,7 +71,11 @@ export function packedLength(pcm: Int16Array, pack = true): number {
 export function packWindow(
   pcm: Int16Array,
   maxSamples: number,
-  { final, pack = true, cutSearchSamples = 5 * SAMPLE_RATE }: { final: boolean; pack?: boolean; cutSearchSamples?: number },
+  {
+    final,
+    pack = true,
+    cutSearchSamples = 5 * SAMPLE_RATE,
+  }: { final: boolean; pack?: boolean; cutSearchSamples?: number },
 ): PackedWindow {
   const spans: Span[] = [];
   let packed = 0;
