@@ -22,18 +22,22 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 FROM runtime AS build
-RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ cmake && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/kikitori
+# npm ci's install script builds kikitori's whisper.cpp addon (scripts/build-whisper, src/whisper/native).
 COPY package.json package-lock.json ./
+COPY scripts/build-whisper scripts/
+COPY src/whisper/native src/whisper/native/
 # whisper.cpp is compiled for CPU_FLAGS: scripts/setup uses -march=native, but an image runs on other
 # machines (x86-64-v3: AVX2 and FMA, any x86-64 CPU since 2015). Native modules build against the
 # installed Node.js headers, with no download. The secret `ca` is a TLS-inspecting proxy's CA, if any.
 ARG CPU_FLAGS="-march=x86-64-v3 -O3"
+ARG WHISPER_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
 RUN --mount=type=secret,id=ca \
     if [ -f /run/secrets/ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
  && node_prefix="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")" \
  && if [ -f "$node_prefix/include/node/node.h" ]; then export npm_config_nodedir="$node_prefix"; fi \
- && CFLAGS="$CPU_FLAGS" CXXFLAGS="$CPU_FLAGS" npm ci --no-audit --no-fund
+ && CFLAGS="$CPU_FLAGS" CXXFLAGS="$CPU_FLAGS" KIKITORI_WHISPER_CMAKE_ARGS="$WHISPER_CMAKE_ARGS" npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
