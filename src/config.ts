@@ -1,5 +1,7 @@
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { DEFAULT_QUANTIZATION, splitQuantName } from "./models/quantize.js";
 import { loadNotifyOptions, type NotifyOptions } from "./notify/options.js";
 
 /** Every option of the service, with its default in one place (`loadConfig`). */
@@ -98,5 +100,12 @@ export function loadConfig(overrides: Partial<Config> = {}, env: Env = process.e
   return Object.freeze(config);
 }
 
-export const modelFile = (config: Pick<Config, "modelsDir">, name: string) =>
-  join(config.modelsDir, `ggml-${name}.bin`);
+/**
+ * The file of model `name`: its quantized variant `<name>-<DEFAULT_QUANTIZATION>` where that is cached
+ * (kikitori's default weights, src/models/quantize.ts), else the model itself.
+ */
+export function modelFile(config: Pick<Config, "modelsDir">, name: string): string {
+  const quantized = join(config.modelsDir, `ggml-${name}-${DEFAULT_QUANTIZATION}.bin`);
+  if (DEFAULT_QUANTIZATION !== "f16" && !splitQuantName(name).type && existsSync(quantized)) return quantized;
+  return join(config.modelsDir, `ggml-${name}.bin`);
+}

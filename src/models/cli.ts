@@ -3,7 +3,14 @@ import { Command, InvalidArgumentError } from "commander";
 import { SingleBar, Presets } from "cli-progress";
 import { ModelRegistry, type ModelEntry } from "./registry.js";
 import type { ImportProgress } from "./import/index.js";
-import { QUANT_TYPE_NAMES, isQuantType, modelTypeName, quantizeCached, type QuantType } from "./quantize.js";
+import {
+  DEFAULT_QUANTIZATION,
+  QUANT_TYPE_NAMES,
+  isQuantType,
+  modelTypeName,
+  quantizeCached,
+  type QuantType,
+} from "./quantize.js";
 
 function progressBar(label: string): { update: (p: ImportProgress) => void; stop: () => void } {
   const bar = new SingleBar(
@@ -101,11 +108,14 @@ export function modelsCommand(registry: () => ModelRegistry = () => new ModelReg
       }
     });
   cmd
-    .command("quantize <name> <type>")
-    .description(`write <name>-<type>: the cached model quantized to ${QUANT_TYPE_NAMES.join(", ")}`)
+    .command("quantize <name> [type]")
+    .description(
+      `write <name>-<type>: the cached model quantized to ${QUANT_TYPE_NAMES.join(", ")} (default ${DEFAULT_QUANTIZATION}, the built-in server's choice when cached)`,
+    )
     .option("-q, --quiet", "no progress bar")
-    .action(async (name: string, type: string, opts: { quiet?: boolean }) => {
-      const q = quantType(type);
+    .action(async (name: string, type: string | undefined, opts: { quiet?: boolean }) => {
+      if (!type && DEFAULT_QUANTIZATION === "f16") return;
+      const q = quantType(type ?? DEFAULT_QUANTIZATION);
       const entry = await withBar(`quantize ${q}`, !!opts.quiet, (p) =>
         quantizeCached(registry(), name, q, p),
       );
