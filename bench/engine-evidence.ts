@@ -34,6 +34,8 @@ const { values: a } = parseArgs({
     model: { type: "string", default: defaultModelPath() },
     out: { type: "string", default: join(root, "bench", "results", "engine-evidence.json") },
     "skip-callgrind": { type: "boolean", default: false },
+    /** label=callgrind.out,…: callgrind files of the addons called from Node (see bench/peers/addon-once.mjs). */
+    "addon-callgrind": { type: "string" },
   },
 });
 const log = (m: string) => process.stderr.write(`[evidence] ${m}\n`);
@@ -65,6 +67,11 @@ function callgrind(cli: string, label: string) {
   );
   const runs = (what: string) =>
     Number(new RegExp(`${what} time =.*?/\\s*(\\d+) runs`).exec(stderr)?.[1] ?? NaN);
+  return { ...annotated(outFile, label), encoderRuns: runs("encode"), decoderRuns: runs("decode") };
+}
+
+/** Total instructions of a callgrind file and its functions with the largest self cost. */
+function annotated(outFile: string, label: string) {
   const annotate = execFileSync("callgrind_annotate", ["--threshold=95", outFile], {
     encoding: "utf8",
     maxBuffer: 256 * 1024 ** 2,
@@ -79,7 +86,7 @@ function callgrind(cli: string, label: string) {
       instructions: Number(m[1]!.replace(/,/g, "")),
       share: Number(m[2]) / 100,
     }));
-  return { label, instructions: total, encoderRuns: runs("encode"), decoderRuns: runs("decode"), top };
+  return { label, instructions: total, top };
 }
 
 function readPcm(path: string): Int16Array {
@@ -157,7 +164,7 @@ try {
       ];
   const previous = (() => {
     try {
-      return JSON.parse(readFileSync(a.out!, "utf8")) as { callgrind?: unknown };
+      return JSON.parse(readFileSync(a.out!, "utf8")) as { callgrind?: unknown; addon?: unknown };
     } catch {
       return {};
     }
@@ -170,6 +177,12 @@ try {
         audioSeconds: speech.seconds,
         windowing: win,
         callgrind: calls.length ? calls : previous.callgrind,
+        addon: a["addon-callgrind"]
+          ? a["addon-callgrind"].split(",").map((kv) => {
+              const [label, file] = kv.split("=");
+              return annotated(file!, label!);
+            })
+          : previous.addon,
         callgrindAudio: "testdata/speech/jfk.wav (11 s: one encoder pass), tiny.en F16, 1 thread, greedy",
       },
       null,

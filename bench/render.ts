@@ -364,6 +364,24 @@ export function render(out: string, mdPath: string): void {
             "",
           ]
         : []),
+      ...(evidence.addon?.length
+        ? [
+            "The old and the new addon, each called from Node on jfk.wav (one 30 s encoder pass, 1 thread, greedy; Node's own start included in both):",
+            "",
+            table(
+              ["addon", "instructions", "top functions (self)"],
+              (evidence.addon as Json[]).map((c: Json) => [
+                c.label,
+                `${(c.instructions / 1e9).toFixed(2)} G`,
+                (c.top as Json[])
+                  .slice(0, 3)
+                  .map((t: Json) => `${t.function} ${(t.share * 100).toFixed(1)} %`)
+                  .join(", "),
+              ]),
+            ),
+            "",
+          ]
+        : []),
       `Encoder passes on the ${fmt(evidence.audioSeconds, 1)} s engine file (same addon and weights, greedy, 2 threads): the old windowing made **${w.old.passes}** (${(w.old.windows as Json[]).map((x: Json) => `${fmt(x.seconds, 1)} s → ${x.passes}`).join(", ")}; WER ${pct(w.old.wer)}); the packed windows make **${w.new.passes}** (${(w.new.windows as Json[]).map((x: Json) => `${fmt(x.seconds, 1)} s → ${x.passes}`).join(", ")}; ${fmt(w.new.packedSeconds, 1)} s once silences are shortened; WER ${pct(w.new.wer)}).`,
       "",
     );
