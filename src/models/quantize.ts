@@ -260,4 +260,4 @@ export function splitQuantName(name: string): { base: string; type: QuantType | 
  * The variant kikitori uses by default: the fastest type whose WER stays within 0.5 points of F16 in
  * `npm run bench` (BENCHMARKS.md, engine speed).
  */
-export const DEFAULT_QUANTIZATION: QuantType | "f16" = "q8_0";
+export const DEFAULT_QUANTIZATION: QuantType | "f16" = "q4_0";
