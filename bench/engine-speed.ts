@@ -245,7 +245,14 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
     if (o.warmupPath) for (const c of configs) await c.run(o.warmupPath);
     const results = await measure(configs, o, "load excluded");
     const loadIncluded = await measure(loaded, o, "load included");
+    // The rule for the default: the fastest weights (beam 1) whose WER is within 0.5 points of F16.
+    const kk1 = results.filter((r) => r.engine === KIKITORI && r.beam === Math.min(...o.beams));
+    const f16 = kk1.find((r) => r.variant === "f16");
+    const recommendedVariant = f16
+      ? kk1.filter((r) => r.wer <= f16.wer + 0.005).sort((x, y) => y.rtfxMedian - x.rtfxMedian)[0]!.variant
+      : undefined;
     return {
+      recommendedVariant,
       audioSeconds: round(o.audioSeconds, 2),
       threads: o.threads,
       reps: o.reps,

@@ -292,6 +292,8 @@ export function render(out: string, mdPath: string): void {
         ? [
             "### Quantized weights (written by `kikitori models quantize`; speed and WER in the tables above)",
             "",
+            `The rule for the default: the fastest weights at beam 1 whose WER is within 0.5 points of F16. In this run that is **${engine.recommendedVariant}**; kikitori's default is **${engine.defaultVariant}**${engine.recommendedVariant === engine.defaultVariant ? " (they agree)" : " (they differ: see the notes)"}.`,
+            "",
             table(
               ["weights", "file MB", "beam 1 RTFx", "beam 1 WER", "beam 5 RTFx", "beam 5 WER"],
               (engine.variants as Json[]).map((v: Json) => {
