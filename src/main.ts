@@ -18,6 +18,9 @@ import { Metrics } from "./metrics/metrics.js";
 import { registerMetricsRoutes } from "./metrics/routes.js";
 import { registerEndpointEvents } from "./api/rest/endpoint-events.js";
 import { registerModelCache } from "./api/rest/model-cache.js";
+import { SqliteAwsStore } from "./queue/sqlite/aws-store.js";
+import { Alarms } from "./autoscale/alarms.js";
+import { cloudwatchService } from "./api/aws/cloudwatch.js";
 
 export interface Kikitori {
   url: string;
@@ -58,7 +61,10 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
   );
   const scaling = new SqliteScalingStore(state.db);
   const metrics = new Metrics(service, manager, { log });
-  const autoscaler = new Autoscaler(service, scaling, manager, metrics, { log });
+  const awsStore = new SqliteAwsStore(state.db);
+  const { region, accountId } = config.notify;
+  const alarms = new Alarms(awsStore, metrics, { region, accountId, log });
+  const autoscaler = new Autoscaler(service, scaling, manager, metrics, { log, region, accountId }, alarms);
   const app = await buildApp(service, {
     logRequests: config.log,
     openai: { defaultEndpoint: "whisper", maxBytes: config.maxInputBytes },
@@ -70,6 +76,7 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       services: {
         "application-autoscaling": autoscalingService(autoscaler),
         sns: snsService(notifier.topics, config.notify.accountId),
+        monitoring: cloudwatchService(alarms, metrics),
       },
     },
   });

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Service } from "../core/service.js";
 import { KikitoriError, coerceError, validation } from "../errors.js";
 import { decide, type VariantView } from "./policy.js";
+import type { Alarms } from "./alarms.js";
 import {
   SCALABLE_DIMENSION,
   SERVICE_NAMESPACE,
@@ -93,6 +94,8 @@ export class Autoscaler {
     private readonly control: CapacityControl,
     private readonly metrics: ScalingMetricsSource,
     options: Partial<AutoscalerOptions> = {},
+    /** CloudWatch alarms, evaluated with the policies; step policies they name follow them. */
+    private readonly alarms?: Alarms,
   ) {
     this.o = { ...DEFAULT_AUTOSCALER_OPTIONS, ...options };
   }
@@ -124,6 +127,7 @@ export class Autoscaler {
 
   /** One evaluation of every scalable target (the loop's body; tests may call it directly). */
   async evaluate(now = Date.now()): Promise<void> {
+    const alarms = await this.alarms?.evaluate(now);
     const targets = await this.store.listTargets();
     const snapshots = new Map<string, Record<ScalingMetricName, number>>();
     for (const target of targets) {
@@ -148,6 +152,7 @@ export class Autoscaler {
         lastActivityAt: mem.lastActivityAt,
         lastScaleOutAt: mem.lastScaleOutAt,
         policyLastAt: mem.policyLastAt,
+        alarms,
       };
       const policies = await this.store.listPolicies({ resourceId: target.ResourceId });
       const d = decide(target, policies, view);
@@ -368,6 +373,7 @@ export class Autoscaler {
       (p) => !names?.length || names.includes(p.PolicyName),
     );
     const { items, next } = paginate(all, input);
+    if (this.alarms) for (const p of items) p.Alarms = await this.alarms.naming(p.PolicyARN);
     return { ScalingPolicies: items, ...(next ? { NextToken: next } : {}) };
   }
 

@@ -7,6 +7,7 @@ import type {
   TargetTrackingScalingPolicyConfiguration,
 } from "./types.js";
 import { DEFAULT_STEP_ALARM } from "./types.js";
+import type { AlarmSignal } from "./alarms.js";
 
 /**
  * Pure scaling policies: metrics in, desired instance count out. No I/O and no clock of their own, so
@@ -36,6 +37,11 @@ export interface VariantView {
   lastScaleOutAt?: number;
   /** When each policy (by name) last caused a scaling activity. */
   policyLastAt: ReadonlyMap<string, number>;
+  /**
+   * CloudWatch alarms by step policy ARN: `bound` policies follow their alarms alone, and act only when
+   * one of them is `firing`. Others follow KikitoriAlarm (or its default).
+   */
+  alarms?: { firing: ReadonlyMap<string, AlarmSignal>; bound: ReadonlySet<string> };
 }
 
 export interface Proposal {
@@ -113,7 +119,7 @@ export function trackedMetric(cfg: TargetTrackingScalingPolicyConfiguration): Sc
     "ApproximateBacklogSizePerInstance") as ScalingMetricName;
 }
 
-function breaches(value: number, op: ComparisonOperator, threshold: number): boolean {
+export function breaches(value: number, op: ComparisonOperator, threshold: number): boolean {
   switch (op) {
     case "GreaterThanThreshold":
       return value > threshold;
@@ -138,21 +144,36 @@ function percentChange(current: number, pct: number, minMagnitude: number | unde
 
 /**
  * Step scaling: when the policy's alarm is in breach, the step whose interval (relative to the threshold)
- * holds the metric's value adjusts the count. No opinion when the alarm is not in breach or the policy is
- * in its Cooldown.
+ * holds the metric's value adjusts the count. The alarm is a CloudWatch alarm whose AlarmActions name the
+ * policy, else the KikitoriAlarm extension (default: HasBacklogWithoutCapacity > 0). No opinion when the
+ * alarm is not in breach or the policy is in its Cooldown.
  */
 export function stepScaling(
   name: string,
+  arn: string,
   cfg: StepScalingPolicyConfiguration,
   suspended: { in: boolean; out: boolean },
   v: VariantView,
 ): Proposal | undefined {
-  const alarm = cfg.KikitoriAlarm ?? DEFAULT_STEP_ALARM;
-  const value = v.latest(alarm.MetricName);
-  if (!breaches(value, alarm.ComparisonOperator, alarm.Threshold)) return undefined;
+  let trigger: { label: string; value: number; threshold: number; operator: ComparisonOperator };
+  if (v.alarms?.bound.has(arn)) {
+    const s = v.alarms.firing.get(arn);
+    if (!s) return undefined;
+    trigger = { label: `CloudWatch alarm ${s.alarmName} in ALARM:`, ...s };
+  } else {
+    const alarm = cfg.KikitoriAlarm ?? DEFAULT_STEP_ALARM;
+    const value = v.latest(alarm.MetricName);
+    if (!breaches(value, alarm.ComparisonOperator, alarm.Threshold)) return undefined;
+    trigger = {
+      label: `alarm ${alarm.MetricName}`,
+      value,
+      threshold: alarm.Threshold,
+      operator: alarm.ComparisonOperator,
+    };
+  }
   const last = v.policyLastAt.get(name);
   if (last !== undefined && v.now - last < (cfg.Cooldown ?? 0) * 1000) return undefined;
-  const diff = value - alarm.Threshold;
+  const diff = trigger.value - trigger.threshold;
   const step = cfg.StepAdjustments.find(
     (s) =>
       diff >= (s.MetricIntervalLowerBound ?? -Infinity) && diff < (s.MetricIntervalUpperBound ?? Infinity),
@@ -170,8 +191,8 @@ export function stepScaling(
   return {
     desired,
     cause:
-      `policy ${name} (StepScaling): alarm ${alarm.MetricName} ${round(value)} ` +
-      `${alarm.ComparisonOperator} ${alarm.Threshold}; ${cfg.AdjustmentType} ${step.ScalingAdjustment}`,
+      `policy ${name} (StepScaling): ${trigger.label} ${round(trigger.value)} ` +
+      `${trigger.operator} ${trigger.threshold}; ${cfg.AdjustmentType} ${step.ScalingAdjustment}`,
   };
 }
 
@@ -185,13 +206,19 @@ export function decide(target: ScalableTarget, policies: ScalingPolicy[], v: Var
     in: target.SuspendedState.DynamicScalingInSuspended === true,
     out: target.SuspendedState.DynamicScalingOutSuspended === true,
   };
+  // With AWS's recipe in place (a CloudWatch alarm driving a step policy), scaling out from zero is the
+  // alarm's job, as on AWS; otherwise target tracking also scales out from zero (kikitori is kinder).
+  const alarmDriven = policies.some(
+    (p) => p.PolicyType === "StepScaling" && v.alarms?.bound.has(p.PolicyARN),
+  );
   const proposals: (Proposal & { policy: string })[] = [];
   for (const p of policies) {
+    if (alarmDriven && v.current === 0 && p.PolicyType === "TargetTrackingScaling") continue;
     const got =
       p.PolicyType === "TargetTrackingScaling" && p.TargetTrackingScalingPolicyConfiguration
         ? targetTracking(p.PolicyName, p.TargetTrackingScalingPolicyConfiguration, suspended, v)
         : p.PolicyType === "StepScaling" && p.StepScalingPolicyConfiguration
-          ? stepScaling(p.PolicyName, p.StepScalingPolicyConfiguration, suspended, v)
+          ? stepScaling(p.PolicyName, p.PolicyARN, p.StepScalingPolicyConfiguration, suspended, v)
           : undefined;
     if (got) proposals.push({ ...got, policy: p.PolicyName });
   }

@@ -86,9 +86,10 @@ export interface StepAdjustment {
 }
 
 /**
- * kikitori extension: the alarm that triggers a step policy. AWS binds step policies to CloudWatch
- * alarms; kikitori has no CloudWatch, so the alarm is part of the policy. When absent the policy binds to
- * `HasBacklogWithoutCapacity > 0`, so a request at zero instances starts one at once.
+ * kikitori extension, kept as an alias of a CloudWatch alarm: the alarm that triggers a step policy, as part
+ * of the policy. A step policy named in a CloudWatch alarm's AlarmActions (PutMetricAlarm) follows that
+ * alarm instead. Without either, the policy binds to `HasBacklogWithoutCapacity > 0`, so a request at zero
+ * instances starts one at once.
  */
 export interface KikitoriStepAlarm {
   MetricName: ScalingMetricName;
@@ -125,7 +126,7 @@ export interface ScalingPolicy {
   PolicyType: PolicyType;
   StepScalingPolicyConfiguration?: StepScalingPolicyConfiguration;
   TargetTrackingScalingPolicyConfiguration?: TargetTrackingScalingPolicyConfiguration;
-  /** kikitori has no CloudWatch alarms; always empty. */
+  /** The CloudWatch alarms whose AlarmActions name this policy (filled when described). */
   Alarms: { AlarmName: string; AlarmARN: string }[];
   /** Epoch seconds. */
   CreationTime: number;

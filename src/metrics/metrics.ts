@@ -297,6 +297,11 @@ export class Metrics {
     return (this.history.get(endpoint) ?? []).filter((s) => s.t >= since);
   }
 
+  /** The endpoints that have samples. */
+  endpoints(): string[] {
+    return [...this.history.keys()];
+  }
+
   /** The endpoint's samples of one metric since `since` (epoch ms), oldest first. */
   series(endpoint: string, name: MetricName, since = 0): { t: number; value: number }[] {
     const out: { t: number; value: number }[] = [];

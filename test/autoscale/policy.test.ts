@@ -114,11 +114,15 @@ test("target tracking on a non-per-instance metric scales proportionally", () =>
 
 test("step scaling: default alarm HasBacklogWithoutCapacity > 0, intervals relative to the threshold, Cooldown", () => {
   const cfg = zeroStep.StepScalingPolicyConfiguration!;
-  assert.equal(stepScaling("wake", cfg, free, view(0, backlog(1, 0)))?.desired, 1);
-  assert.equal(stepScaling("wake", cfg, free, view(1, backlog(5, 1))), undefined, "no alarm with capacity");
+  assert.equal(stepScaling("wake", "arn:wake", cfg, free, view(0, backlog(1, 0)))?.desired, 1);
+  assert.equal(
+    stepScaling("wake", "arn:wake", cfg, free, view(1, backlog(5, 1))),
+    undefined,
+    "no alarm with capacity",
+  );
   const v = view(0, backlog(1, 0));
   (v.policyLastAt as Map<string, number>).set("wake", T0 - 1000);
-  assert.equal(stepScaling("wake", { ...cfg, Cooldown: 2 }, free, v), undefined, "in Cooldown");
+  assert.equal(stepScaling("wake", "arn:wake", { ...cfg, Cooldown: 2 }, free, v), undefined, "in Cooldown");
   const tiers = {
     AdjustmentType: "ChangeInCapacity" as const,
     KikitoriAlarm: {
@@ -131,27 +135,32 @@ test("step scaling: default alarm HasBacklogWithoutCapacity > 0, intervals relat
       { MetricIntervalLowerBound: 10, ScalingAdjustment: 3 },
     ],
   };
-  assert.equal(stepScaling("t", tiers, free, view(2, { ApproximateBacklogSize: 9 })), undefined);
-  assert.equal(stepScaling("t", tiers, free, view(2, { ApproximateBacklogSize: 10 }))?.desired, 3);
-  assert.equal(stepScaling("t", tiers, free, view(2, { ApproximateBacklogSize: 25 }))?.desired, 5);
+  assert.equal(stepScaling("t", "arn:t", tiers, free, view(2, { ApproximateBacklogSize: 9 })), undefined);
+  assert.equal(stepScaling("t", "arn:t", tiers, free, view(2, { ApproximateBacklogSize: 10 }))?.desired, 3);
+  assert.equal(stepScaling("t", "arn:t", tiers, free, view(2, { ApproximateBacklogSize: 25 }))?.desired, 5);
   const pct = {
     ...tiers,
     AdjustmentType: "PercentChangeInCapacity" as const,
     StepAdjustments: [{ MetricIntervalLowerBound: 0, ScalingAdjustment: 50 }],
   };
   assert.equal(
-    stepScaling("t", pct, free, view(1, { ApproximateBacklogSize: 10 }))?.desired,
+    stepScaling("t", "arn:t", pct, free, view(1, { ApproximateBacklogSize: 10 }))?.desired,
     2,
     "0.5 rounds up to 1",
   );
   assert.equal(
-    stepScaling("t", pct, free, view(5, { ApproximateBacklogSize: 10 }))?.desired,
+    stepScaling("t", "arn:t", pct, free, view(5, { ApproximateBacklogSize: 10 }))?.desired,
     7,
     "2.5 rounds down to 2",
   );
   assert.equal(
-    stepScaling("t", { ...pct, MinAdjustmentMagnitude: 4 }, free, view(5, { ApproximateBacklogSize: 10 }))
-      ?.desired,
+    stepScaling(
+      "t",
+      "arn:t",
+      { ...pct, MinAdjustmentMagnitude: 4 },
+      free,
+      view(5, { ApproximateBacklogSize: 10 }),
+    )?.desired,
     9,
   );
   const exact = {
@@ -159,7 +168,7 @@ test("step scaling: default alarm HasBacklogWithoutCapacity > 0, intervals relat
     AdjustmentType: "ExactCapacity" as const,
     StepAdjustments: [{ MetricIntervalLowerBound: 0, ScalingAdjustment: 4 }],
   };
-  assert.equal(stepScaling("t", exact, free, view(1, { ApproximateBacklogSize: 10 }))?.desired, 4);
+  assert.equal(stepScaling("t", "arn:t", exact, free, view(1, { ApproximateBacklogSize: 10 }))?.desired, 4);
 });
 
 test("decide: largest scale-out wins, bounded by MaxCapacity; scale-in needs every policy to agree", () => {

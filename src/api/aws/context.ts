@@ -21,6 +21,11 @@ export interface JsonService {
   ops: Record<string, (input: JsonInput, ctx: AwsContext) => Promise<unknown>>;
   /** This service's names for kikitori error codes, where they differ from the catalogue's. */
   errorNames?: Partial<Record<keyof typeof ERRORS, string>>;
+  /**
+   * For services that moved from awsQuery (CloudWatch): each error's awsQuery code, sent in the
+   * `x-amzn-query-error` header that SDKs read to report the code scripts know.
+   */
+  queryErrorCodes?: Record<string, string>;
 }
 
 /** An awsQuery service (STS, IAM, SNS): `Action=<Op>` in a form body, XML replies. */

@@ -84,12 +84,23 @@ export function sendJsonError(
     .send(JSON.stringify({ __type: err.code, message: err.message }));
 }
 
-export function sendJson(reply: FastifyReply, body: unknown, status = 200): FastifyReply {
+/** awsJson's timestamps are epoch seconds: a Date in a result becomes its number. */
+function epochDates(this: unknown, key: string, value: unknown): unknown {
+  const original = (this as Record<string, unknown>)[key];
+  return original instanceof Date ? original.getTime() / 1000 : value;
+}
+
+export function sendJson(
+  reply: FastifyReply,
+  body: unknown,
+  status = 200,
+  contentType = "application/x-amz-json-1.1",
+): FastifyReply {
   return reply
     .code(status)
     .header("x-amzn-requestid", randomUUID())
-    .header("content-type", "application/x-amz-json-1.1")
-    .send(JSON.stringify(body ?? {}));
+    .header("content-type", contentType)
+    .send(JSON.stringify(body ?? {}, epochDates));
 }
 
 /** Epoch milliseconds → awsJson's timestamp (epoch seconds, a number). */
@@ -154,9 +165,14 @@ export function optionalArray(input: JsonInput, field: string, prefix = ""): unk
 }
 
 /** Pages a sorted list by position: NextToken is the opaque offset of the next page. */
-export function page<T>(items: T[], input: JsonInput, maxDefault = 10): { items: T[]; nextToken?: string } {
+export function page<T>(
+  items: T[],
+  input: JsonInput,
+  maxDefault = 10,
+  limit = 100,
+): { items: T[]; nextToken?: string } {
   const max = optionalInt(input, "MaxResults") ?? maxDefault;
-  if (max < 1 || max > 100) throw awsValidation("MaxResults must be from 1 to 100");
+  if (max < 1 || max > limit) throw awsValidation(`MaxResults must be from 1 to ${limit}`);
   const token = optionalString(input, "NextToken");
   let start = 0;
   if (token !== undefined) {

@@ -15,6 +15,7 @@ import {
   toAwsError,
 } from "./json-protocol.js";
 import { parseForm, sendQueryError, sendQueryResult } from "./query-protocol.js";
+import { parseCborBody, sendCbor } from "./cbor.js";
 import { sagemakerService } from "./sagemaker.js";
 import { invokeAsync, invokeSync, MAX_SYNC_BODY_BYTES, sendRuntimeError } from "./runtime.js";
 import { stsService } from "./sts.js";
@@ -82,7 +83,7 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
     scope.post("/", async (request, reply) => {
       const target = headerValue(request.headers, "x-amz-target");
       const scopeOf = credentialScope(request);
-      if (target !== undefined) return handleJson(request, reply, target, scopeOf?.region);
+      if (target !== undefined) return handleRpc(request, reply, "json", target, scopeOf?.region);
       const form = /^application\/x-www-form-urlencoded/i.test(
         headerValue(request.headers, "content-type") ?? "",
       );
@@ -92,6 +93,23 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
       if (!scopeOf && form) return handleQuery(request, reply, undefined, undefined);
       return s3.handle(request, reply);
     });
+
+    // Smithy RPC v2 CBOR (botocore's CloudWatch); without its header the path is an S3 key.
+    scope.post<{ Params: { service: string; op: string } }>(
+      "/service/:service/operation/:op",
+      async (request, reply) => {
+        if (headerValue(request.headers, "smithy-protocol") !== "rpc-v2-cbor")
+          return s3.handle(request, reply);
+        const scopeOf = credentialScope(request);
+        return handleRpc(
+          request,
+          reply,
+          "cbor",
+          `${request.params.service}.${request.params.op}`,
+          scopeOf?.region,
+        );
+      },
+    );
 
     scope.post<{ Params: { name: string } }>("/endpoints/:name/async-invocations", async (request, reply) => {
       try {
@@ -122,14 +140,20 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
     });
   }
 
-  async function handleJson(
+  /** An awsJson (`X-Amz-Target: <prefix>.<Op>`) or RPC v2 CBOR request to a JSON-shaped service. */
+  async function handleRpc(
     request: FastifyRequest,
     reply: FastifyReply,
+    wire: "json" | "cbor",
     target: string,
     scopeRegion: string | undefined,
   ): Promise<FastifyReply> {
     const dot = target.lastIndexOf(".");
     const svc = byTarget.get(target.slice(0, dot));
+    // awsJson1_0 and 1_1 differ only in this header; answer in the version asked.
+    const jsonType = /x-amz-json-1\.0/.test(headerValue(request.headers, "content-type") ?? "")
+      ? "application/x-amz-json-1.0"
+      : "application/x-amz-json-1.1";
     try {
       const body = await readBody(request, MAX_CONTROL_BODY_BYTES);
       const identity = await verify(request, body);
@@ -137,7 +161,7 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
         throw new AwsApiError(
           "UnknownOperationException",
           400,
-          `X-Amz-Target ${target} is not a service kikitori serves`,
+          `${target} is not a service operation kikitori serves`,
         );
       const op = target.slice(dot + 1);
       const handler = Object.hasOwn(svc.ops, op) ? svc.ops[op] : undefined;
@@ -148,12 +172,22 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
           `Operation ${op} is not supported by kikitori (${svc.targetPrefix})`,
         );
       }
-      const result = await handler(parseJsonBody(body), context(identity, scopeRegion));
-      return sendJson(reply, result);
+      const input = wire === "cbor" ? parseCborBody(body) : parseJsonBody(body);
+      const result = await handler(input, context(identity, scopeRegion));
+      return wire === "cbor" ? sendCbor(reply, result) : sendJson(reply, result, 200, jsonType);
     } catch (e) {
       const err = toAwsError(e, svc?.errorNames);
       if (err.status >= 500) request.log.error(e);
-      return sendJsonError(reply, err);
+      const queryCode = svc?.queryErrorCodes?.[err.code];
+      const headers: Record<string, string> = queryCode
+        ? { "x-amzn-query-error": `${queryCode};${err.status >= 500 ? "Receiver" : "Sender"}` }
+        : {};
+      if (wire === "cbor")
+        return sendCbor(reply, { __type: err.code, message: err.message }, err.status, {
+          "x-amzn-errortype": err.code,
+          ...headers,
+        });
+      return sendJsonError(reply.headers(headers), err, jsonType);
     }
   }
 

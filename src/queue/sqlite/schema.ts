@@ -1,5 +1,6 @@
 import { SCALING_MIGRATION } from "./migrations-scaling.js";
 import { NOTIFY_MIGRATION } from "./migrations-notify.js";
+import { AWS_MIGRATION } from "./aws-store.js";
 
 /**
  * Named migrations; each runs once, in order, inside a transaction, and is recorded in `schema_migrations`.
@@ -91,4 +92,5 @@ export const MIGRATIONS: Migration[] = [
   },
   SCALING_MIGRATION,
   NOTIFY_MIGRATION,
+  AWS_MIGRATION,
 ];
