@@ -1,4 +1,5 @@
-import { createSign, generateKeyPairSync, createPublicKey } from "node:crypto";
+import { createHash, createSign, generateKeyPairSync, createPublicKey } from "node:crypto";
+import forge from "node-forge";
 import type { Invocation } from "../core/types.js";
 
 /**
@@ -91,5 +92,36 @@ export function newSigningKey(): string {
   }) as string;
 }
 
-export const publicKeyPem = (privateKeyPem: string) =>
-  createPublicKey(privateKeyPem).export({ type: "spki", format: "pem" }) as string;
+/** A short name of the key: the first 32 hex digits of its public key's SHA-256 (as in SNS's cert names). */
+export const keyFingerprint = (privateKeyPem: string) =>
+  createHash("sha256")
+    .update(createPublicKey(privateKeyPem).export({ type: "spki", format: "der" }))
+    .digest("hex")
+    .slice(0, 32);
+
+/**
+ * The X.509 certificate served at SigningCertURL: self-signed by the signing key, so a standard SNS message
+ * validator (which reads the public key out of a certificate) verifies kikitori's envelopes. Every field is
+ * derived from the key (the serial is its fingerprint, the validity fixed) and RSA PKCS#1 v1.5 signatures
+ * are deterministic, so every process of one installation serves the very same certificate.
+ */
+export function signingCertificatePem(privateKeyPem: string): string {
+  const key = forge.pki.privateKeyFromPem(privateKeyPem) as forge.pki.rsa.PrivateKey;
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  cert.serialNumber = `01${keyFingerprint(privateKeyPem)}`;
+  cert.validity.notBefore = new Date("2020-01-01T00:00:00Z");
+  cert.validity.notAfter = new Date("2049-12-31T23:59:59Z");
+  const name = [
+    { name: "commonName", value: "sns.kikitori" },
+    { name: "organizationName", value: "kikitori SimpleNotificationService" },
+  ];
+  cert.setSubject(name);
+  cert.setIssuer(name);
+  cert.setExtensions([
+    { name: "basicConstraints", cA: false },
+    { name: "keyUsage", digitalSignature: true },
+  ]);
+  cert.sign(key, forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}

@@ -2,7 +2,13 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { KikitoriError, notFound, validation } from "../errors.js";
 import type { NewDelivery, NotifyStore, Subscription, Topic } from "../queue/sqlite/notify-store.js";
 import { checkTarget, EgressRefused, type EgressPolicy } from "./egress.js";
-import { newSigningKey, publicKeyPem, signEnvelope, type Envelope } from "./sns-message.js";
+import {
+  keyFingerprint,
+  newSigningKey,
+  signEnvelope,
+  signingCertificatePem,
+  type Envelope,
+} from "./sns-message.js";
 
 const SIGNING_KEY_SCOPE = "sns:signing-key";
 /** SNS's limit on a message. */
@@ -38,9 +44,13 @@ export class Topics {
     return this.store.getSecret(SIGNING_KEY_SCOPE)!.secret;
   }
 
-  /** The PEM public key that verifies every envelope's Signature (served at SigningCertURL). */
-  signingPublicKey = () => publicKeyPem(this.signingKey());
-  signingCertUrl = () => `${this.baseUrl}/sns/signing-key.pem`;
+  private certificate?: string;
+
+  /** The X.509 certificate (PEM) whose public key verifies every envelope's Signature (at SigningCertURL). */
+  signingCertificate = () => (this.certificate ??= signingCertificatePem(this.signingKey()));
+  /** SNS's shape of the name (`SimpleNotificationService-<32 hex>.pem`), so validators' URL checks pass. */
+  signingCertUrl = () =>
+    `${this.baseUrl}/sns/SimpleNotificationService-${keyFingerprint(this.signingKey())}.pem`;
 
   createTopic(name: string, attributes: Record<string, string> = {}): Topic {
     if (!/^[A-Za-z0-9_-]{1,256}$/.test(name)) {

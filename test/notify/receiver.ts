@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after } from "node:test";
-import { loadNotifyOptions } from "../../src/notify/options.js";
+import { loadNotifyOptions, type NotifyOptions } from "../../src/notify/options.js";
 import { startTestServer } from "../helpers/server.js";
 
 export interface Received {
@@ -52,13 +52,14 @@ export class Receiver {
  * A test server whose notifications may reach loopback receivers quickly (short backoff and poll), plus one
  * receiver; both stop when the test file ends.
  */
-export async function startNotifyServer() {
+export async function startNotifyServer(over: Partial<NotifyOptions> = {}) {
   const k = await startTestServer({
     notify: {
       ...loadNotifyOptions({}),
       egress: { allowLoopback: true, allowPrivate: false, allowHosts: [], denyHosts: [] },
       initialBackoffMs: 200,
       pollMs: 100,
+      ...over,
     },
   });
   const receiver = await new Receiver().start();

@@ -54,7 +54,7 @@ test(
     assert.equal(m.MessageId, seen.MessageId);
     assert.equal(m.Subject, "hello");
     assert.deepEqual(JSON.parse(m.Message), { from: "boto3" });
-    const key = await (await fetch(`${k.url}/sns/signing-key.pem`)).text();
+    const key = await (await fetch(JSON.parse(receiver.received[0]!.body).SigningCertURL)).text();
     assert.ok(
       createVerify("RSA-SHA256").update(canonicalString(m)).verify(key, m.Signature, "base64"),
       "signed",

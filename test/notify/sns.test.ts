@@ -29,7 +29,7 @@ test("SNS topic: confirmation handshake, then SageMaker-shaped success and error
     assert.equal(sub.SubscriptionArn, "pending confirmation");
   }
   await waitFor(() => receiver.received.length >= 2, 10_000, "two SubscriptionConfirmation messages");
-  const key = await (await fetch(`${k.url}/sns/signing-key.pem`)).text();
+  const key = await (await fetch(JSON.parse(receiver.received[0]!.body).SigningCertURL)).text();
   for (const r of receiver.received) {
     assert.equal(r.headers["x-amz-sns-message-type"], "SubscriptionConfirmation");
     const m = JSON.parse(r.body);

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { KikitoriError } from "../../errors.js";
 import type { Subscription } from "../../queue/sqlite/notify-store.js";
 import type { Topics } from "../../notify/topics.js";
@@ -158,7 +158,16 @@ export function registerSnsLinks(app: FastifyInstance, topics: Topics, accountId
       }
     },
   );
-  app.get("/sns/signing-key.pem", { schema: { hide: true } }, async (_req, reply) =>
-    reply.header("content-type", "application/x-pem-file").send(topics.signingPublicKey()),
+  // The certificate at SigningCertURL; signing-key.pem is the name envelopes signed before 0.2 carry.
+  const sendCertificate = (reply: FastifyReply) =>
+    reply.header("content-type", "application/x-pem-file").send(topics.signingCertificate());
+  app.get("/sns/signing-key.pem", { schema: { hide: true } }, async (_req, reply) => sendCertificate(reply));
+  app.get<{ Params: { file: string } }>(
+    "/sns/SimpleNotificationService-:file",
+    { schema: { hide: true } },
+    async (req, reply) =>
+      topics.signingCertUrl().endsWith(`/SimpleNotificationService-${req.params.file}`)
+        ? sendCertificate(reply)
+        : reply.code(404).send({ error: "NotFound", message: "no such signing certificate" }),
   );
 }
