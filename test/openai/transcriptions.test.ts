@@ -7,6 +7,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createReadStream, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import OpenAI, { toFile } from "openai";
 import type { Kikitori } from "../../src/main.js";
 import { errorRate, wordErrors } from "../../src/eval/metrics.js";
@@ -91,3 +93,30 @@ test("undecodable audio fails as a 400 naming the file", { skip: noModel }, asyn
     (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.param === "file",
   );
 });
+
+test(
+  "openai Python SDK: stream=True yields deltas that join to the final text, and usage",
+  { skip: noModel },
+  async (t) => {
+    const run = promisify(execFile);
+    if (
+      !(await run("python3", ["-c", "import openai"]).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return t.skip("python3 with the openai package is not installed (scripts/setup)");
+    const { stdout } = await run("python3", [join(import.meta.dirname, "stream_transcription.py")], {
+      env: { ...process.env, KK_URL: k.url, KK_AUDIO: testdata("jfk.wav") },
+      timeout: 600_000,
+    });
+    const r = JSON.parse(stdout.trim().split("\n").pop()!);
+    assert.ok(r.deltas.length >= 2, `several deltas: ${JSON.stringify(r.deltas)}`);
+    assert.equal(r.deltas.join(""), r.text, "the deltas concatenate to the final text");
+    assert.equal(r.types.at(-1), "transcript.text.done");
+    assert.equal(r.text, r.plain_text);
+    assert.match(r.text, /ask not what your country can do for you/i);
+    assert.deepEqual(r.usage, { type: "duration", seconds: 11 });
+    assert.deepEqual(r.plain_usage, { type: "duration", seconds: 11 });
+  },
+);

@@ -2,12 +2,13 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import multipart from "@fastify/multipart";
 import { randomUUID } from "node:crypto";
 import type { Service } from "../../core/service.js";
-import { isTerminal } from "../../core/types.js";
+import { isTerminal, type Invocation } from "../../core/types.js";
 import { s3Location } from "../../core/rules.js";
 import { KikitoriError } from "../../errors.js";
 import { waitForChange } from "../../notify/index.js";
 import { toCustomAttributes, type TranscriptionOptions } from "../rest/attributes.js";
 import { restError } from "../errors.js";
+import { durationUsage, EventStream, transcriptEvents } from "./stream.js";
 
 /** OpenAI's response formats and the kikitori formats behind them. */
 const FORMATS = { json: "json", text: "text", srt: "srt", vtt: "vtt", verbose_json: "verbose_json" } as const;
@@ -32,17 +33,25 @@ class OpenAiError extends Error {
   }
 }
 
-function sendError(reply: FastifyReply, e: unknown) {
+/** Anything thrown → OpenAI's error body and status. */
+function openAiErrorBody(e: unknown) {
   if (e instanceof OpenAiError) {
-    return reply
-      .code(e.status)
-      .send({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
+    return {
+      status: e.status,
+      body: { error: { message: e.message, type: e.type, param: e.param, code: e.code } },
+    };
   }
   const { status, body } = restError(e);
   const type = status >= 500 ? "server_error" : "invalid_request_error";
-  return reply
-    .code(status)
-    .send({ error: { message: body.error.message, type, param: null, code: body.error.code } });
+  return {
+    status,
+    body: { error: { message: body.error.message, type, param: null, code: body.error.code } },
+  };
+}
+
+function sendError(reply: FastifyReply, e: unknown) {
+  const { status, body } = openAiErrorBody(e);
+  return reply.code(status).send(body);
 }
 
 /**
@@ -102,9 +111,12 @@ export async function registerOpenAi(
             }
             if (!upload) throw new OpenAiError(400, "the `file` field is required", "file");
             if (!fields.model) throw new OpenAiError(400, "the `model` field is required", "model");
-            if (fields.stream === "true")
-              throw new OpenAiError(400, "stream=true is not supported by kikitori", "stream");
+            const stream = fields.stream === "true";
+            if (fields.stream !== undefined && !stream && fields.stream !== "false")
+              throw new OpenAiError(400, "stream must be true or false", "stream");
             const format = (fields.response_format ?? "json") as OpenAiFormat;
+            if (stream && format !== "json" && format !== "text")
+              throw new OpenAiError(400, "stream=true needs response_format json or text", "response_format");
             if (!(format in FORMATS)) {
               throw new OpenAiError(
                 400,
@@ -133,7 +145,8 @@ export async function registerOpenAi(
               prompt: fields.prompt,
               temperature,
               wordTimestamps: granularities.includes("word") || undefined,
-              format: FORMATS[format],
+              // A stream is built from the segments of the json format.
+              format: stream ? "json" : FORMATS[format],
             };
             const endpoint = (await service.state.getEndpoint(fields.model))
               ? fields.model
@@ -146,35 +159,34 @@ export async function registerOpenAi(
               contentType: upload.contentType,
               customAttributes: toCustomAttributes(options),
             });
+            const events = stream ? new EventStream(reply) : undefined;
             const done = await waitForTerminal(
               service,
               inv.id,
               inv.invocationTimeoutSeconds * 1000 + inv.requestTtlSeconds * 1000,
               req.raw,
+              (cur) =>
+                events?.comment(
+                  `${cur.state}${cur.progressSeconds !== undefined ? ` ${cur.progressSeconds.toFixed(1)} s of ${cur.totalSeconds?.toFixed(1) ?? "?"} s` : ""}`,
+                ),
             );
-            if (!isTerminal(done.state)) {
-              throw new OpenAiError(
-                504,
-                `the transcription did not finish in time (invocation ${inv.id} is ${done.state})`,
-                null,
-              );
+            if (events) {
+              try {
+                const t = JSON.parse((await resultOf(service, done)).body.toString("utf8"));
+                for (const e of transcriptEvents(t)) events.send(e);
+              } catch (e) {
+                const { status, body } = openAiErrorBody(e);
+                events.send({ ...body, status });
+              }
+              events.end();
+              return reply;
             }
-            if (done.state !== "Succeeded") {
-              const invalid = done.error?.code === "InvalidAudio";
-              throw new OpenAiError(
-                invalid ? 400 : 500,
-                done.error?.message ?? `invocation ${done.state}`,
-                invalid ? "file" : null,
-                done.error?.code ?? null,
-                invalid ? "invalid_request_error" : "server_error",
-              );
-            }
-            const { bucket, key } = s3Location("OutputLocation", done.outputLocation);
-            const { info, body } = await service.objects.getObject(bucket, key);
+            const { body, contentType } = await resultOf(service, done);
+            const json = format === "json" || format === "verbose_json";
             return reply
-              .header("content-type", info.contentType)
+              .header("content-type", contentType)
               .header("x-kikitori-inference-id", inv.id)
-              .send(body);
+              .send(json ? withUsage(body) : body);
           } catch (e) {
             return sendError(reply, e);
           }
@@ -184,12 +196,45 @@ export async function registerOpenAi(
   });
 }
 
-/** Waits for a terminal state; stops early when the client goes away. */
+/** The result document of a finished invocation; an OpenAI error for anything but success. */
+async function resultOf(service: Service, done: Invocation): Promise<{ body: Buffer; contentType: string }> {
+  if (!isTerminal(done.state)) {
+    throw new OpenAiError(
+      504,
+      `the transcription did not finish in time (invocation ${done.id} is ${done.state})`,
+      null,
+    );
+  }
+  if (done.state !== "Succeeded") {
+    const invalid = done.error?.code === "InvalidAudio";
+    throw new OpenAiError(
+      invalid ? 400 : 500,
+      done.error?.message ?? `invocation ${done.state}`,
+      invalid ? "file" : null,
+      done.error?.code ?? null,
+      invalid ? "invalid_request_error" : "server_error",
+    );
+  }
+  const { bucket, key } = s3Location("OutputLocation", done.outputLocation);
+  const { info, body } = await service.objects.getObject(bucket, key);
+  const chunks: Buffer[] = [];
+  for await (const c of body as AsyncIterable<Buffer>) chunks.push(c);
+  return { body: Buffer.concat(chunks), contentType: info.contentType };
+}
+
+/** json and verbose_json carry OpenAI's `usage` (audio billed by duration, as whisper-1 reports it). */
+function withUsage(body: Buffer): string {
+  const t = JSON.parse(body.toString("utf8")) as { duration?: number };
+  return JSON.stringify({ ...t, usage: durationUsage(t.duration ?? 0) });
+}
+
+/** Waits for a terminal state, reporting each change; stops early when the client goes away. */
 async function waitForTerminal(
   service: Service,
   id: string,
   timeoutMs: number,
   req: { once(e: "close", f: () => void): unknown },
+  onChange: (cur: Invocation) => void = () => {},
 ) {
   const gone = new AbortController();
   req.once("close", () => gone.abort());
@@ -202,6 +247,7 @@ async function waitForTerminal(
       throw new KikitoriError("Cancelled", "the client closed the connection");
     }
     cur = await waitForChange(service, id, Math.min(30_000, deadline - Date.now()), gone.signal);
+    onChange(cur);
   }
   return cur;
 }
