@@ -1,6 +1,7 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { Readable, Transform } from "node:stream";
+import pRetry, { AbortError } from "p-retry";
 
 /** A small client of the native REST API, used by the CLI. */
 export class ApiClient {
@@ -65,4 +66,46 @@ export class ApiError extends Error {
     }
     super(`${what}: ${status} ${message}`);
   }
+}
+
+/** The server went away before the answer was complete (it restarts, or the connection dropped). */
+export class ServerGone extends Error {}
+
+const causeCode = (e: unknown): string | undefined =>
+  (e as { cause?: { code?: string } })?.cause?.code ?? (e as { code?: string })?.code;
+
+/** Whether an error means "the server is not there right now", as opposed to an answer. */
+export function isServerGone(e: unknown): boolean {
+  if (e instanceof ServerGone) return true;
+  if (e instanceof ApiError) return e.status >= 500;
+  // undici: "fetch failed" (connect errors) and "terminated" (a body cut off), with the socket error as cause.
+  return e instanceof TypeError || causeCode(e) !== undefined;
+}
+
+/**
+ * Runs a step again, with exponential backoff and jitter (p-retry), while the server is gone; any other error
+ * fails at once, and so does everything once `deadline` (the user's timeout) aborts. In mode `refused-only` only a refused
+ * connection is retried: the request never reached the server, so sending it again cannot do it twice.
+ */
+export function reconnecting(deadline: AbortSignal | undefined, onRetry: (why: string) => void) {
+  return <T>(step: () => Promise<T>, mode: "gone" | "refused-only" = "gone"): Promise<T> =>
+    pRetry(
+      async () => {
+        try {
+          return await step();
+        } catch (e) {
+          const retry =
+            !deadline?.aborted && (mode === "gone" ? isServerGone(e) : causeCode(e) === "ECONNREFUSED");
+          throw retry ? e : new AbortError(e as Error);
+        }
+      },
+      {
+        retries: Infinity,
+        minTimeout: 250,
+        maxTimeout: 5000,
+        randomize: true,
+        ...(deadline ? { signal: deadline } : {}),
+        onFailedAttempt: ({ error }) => onRetry(causeCode(error) ?? error.message),
+      },
+    );
 }

@@ -6,7 +6,7 @@ import cliProgress from "cli-progress";
 import { loadConfig } from "../config.js";
 import { startKikitori, type Kikitori } from "../main.js";
 import { OUTPUT_FORMATS, type OutputFormat } from "../whisper/types.js";
-import { ApiClient, ApiError } from "./client.js";
+import { ApiClient, ApiError, reconnecting, ServerGone } from "./client.js";
 import { readSse } from "../notify/index.js";
 
 const EXTENSIONS: Record<OutputFormat, string> = {
@@ -28,6 +28,8 @@ interface TranscribeOpts {
   url?: string;
   endpoint: string;
   dataDir?: string;
+  /** Seconds to wait for each file's result, across reconnections (default: no limit). */
+  timeout?: number;
 }
 
 interface InvocationView {
@@ -72,6 +74,15 @@ export function transcribeCommand(): Command {
       "whisper",
     )
     .option("--data-dir <dir>", "data directory of the embedded server")
+    .option(
+      "--timeout <seconds>",
+      "give up on a file after this long (default: wait; the CLI reconnects to a restarted server)",
+      (v) => {
+        const n = Number(v);
+        if (!(n > 0)) throw new InvalidArgumentError(`--timeout: not a positive number of seconds: ${v}`);
+        return n;
+      },
+    )
     .action(async (files: string[], opts: TranscribeOpts) => {
       for (const f of files) {
         await access(f).catch(() => {
@@ -118,45 +129,61 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
       const bar = tty ? bars.create(100, 0, { file: label(file), stage: "uploading" }) : undefined;
       const update = (pct: number, stage: string) => bar?.update(Math.round(pct), { stage });
       try {
-        const key = `inputs/${randomUUID()}/${basename(file)}`;
-        say(file, "uploading");
-        const uploaded = await api.upload(file, "kikitori", key, (sent, total) =>
-          update(total ? (100 * sent) / total : 100, "uploading"),
-        );
-        const inv = await api.json<InvocationView>("POST", `/v1/endpoints/${opts.endpoint}/invocations`, {
-          inputLocation: uploaded.location,
-          contentType: contentTypeOf(file),
-          options: {
-            format: opts.format,
-            language: opts.language,
-            task: opts.task,
-            prompt: opts.prompt,
-            wordTimestamps: opts.wordTimestamps,
-          },
-        });
         let last = "";
+        let lastPct = 0;
         const show = (pct: number, stage: string) => {
           update(pct, stage);
           if (stage !== last) say(file, stage);
           last = stage;
+          lastPct = pct;
         };
-        // Live events (SSE) instead of polling: queued position, started, progress, completed.
-        const res = await fetch(
-          `${api.baseUrl}/v1/invocations/${encodeURIComponent(inv.inferenceId)}/events`,
+        const key = `inputs/${randomUUID()}/${basename(file)}`;
+        // The server may restart at any point: each step retries with backoff on connection errors and
+        // 5xx answers, until the user's --timeout (the invocation, once accepted, is durable).
+        const deadline = opts.timeout !== undefined ? AbortSignal.timeout(opts.timeout * 1000) : undefined;
+        const retry = reconnecting(deadline, (why) => show(lastPct, `reconnecting (${why})`));
+        say(file, "uploading");
+        const uploaded = await retry(() =>
+          api.upload(file, "kikitori", key, (sent, total) =>
+            update(total ? (100 * sent) / total : 100, "uploading"),
+          ),
         );
-        if (!res.ok || !res.body) throw new ApiError(res.status, await res.text(), "follow events");
-        for await (const e of readSse(res.body)) {
-          const d = JSON.parse(e.data) as { position?: number; percent?: number };
-          if (e.event === "queued") show(0, `queued at position ${d.position ?? "?"}`);
-          else if (e.event === "started") show(0, "transcribing 0%");
-          else if (e.event === "progress")
-            show(d.percent ?? 0, `transcribing ${Math.floor(d.percent ?? 0)}%`);
-        }
-        const view = await api.json<InvocationView>(
-          "GET",
-          `/v1/invocations/${encodeURIComponent(inv.inferenceId)}`,
+        // Submitting again after a lost answer could run the file twice: only a refused connection retries.
+        const inv = await retry(
+          () =>
+            api.json<InvocationView>("POST", `/v1/endpoints/${opts.endpoint}/invocations`, {
+              inputLocation: uploaded.location,
+              contentType: contentTypeOf(file),
+              options: {
+                format: opts.format,
+                language: opts.language,
+                task: opts.task,
+                prompt: opts.prompt,
+                wordTimestamps: opts.wordTimestamps,
+              },
+            }),
+          "refused-only",
         );
-        const result = await api.result(inv.inferenceId);
+        const id = encodeURIComponent(inv.inferenceId);
+        const { view, result } = await retry(async () => {
+          // Live events (SSE) instead of polling: queued position, started, progress, completed. The
+          // stream ends when the invocation does, or when the server goes away (then the state tells).
+          const res = await fetch(`${api.baseUrl}/v1/invocations/${id}/events`, { signal: deadline });
+          if (!res.ok || !res.body) throw new ApiError(res.status, await res.text(), "follow events");
+          for await (const e of readSse(res.body)) {
+            const d = JSON.parse(e.data) as { position?: number; percent?: number };
+            if (e.event === "queued") show(0, `queued at position ${d.position ?? "?"}`);
+            else if (e.event === "started") show(0, "transcribing 0%");
+            else if (e.event === "progress")
+              show(d.percent ?? 0, `transcribing ${Math.floor(d.percent ?? 0)}%`);
+          }
+          const view = await api.json<InvocationView>("GET", `/v1/invocations/${id}`);
+          if (view.state === "Queued" || view.state === "Running")
+            throw new ServerGone("the event stream ended before the invocation did");
+          const result = await api.result(inv.inferenceId);
+          if (result.status >= 500) throw new ApiError(result.status, result.body.toString(), "result");
+          return { view, result };
+        });
         if (view.state !== "Succeeded") {
           failures++;
           update(100, `${view.state}: ${view.error?.message ?? result.body.toString("utf8").slice(0, 200)}`);
