@@ -72,6 +72,7 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       service,
       manager,
       store: objects,
+      resources: awsStore,
       auth: config.auth,
       services: {
         "application-autoscaling": autoscalingService(autoscaler),

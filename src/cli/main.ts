@@ -3,6 +3,7 @@ import { serveCommand } from "./serve.js";
 import { transcribeCommand } from "./transcribe.js";
 import { evalCommand } from "../eval/cli.js";
 import { modelsCommand } from "../models/index.js";
+import { awsEnvCommand } from "./aws-env.js";
 
 const program = new Command("kikitori")
   .description(
@@ -12,7 +13,7 @@ const program = new Command("kikitori")
   .showHelpAfterError()
   .exitOverride();
 
-for (const cmd of [serveCommand(), transcribeCommand(), modelsCommand(), evalCommand()]) {
+for (const cmd of [serveCommand(), transcribeCommand(), modelsCommand(), evalCommand(), awsEnvCommand()]) {
   // Unknown flags and extra arguments fail, in every command.
   program.addCommand(
     cmd.allowUnknownOption(false).allowExcessArguments(false).showHelpAfterError().exitOverride(),

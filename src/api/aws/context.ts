@@ -3,12 +3,17 @@ import type { InstanceManager } from "../../instances/manager.js";
 import type { ERRORS } from "../../errors.js";
 import type { AwsIdentity } from "./sigv4.js";
 import type { JsonInput } from "./json-protocol.js";
+import type { AwsResourceStore } from "../../queue/aws-store.js";
+import type { Roles } from "./iam.js";
 
 /** What every AWS operation handler gets: the core, and who is calling from where. */
 export interface AwsContext {
   service: Service;
   manager: InstanceManager;
   identity: AwsIdentity;
+  /** IAM roles, resource tags (AWS-only metadata). */
+  resources: AwsResourceStore;
+  roles: Roles;
   /** The request's credential-scope region, or the default. */
   region: string;
   accountId: string;

@@ -19,18 +19,21 @@ import { parseCborBody, sendCbor } from "./cbor.js";
 import { sagemakerService } from "./sagemaker.js";
 import { invokeAsync, invokeSync, MAX_SYNC_BODY_BYTES, sendRuntimeError } from "./runtime.js";
 import { stsService } from "./sts.js";
-import { iamService } from "./iam.js";
+import { Roles } from "./iam.js";
+import type { AwsResourceStore } from "../../queue/aws-store.js";
 
 export interface AwsFrontDoorOptions {
   service: Service;
   manager: InstanceManager;
   store: ObjectStore;
+  /** IAM roles and resource tags. */
+  resources: AwsResourceStore;
   auth: AwsAuthConfig;
   /** Reported in ARNs and by GetCallerIdentity. @defaultValue "000000000000" */
   accountId?: string;
   /** Region when a request carries no credential scope. @defaultValue "us-east-1" */
   region?: string;
-  /** Role names IAM GetRole knows. @defaultValue ["kikitori-execution-role"] */
+  /** Built-in IAM roles: always there, beside those made with CreateRole. @defaultValue ["kikitori-execution-role"] */
   roles?: string[];
   /**
    * More services by SigV4 signing name, e.g. `"application-autoscaling"` (awsJson) or `"sns"` (awsQuery).
@@ -40,7 +43,7 @@ export interface AwsFrontDoorOptions {
 }
 
 /** awsQuery actions by name, for unsigned requests (open mode) that carry no credential scope. */
-const QUERY_ACTION_SERVICE: Record<string, string> = { GetCallerIdentity: "sts", GetRole: "iam" };
+const QUERY_ACTION_SERVICE: Record<string, string> = { GetCallerIdentity: "sts" };
 
 /**
  * The AWS front door on one listener, routed by protocol:
@@ -56,10 +59,13 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
   const auth = createAwsAuth(o.auth);
   const s3 = await registerS3(app, { store: o.store, auth, region: o.region });
   const sagemaker = sagemakerService();
+  const roles = new Roles(o.resources, o.roles ?? ["kikitori-execution-role"]);
+  const iam = roles.service();
+  for (const action of Object.keys(iam.actions)) QUERY_ACTION_SERVICE[action] = "iam";
   const services: Record<string, JsonService | QueryService | undefined> = {
     sagemaker,
     sts: stsService(),
-    iam: iamService(o.roles ?? ["kikitori-execution-role"]),
+    iam,
     // SNS (issue 7) registers itself here through `services` once src/api/aws/sns.ts exports one.
     sns: undefined,
     ...o.services,
@@ -71,6 +77,8 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
     service: o.service,
     manager: o.manager,
     identity,
+    resources: o.resources,
+    roles,
     region: identity.region ?? scopeRegion ?? o.region ?? "us-east-1",
     accountId: o.accountId ?? "000000000000",
   });

@@ -8,6 +8,7 @@ import type {
   Model,
 } from "../../core/types.js";
 import type { AwsContext, JsonService } from "./context.js";
+import { roleNameOf } from "./iam.js";
 import {
   awsValidation,
   checkMembers,
@@ -65,8 +66,8 @@ async function createModel(input: JsonInput, ctx: AwsContext) {
     "CreateModel",
     "",
     input,
-    ["ModelName", "PrimaryContainer", "Containers", "ExecutionRoleArn"],
-    ["Tags", "EnableNetworkIsolation"],
+    ["ModelName", "PrimaryContainer", "Containers", "ExecutionRoleArn", "Tags"],
+    ["EnableNetworkIsolation"],
   );
   const name = requiredString(input, "ModelName");
   const primary = optionalObject(input, "PrimaryContainer");
@@ -81,11 +82,14 @@ async function createModel(input: JsonInput, ctx: AwsContext) {
   if (!def) throw awsValidation("CreateModel: PrimaryContainer is required");
   const c = container("CreateModel", def, primary ? "PrimaryContainer." : "Containers[0].");
   await checkImage(c.image);
-  const model = await ctx.service.createModel({
-    name,
-    ...c,
-    executionRoleArn: optionalString(input, "ExecutionRoleArn"),
-  });
+  // SageMaker's wording and code: the sagemaker SDK reuses the model when it sees them.
+  if (await ctx.service.state.getModel(name))
+    throw awsValidation(`Cannot create already existing model "${arn(ctx, "model", name)}".`);
+  const role = optionalString(input, "ExecutionRoleArn");
+  if (role !== undefined) await checkRole(ctx, role);
+  const tags = tagsOf("CreateModel", input);
+  const model = await ctx.service.createModel({ name, ...c, executionRoleArn: role });
+  await putTags(ctx, arn(ctx, "model", model.name), tags);
   return { ModelArn: arn(ctx, "model", model.name) };
 }
 
@@ -201,8 +205,13 @@ function asyncConfigView(a: AsyncInferenceConfig) {
 
 async function createEndpointConfig(input: JsonInput, ctx: AwsContext) {
   const op = "CreateEndpointConfig";
-  checkMembers(op, "", input, ["EndpointConfigName", "ProductionVariants", "AsyncInferenceConfig"], ["Tags"]);
+  checkMembers(op, "", input, ["EndpointConfigName", "ProductionVariants", "AsyncInferenceConfig", "Tags"]);
   const name = requiredString(input, "EndpointConfigName");
+  if (await ctx.service.state.getEndpointConfig(name))
+    throw awsValidation(
+      `Cannot create already existing endpoint configuration "${arn(ctx, "endpoint-config", name)}".`,
+    );
+  const tags = tagsOf(op, input);
   const variants = optionalArray(input, "ProductionVariants");
   if (!variants) throw awsValidation(`${op}: ProductionVariants is required`);
   const parsed = variants.map((v, i) => {
@@ -224,6 +233,7 @@ async function createEndpointConfig(input: JsonInput, ctx: AwsContext) {
     variants: parsed,
     asyncConfig: a ? asyncConfigOf(op, a) : undefined,
   });
+  await putTags(ctx, arn(ctx, "endpoint-config", config.name), tags);
   return { EndpointConfigArn: arn(ctx, "endpoint-config", config.name) };
 }
 
@@ -265,13 +275,15 @@ async function checkConfigImages(ctx: AwsContext, configName: string): Promise<v
 }
 
 async function createEndpoint(input: JsonInput, ctx: AwsContext) {
-  checkMembers("CreateEndpoint", "", input, ["EndpointName", "EndpointConfigName"], ["Tags"]);
+  checkMembers("CreateEndpoint", "", input, ["EndpointName", "EndpointConfigName", "Tags"]);
   const name = requiredString(input, "EndpointName");
   const configName = requiredString(input, "EndpointConfigName");
   if (await ctx.service.state.getEndpoint(name))
     throw awsValidation(`Cannot create already existing endpoint "${arn(ctx, "endpoint", name)}".`);
   await checkConfigImages(ctx, configName);
+  const tags = tagsOf("CreateEndpoint", input);
   const e = await ctx.service.createEndpoint({ name, configName });
+  await putTags(ctx, arn(ctx, "endpoint", e.name), tags);
   return { EndpointArn: arn(ctx, "endpoint", e.name) };
 }
 
@@ -345,6 +357,135 @@ function nameOnly(op: string, field: string) {
   };
 }
 
+// --- execution roles ---
+
+/** As SageMaker: the execution role must exist (kikitori checks the name; it enforces no policy). */
+async function checkRole(ctx: AwsContext, roleArn: string): Promise<void> {
+  const name = roleNameOf(roleArn);
+  if (!name) throw awsValidation(`ExecutionRoleArn ${roleArn} is not an IAM role ARN`);
+  if (!(await ctx.roles.get(ctx, name)))
+    throw awsValidation(
+      `Could not assume role ${roleArn}. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.`,
+    );
+}
+
+// --- tags ---
+
+type Tag = { Key: string; Value: string };
+
+function tagsOf(op: string, input: JsonInput, field = "Tags"): Tag[] {
+  const list = optionalArray(input, field) ?? [];
+  if (list.length > 50) throw awsValidation(`${op}: at most 50 ${field}`);
+  return list.map((t, i) => {
+    const o = (t ?? {}) as JsonInput;
+    const key = requiredString(o, "Key", `${field}[${i}].`);
+    if (key.length > 128) throw awsValidation(`${op}: ${field}[${i}].Key is longer than 128 characters`);
+    const value = optionalString(o, "Value", `${field}[${i}].`) ?? "";
+    if (value.length > 256) throw awsValidation(`${op}: ${field}[${i}].Value is longer than 256 characters`);
+    return { Key: key, Value: value };
+  });
+}
+
+async function tagsAt(ctx: AwsContext, resourceArn: string): Promise<Tag[]> {
+  const r = await ctx.resources.get("tags", resourceArn);
+  return r ? (JSON.parse(r.body) as Tag[]) : [];
+}
+
+/** Adds or replaces tags by key. */
+async function putTags(ctx: AwsContext, resourceArn: string, tags: Tag[]): Promise<Tag[]> {
+  if (tags.length === 0) return tagsAt(ctx, resourceArn);
+  const byKey = new Map((await tagsAt(ctx, resourceArn)).map((t) => [t.Key, t]));
+  for (const t of tags) byKey.set(t.Key, t);
+  if (byKey.size > 50) throw awsValidation(`a resource may have at most 50 tags (${resourceArn})`);
+  const all = [...byKey.values()];
+  await ctx.resources.put("tags", resourceArn, JSON.stringify(all), Date.now());
+  return all;
+}
+
+/** The resource an ARN names must exist (a model, an endpoint configuration or an endpoint). */
+async function taggable(ctx: AwsContext, input: JsonInput): Promise<string> {
+  const resourceArn = requiredString(input, "ResourceArn");
+  const m = /^arn:aws[a-z-]*:sagemaker:[^:]*:\d{12}:(model|endpoint-config|endpoint)\/(.+)$/.exec(
+    resourceArn,
+  );
+  if (!m) throw awsValidation(`ResourceArn ${resourceArn} is not a resource kikitori keeps`);
+  const [, kind, lower] = m;
+  const list =
+    kind === "model"
+      ? await ctx.service.state.listModels()
+      : kind === "endpoint-config"
+        ? await ctx.service.state.listEndpointConfigs()
+        : await ctx.service.state.listEndpoints();
+  const item = list.find((x) => x.name.toLowerCase() === lower);
+  if (!item) throw awsValidation(`Could not find resource "${resourceArn}".`);
+  // Tags live under the canonical ARN, whatever the case the caller wrote.
+  return arn(ctx, kind!, item.name);
+}
+
+async function addTags(input: JsonInput, ctx: AwsContext) {
+  checkMembers("AddTags", "", input, ["ResourceArn", "Tags"]);
+  const resourceArn = await taggable(ctx, input);
+  const tags = tagsOf("AddTags", input);
+  if (tags.length === 0) throw awsValidation("AddTags: Tags is required");
+  return { Tags: await putTags(ctx, resourceArn, tags) };
+}
+
+async function listTags(input: JsonInput, ctx: AwsContext) {
+  checkMembers("ListTags", "", input, ["ResourceArn", "MaxResults", "NextToken"]);
+  const { items, nextToken } = page(await tagsAt(ctx, await taggable(ctx, input)), input, 50);
+  return { Tags: items, ...(nextToken ? { NextToken: nextToken } : {}) };
+}
+
+async function deleteTags(input: JsonInput, ctx: AwsContext) {
+  checkMembers("DeleteTags", "", input, ["ResourceArn", "TagKeys"]);
+  const resourceArn = await taggable(ctx, input);
+  const keys = optionalArray(input, "TagKeys");
+  if (!keys?.length || keys.some((k) => typeof k !== "string"))
+    throw awsValidation("DeleteTags: TagKeys is required (a list of keys)");
+  const left = (await tagsAt(ctx, resourceArn)).filter((t) => !keys.includes(t.Key));
+  await ctx.resources.put("tags", resourceArn, JSON.stringify(left), Date.now());
+  return {};
+}
+
+// --- capacity ---
+
+/**
+ * Sets each named variant's desired instance count at once (as the autoscaler does; a registered scalable
+ * target's policies may change it again). kikitori's variants share the endpoint's one queue, so
+ * DesiredWeight is accepted and has no effect.
+ */
+async function updateWeightsAndCapacities(input: JsonInput, ctx: AwsContext) {
+  const op = "UpdateEndpointWeightsAndCapacities";
+  checkMembers(op, "", input, ["EndpointName", "DesiredWeightsAndCapacities"]);
+  const name = requiredString(input, "EndpointName");
+  const e = await found("endpoint", name, () => ctx.service.getEndpoint(name));
+  if (e.status !== "InService")
+    throw awsValidation(`Cannot update in-progress endpoint "${arn(ctx, "endpoint", name)}".`);
+  const config = await ctx.service.getEndpointConfig(e.configName);
+  const wanted = optionalArray(input, "DesiredWeightsAndCapacities");
+  if (!wanted?.length) throw awsValidation(`${op}: DesiredWeightsAndCapacities is required`);
+  const changes = wanted.map((w, i) => {
+    const p = `DesiredWeightsAndCapacities[${i}].`;
+    const o = (w ?? {}) as JsonInput;
+    checkMembers(
+      op,
+      p,
+      o,
+      ["VariantName", "DesiredInstanceCount"],
+      ["DesiredWeight", "ServerlessUpdateConfig"],
+    );
+    const variant = requiredString(o, "VariantName", p);
+    if (!config.variants.some((v) => v.variantName === variant))
+      throw awsValidation(`The variant(s) "[${variant}]" is/are not present in the endpoint configuration.`);
+    const count = optionalInt(o, "DesiredInstanceCount", p);
+    if (count !== undefined && (count < 0 || count > 100))
+      throw awsValidation(`${op}: ${p}DesiredInstanceCount must be from 0 to 100`);
+    return { variant, count };
+  });
+  for (const c of changes) if (c.count !== undefined) ctx.manager.setDesired(name, c.variant, c.count);
+  return { EndpointArn: arn(ctx, "endpoint", name) };
+}
+
 export function sagemakerService(): JsonService {
   const modelName = nameOnly("DescribeModel", "ModelName");
   return {
@@ -366,6 +507,7 @@ export function sagemakerService(): JsonService {
       DeleteModel: async (input, ctx) => {
         const name = nameOnly("DeleteModel", "ModelName")(input);
         await found("model", name, () => ctx.service.deleteModel(name));
+        await ctx.resources.delete("tags", arn(ctx, "model", name));
         return {};
       },
       ListModels: async (input, ctx) => {
@@ -394,6 +536,7 @@ export function sagemakerService(): JsonService {
       DeleteEndpointConfig: async (input, ctx) => {
         const name = nameOnly("DeleteEndpointConfig", "EndpointConfigName")(input);
         await found("endpoint configuration", name, () => ctx.service.deleteEndpointConfig(name));
+        await ctx.resources.delete("tags", arn(ctx, "endpoint-config", name));
         return {};
       },
       ListEndpointConfigs: async (input, ctx) => {
@@ -415,9 +558,14 @@ export function sagemakerService(): JsonService {
       DeleteEndpoint: async (input, ctx) => {
         const name = nameOnly("DeleteEndpoint", "EndpointName")(input);
         await found("endpoint", name, () => ctx.service.deleteEndpoint(name));
+        await ctx.resources.delete("tags", arn(ctx, "endpoint", name));
         return {};
       },
       ListEndpoints: listEndpoints,
+      UpdateEndpointWeightsAndCapacities: updateWeightsAndCapacities,
+      AddTags: addTags,
+      ListTags: listTags,
+      DeleteTags: deleteTags,
     },
   };
 }
