@@ -96,7 +96,9 @@ describe("sagemaker SDK: an AWS notebook, unmodified, against kikitori", () => {
         timeout: 600_000,
         maxBuffer: 16 * 1024 * 1024,
       });
-      const r = JSON.parse(stdout.trim().split("\n").pop()!) as Record<string, string>;
+      // The SDK's waiters print progress marks ("!") before the last line's JSON.
+      const line = stdout.trim().split("\n").pop()!;
+      const r = JSON.parse(line.slice(line.indexOf("{"))) as Record<string, string>;
       assert.equal(r.bucket, "sagemaker-eu-west-1-000000000000", `round ${round}`);
       assert.equal(r.role, "arn:aws:iam::000000000000:role/SageMaker-local");
       assert.match(r.transcript!, /ask not what your country can do for you/i, `round ${round}`);
