@@ -344,6 +344,13 @@ export function render(out: string, mdPath: string): void {
     s.push(
       "## Why the engine was slow (bench/engine-evidence.ts)",
       "",
+      "Root cause of issue #14 (kikitori at 2.5× faster-whisper int8's wall time, and 2.7× whisper.cpp's CLI's):",
+      "",
+      "1. **The CLI figure was an artefact**: the old benchmark ran whisper.cpp's CLI with `-nt` (no timestamps), which makes whisper.cpp jump 30 s per pass and drop what the model did not finish: 56.7 % WER, 64 of 120 words missing. The peer now decodes with timestamps, like kikitori.",
+      "2. **Too many 30 s encoder passes**: whisper pays a full 30 s encoder pass per window however little audio it holds. The old engine cut 30 s windows and let whisper.cpp 1.7 seek inside each: remainders after the last timestamp (and a 4.4 s tail of which 2 s were silence) each cost a full pass (counts below). Packed windows with one pass each, resuming at the last timestamp, need fewer.",
+      "3. **Each pass cost more**: smart-whisper 0.8.1 shipped whisper.cpp 1.7.1's ggml (F16 matrix products through `ggml_vec_dot_f16`, no newer CPU kernels) and built it without `-DNDEBUG` (the debug NaN checks ran on every soft-max and GELU). whisper.cpp 1.9.1 built for the host CPU with flash attention, plus quantized weights (q4_0: −30 % CPU time per transcription of jfk.wav at 1 thread against F16, measured with `process.cpuUsage()`), costs less per pass.",
+      "4. Small: a fresh whisper state per call (≈ 220 MB allocated and touched each time) and a JavaScript `Float32Array.from(pcm, fn)` conversion: the addon keeps one state per worker and converts Int16 natively.",
+      "",
       `\`${evidence.command}\`, ${evidence.date}. Counts, not times: they do not depend on the load of the shared machine.`,
       "",
       ...(evidence.callgrind?.length

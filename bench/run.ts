@@ -8,6 +8,7 @@
  * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
  * --requests 2000 --concurrency 32 --tiny-clips 200 --engine-seconds 60 --reps 3 --long-minutes 30
  * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,quality,sfz,long,growth
+ * --quant q4_0,q8_0 (quantized weights measured; default all) --beams 1,5
  * --model FILE --ct2 DIR | --wheel FILE --whisper-cli FILE (bench/peers/build-whisper-cli.sh) --testdata DIR --max-wait 15 (minutes to wait in all for the
  * 1-minute load to fall to 1.5; 0 in smoke mode) --no-wait
  * --render-only (rebuild BENCHMARKS.md from the results already in --out).
@@ -19,7 +20,7 @@ import { homedir, loadavg, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../src/eval/cli.js";
-import { DEFAULT_QUANTIZATION, QUANT_TYPE_NAMES } from "../src/models/quantize.js";
+import { DEFAULT_QUANTIZATION, QUANT_TYPE_NAMES, type QuantType } from "../src/models/quantize.js";
 import { runEngineSpeed } from "./engine-speed.js";
 import { runGrowth } from "./growth.js";
 import { runLongAudio } from "./long-audio.js";
@@ -56,6 +57,8 @@ const { values: a } = parseArgs({
     },
     testdata: { type: "string", default: defaultTestdata() },
     "no-wait": { type: "boolean", default: false },
+    quant: { type: "string" },
+    beams: { type: "string" },
     "max-wait": { type: "string" },
     "render-only": { type: "boolean", default: false },
   },
@@ -194,13 +197,18 @@ try {
         warmupPath: smoke ? undefined : clip,
         modelPath: a.model!,
         tmp,
-        quantTypes: smoke ? [] : QUANT_TYPE_NAMES,
+        quantTypes:
+          a.quant !== undefined
+            ? (a.quant.split(",").filter(Boolean) as QuantType[])
+            : smoke
+              ? []
+              : QUANT_TYPE_NAMES,
         defaultVariant: smoke ? "f16" : DEFAULT_QUANTIZATION,
         ct2: a.ct2,
         wheel: a.wheel!,
         threads: o.threads,
         reps: o.reps,
-        beams: smoke ? [1] : [1, 5],
+        beams: a.beams ? a.beams.split(",").map(Number) : smoke ? [1] : [1, 5],
         computeTypes: smoke ? ["int8"] : ["float32", "int8"],
         whisperCli: a["whisper-cli"],
         log,
