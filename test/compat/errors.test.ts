@@ -15,7 +15,7 @@ import {
   SageMakerClient,
 } from "@aws-sdk/client-sagemaker";
 import { InvokeEndpointAsyncCommand, SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
-import { CREDS, startCompatServer, type CompatServer } from "./helpers.js";
+import { CREDS, rejects, startCompatServer, type CompatServer } from "./helpers.js";
 
 interface Raw {
   status: number;
@@ -70,14 +70,6 @@ const json = (op: string, body: string) => ({
   headers: { "content-type": "application/x-amz-json-1.1", "x-amz-target": `SageMaker.${op}` },
   body,
 });
-
-async function rejects(p: Promise<unknown>, name: string, message: RegExp): Promise<void> {
-  await assert.rejects(p, (e: Error & { $metadata?: { httpStatusCode?: number } }) => {
-    assert.equal(e.name, name, `${e.name}: ${e.message}`);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 describe("AWS front door: unsupported, malformed and unauthenticated requests", () => {
   let srv: CompatServer;

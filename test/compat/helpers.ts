@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, writeFile } from "node:fs/promises";
@@ -45,4 +46,13 @@ export async function makeModelTar(dir: string, files: Record<string, string>): 
   const out = join(stage, "model.tar.gz");
   await run("tar", ["-czf", out, "-C", stage, ...Object.keys(files)]);
   return out;
+}
+
+/** Asserts that an SDK call fails with this error name and a message matching `message`. */
+export async function rejects(p: Promise<unknown>, name: string, message: RegExp): Promise<void> {
+  await assert.rejects(p, (e: Error) => {
+    assert.equal(e.name, name, `${e.name}: ${e.message}`);
+    assert.match(e.message, message);
+    return true;
+  });
 }

@@ -19,15 +19,7 @@ import {
   PutMetricAlarmCommand,
 } from "@aws-sdk/client-cloudwatch";
 import { waitFor } from "../helpers/server.js";
-import { CREDS, startCompatServer, type CompatServer } from "./helpers.js";
-
-async function rejects(p: Promise<unknown>, name: string, message: RegExp): Promise<void> {
-  await assert.rejects(p, (e: Error) => {
-    assert.equal(e.name, name, `${e.name}: ${e.message}`);
-    assert.match(e.message, message);
-    return true;
-  });
-}
+import { CREDS, rejects, startCompatServer, type CompatServer } from "./helpers.js";
 
 describe("@aws-sdk v3: SageMaker's answers that SDKs parse, tags, roles, capacities; CloudWatch over awsJson1_0", () => {
   let srv: CompatServer;
