@@ -2,7 +2,7 @@
 // faster-whisper, built here from Debian's packages by containers/build) run by podman through the AWS API,
 // with faster-whisper's tiny.en as its model.tar.gz. Skips only where podman is not installed.
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -24,15 +24,11 @@ import {
 } from "@aws-sdk/client-application-auto-scaling";
 import { CREDS, makeModelTar, startCompatServer, type CompatServer } from "../compat/helpers.js";
 import { normalize, repoRoot, sox, testdata } from "../helpers/fixtures.js";
+import { buildImage, noPodman, podman } from "../helpers/containers.js";
 import { waitFor } from "../helpers/server.js";
 
 const run = promisify(execFile);
-const noPodman =
-  spawnSync("podman", ["--version"]).status === 0
-    ? false
-    : "podman is not installed (scripts/setup installs it with runc and mmdebstrap)";
 
-const podman = async (...args: string[]) => (await run("podman", args, { timeout: 60_000 })).stdout.trim();
 /** The containers kikitori runs for an endpoint ("name image"), running or not, or only running ones. */
 const containersOf = async (endpoint: string, only: "all" | "running" = "all") =>
   (
@@ -62,12 +58,7 @@ describe(
 
     before(async () => {
       // Built once per machine: later runs find the image by the hash of its inputs.
-      image = (
-        await run(join(repoRoot, "containers", "build"), ["seed-whisper"], {
-          timeout: 30 * 60_000,
-          maxBuffer: 64 << 20,
-        })
-      ).stdout.trim();
+      image = await buildImage("seed-whisper");
       const ct2 = (await run(join(repoRoot, "scripts", "fetch-test-model"), ["--ct2"])).stdout.trim();
       srv = await startCompatServer();
       const cfg = { endpoint: srv.url, region: "us-east-1", credentials: CREDS, forcePathStyle: true };
