@@ -1,30 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { join } from "node:path";
-import { Api, noopModelServer, repoRoot, tempDir, waitFor } from "../helpers/server.js";
-
-/** Runs `kikitori serve` as its own process, so the test can kill it with SIGKILL. */
-async function serve(dataDir: string): Promise<{ child: ChildProcess; api: Api }> {
-  const child = spawn(
-    process.execPath,
-    [join(repoRoot, "bin", "kikitori.js"), "serve", "--port", "0", "--data-dir", dataDir],
-    {
-      env: { ...process.env, KIKITORI_QUIET: "1", KIKITORI_LEASE_MS: "3000" },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.on("exit", (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
-  });
-  return { child, api: new Api(url) };
-}
+import { noopModelServer, serveProcess as serve, tempDir, waitFor } from "../helpers/server.js";
 
 test("nothing lost: kill -9 the service with 50 invocations queued or running, restart, all end exactly once", async () => {
   const dataDir = tempDir("kk-crash-");

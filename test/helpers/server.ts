@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { loadConfig, type Config } from "../../src/config.js";
 import { startKikitori, type Kikitori } from "../../src/main.js";
@@ -99,4 +100,29 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** Runs `kikitori serve` as its own process, so a test can kill it with SIGKILL. */
+export async function serveProcess(
+  dataDir: string,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; api: Api }> {
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, "bin", "kikitori.js"), "serve", "--port", "0", "--data-dir", dataDir],
+    {
+      env: { ...process.env, KIKITORI_QUIET: "1", KIKITORI_LEASE_MS: "3000", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => {
+      out += c.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.on("exit", (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
+  });
+  return { child, api: new Api(url) };
 }
