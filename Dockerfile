@@ -38,14 +38,20 @@ RUN --mount=type=secret,id=ca \
  && node_prefix="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")" \
  && if [ -f "$node_prefix/include/node/node.h" ]; then export npm_config_nodedir="$node_prefix"; fi \
  && CFLAGS="$CPU_FLAGS" CXXFLAGS="$CPU_FLAGS" KIKITORI_WHISPER_CMAKE_ARGS="$WHISPER_CMAKE_ARGS" npm ci --no-audit --no-fund
+# The runtime's node_modules, apart: a change to the sources alone does not copy them again.
+RUN mkdir -p /opt/production && cp package.json package-lock.json /opt/production/ \
+ && cp -a node_modules /opt/production/ && cd /opt/production && npm prune --omit=dev --no-audit --no-fund
 COPY . .
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+RUN npm run build
 
 FROM runtime
 # GPU=1: the built-in Whisper server runs on CUDA (the prebuilt @fugood/whisper.node CUDA build).
 ARG GPU=0
-COPY --from=build /opt/kikitori /opt/kikitori
+WORKDIR /opt/kikitori
 RUN ln -s /opt/kikitori/bin/kikitori.js /usr/local/bin/kikitori
+COPY --from=build /opt/production/node_modules node_modules
+COPY . .
+COPY --from=build /opt/kikitori/dist dist
 # Listening on all addresses inside the container: set KIKITORI_ACCESS_KEY_ID/SECRET (or, on a trusted
 # network only, KIKITORI_ALLOW_OPEN_REMOTE=1). Keep /var/lib/kikitori on a volume.
 ENV KIKITORI_HOST=0.0.0.0 \

@@ -92,7 +92,13 @@ export function transcribeCommand(): Command {
       let embedded: Kikitori | undefined;
       if (!opts.url) {
         embedded = await startKikitori(
-          loadConfig({ port: 0, log: false, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) }),
+          // Loopback whatever KIKITORI_HOST says (as in kikitori's image): only this command talks to it.
+          loadConfig({
+            host: "127.0.0.1",
+            port: 0,
+            log: false,
+            ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+          }),
         );
       }
       try {
