@@ -52,6 +52,7 @@ RUN ln -s /opt/kikitori/bin/kikitori.js /usr/local/bin/kikitori
 COPY --from=build /opt/production/node_modules node_modules
 COPY . .
 COPY --from=build /opt/kikitori/dist dist
+COPY --from=build /opt/kikitori/web/dist web/dist
 # Listening on all addresses inside the container: set KIKITORI_ACCESS_KEY_ID/SECRET (or, on a trusted
 # network only, KIKITORI_ALLOW_OPEN_REMOTE=1). Keep /var/lib/kikitori on a volume.
 ENV KIKITORI_HOST=0.0.0.0 \
