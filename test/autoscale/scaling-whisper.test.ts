@@ -13,32 +13,7 @@ test("scale from zero with the built-in Whisper server (tiny.en) and back", { sk
   const k = await startTestServer({ defaultModel: "tiny.en" });
   try {
     await k.api.endpoint("zero", { image: "kikitori/whisper" }, { initialInstanceCount: 0 });
-    await k.api.ok("PUT", "/v1/endpoints/zero/variants/AllTraffic/scaling", {
-      minCapacity: 0,
-      maxCapacity: 1,
-      policies: [
-        {
-          policyName: "wake",
-          policyType: "StepScaling",
-          stepScaling: {
-            AdjustmentType: "ChangeInCapacity",
-            StepAdjustments: [{ MetricIntervalLowerBound: 0, ScalingAdjustment: 1 }],
-          },
-        },
-        {
-          policyName: "backlog",
-          policyType: "TargetTrackingScaling",
-          targetTracking: {
-            TargetValue: 1,
-            CustomizedMetricSpecification: {
-              MetricName: "ApproximateBacklogSizePerInstance",
-              Namespace: "AWS/SageMaker",
-            },
-            ScaleInCooldown: 2,
-          },
-        },
-      ],
-    });
+    await k.api.scaleFromZero("zero", 2);
     const wav = join(tempDir(), "hello.wav");
     execFileSync("espeak-ng", ["-w", wav, "Hello world, this is a test."]);
     const input = await k.api.put("input", "hello.wav", readFileSync(wav), "audio/wav");

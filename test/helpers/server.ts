@@ -74,6 +74,39 @@ export class Api {
       `endpoint ${name} InService`,
     );
   }
+  /**
+   * Scales the endpoint's AllTraffic variant between 0 and 1 instance: a request at zero starts one
+   * (step policy on HasBacklogWithoutCapacity), and it stops `scaleInCooldown` seconds after the backlog
+   * is gone (target tracking on ApproximateBacklogSizePerInstance).
+   */
+  async scaleFromZero(endpoint: string, scaleInCooldown: number): Promise<void> {
+    await this.ok("PUT", `/v1/endpoints/${endpoint}/variants/AllTraffic/scaling`, {
+      minCapacity: 0,
+      maxCapacity: 1,
+      policies: [
+        {
+          policyName: "wake",
+          policyType: "StepScaling",
+          stepScaling: {
+            AdjustmentType: "ChangeInCapacity",
+            StepAdjustments: [{ MetricIntervalLowerBound: 0, ScalingAdjustment: 1 }],
+          },
+        },
+        {
+          policyName: "backlog",
+          policyType: "TargetTrackingScaling",
+          targetTracking: {
+            TargetValue: 1,
+            CustomizedMetricSpecification: {
+              MetricName: "ApproximateBacklogSizePerInstance",
+              Namespace: "AWS/SageMaker",
+            },
+            ScaleInCooldown: scaleInCooldown,
+          },
+        },
+      ],
+    });
+  }
   async waitTerminal(id: string, timeoutMs = 120_000): Promise<any> {
     let last: any;
     await waitFor(

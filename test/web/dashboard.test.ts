@@ -70,34 +70,8 @@ test("the dashboard in a real browser (Debian's Chromium)", { timeout: 900_000 }
     await browser.close();
     await k.close();
   });
-  // Scales from zero on a request, back to zero 2 s after the work is done.
   await k.api.endpoint("whisper", { image: "kikitori/whisper" }, { initialInstanceCount: 0 });
-  await k.api.ok("PUT", "/v1/endpoints/whisper/variants/AllTraffic/scaling", {
-    minCapacity: 0,
-    maxCapacity: 1,
-    policies: [
-      {
-        policyName: "wake",
-        policyType: "StepScaling",
-        stepScaling: {
-          AdjustmentType: "ChangeInCapacity",
-          StepAdjustments: [{ MetricIntervalLowerBound: 0, ScalingAdjustment: 1 }],
-        },
-      },
-      {
-        policyName: "backlog",
-        policyType: "TargetTrackingScaling",
-        targetTracking: {
-          TargetValue: 1,
-          CustomizedMetricSpecification: {
-            MetricName: "ApproximateBacklogSizePerInstance",
-            Namespace: "AWS/SageMaker",
-          },
-          ScaleInCooldown: 2,
-        },
-      },
-    ],
-  });
+  await k.api.scaleFromZero("whisper", 2);
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const requests: string[] = [];
   context.on("request", (r) => requests.push(r.url()));

@@ -1,15 +1,8 @@
 /** The shapes of the native API's answers that the pages read (see /openapi.json). */
 
-export type InvocationState = "Queued" | "Running" | "Succeeded" | "Failed" | "Expired" | "Cancelled";
-export const INVOCATION_STATES: InvocationState[] = [
-  "Queued",
-  "Running",
-  "Succeeded",
-  "Failed",
-  "Expired",
-  "Cancelled",
-];
-export const isTerminal = (s: InvocationState) => s !== "Queued" && s !== "Running";
+import type { InvocationState } from "../../src/core/types.js";
+// The core's vocabulary, shared as is (that file has no dependencies).
+export { INVOCATION_STATES, isTerminal, type InvocationState } from "../../src/core/types.js";
 
 export interface Invocation {
   inferenceId: string;
