@@ -52,8 +52,27 @@ test("transcriptions: json, text and srt through the openai client", { skip: noM
   });
   assert.equal(verbose.language, "english");
   assert.ok((verbose.words?.length ?? 0) >= 20, "per-word timings");
+  // whisper.cpp's token data, not placeholders: token ids, log-probabilities, no-speech probabilities.
+  // (Segment-level verbose_json: with word granularity the engine regroups words and drops them, #14.)
+  const segmentLevel = await client.audio.transcriptions.create({
+    file: createReadStream(testdata("jfk.wav")),
+    model: "whisper-1",
+    response_format: "verbose_json",
+  });
+  const segments = segmentLevel.segments ?? [];
+  assert.ok(segments.length > 0);
+  for (const seg of segments) {
+    assert.ok(seg.tokens.length > 0 && seg.tokens.every((t) => Number.isInteger(t) && t >= 0), "token ids");
+    assert.ok(seg.avg_logprob < 0 && seg.avg_logprob > -5, `avg_logprob ${seg.avg_logprob}`);
+    assert.ok(seg.no_speech_prob >= 0 && seg.no_speech_prob <= 1, `no_speech_prob ${seg.no_speech_prob}`);
+    assert.ok(seg.compression_ratio > 0);
+  }
+  assert.ok(
+    segments.some((s) => s.no_speech_prob > 0),
+    "no_speech_prob is measured, not a constant 0",
+  );
   const invs = (await k.api.ok("GET", "/v1/invocations?endpoint=whisper")).invocations;
-  assert.equal(invs.length, 4, "each call went through the asynchronous core");
+  assert.equal(invs.length, 5, "each call went through the asynchronous core");
 });
 
 test("bad requests answer in OpenAI's error shape, naming the parameter", async () => {
