@@ -87,7 +87,12 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const dir = mkdtempSync(join(tmpdir(), "kk-bench-"));
-const config = loadConfig({ dataDir: dir, port: 0, log: false });
+const config = loadConfig({
+  dataDir: dir,
+  port: 0,
+  log: false,
+  localImages: { allowAll: false, commands: [join(root, "test", "fixtures", "noop-model-server.mjs")] },
+});
 const k = await startKikitori(config);
 const results: Record<string, unknown> = {};
 try {

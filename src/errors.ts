@@ -17,6 +17,8 @@ export const ERRORS = {
   LeaseExpired: { status: 500, aws: "InternalFailure", retryable: true },
   RequestExpired: { status: 410, aws: "ValidationError", retryable: false },
   Cancelled: { status: 409, aws: "ValidationError", retryable: false },
+  Forbidden: { status: 403, aws: "AccessDeniedException", retryable: false },
+  InsufficientStorage: { status: 507, aws: "InsufficientStorage", retryable: true },
   NotImplemented: { status: 501, aws: "NotImplemented", retryable: false },
   Internal: { status: 500, aws: "InternalFailure", retryable: true },
 } as const;
@@ -65,4 +67,14 @@ export const alreadyExists = (what: string, name: string) =>
 export function coerceError(e: unknown): Error {
   if (e instanceof Error) return e;
   return new Error(typeof e === "string" ? e : JSON.stringify(e), { cause: e });
+}
+
+/** A full disk or database, whichever layer hit it, as the 507 every door answers with its reason. */
+export function insufficientStorage(e: unknown): KikitoriError | undefined {
+  const code = (e as { code?: string } | undefined)?.code;
+  if (code !== "ENOSPC" && code !== "EDQUOT" && code !== "SQLITE_FULL") return undefined;
+  return new KikitoriError(
+    "InsufficientStorage",
+    `the server is out of storage space (${code}): nothing was stored; free space and retry`,
+  );
 }

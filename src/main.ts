@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { type Config, modelFile } from "./config.js";
+import { checkOpenListener, type Config, modelFile } from "./config.js";
 import { Service } from "./core/service.js";
 import { SqliteStateStore } from "./queue/sqlite/store.js";
 import { FsObjectStore } from "./storage/index.js";
@@ -21,10 +21,16 @@ import { registerModelCache } from "./api/rest/model-cache.js";
 import { SqliteAwsStore } from "./queue/sqlite/aws-store.js";
 import { Alarms } from "./autoscale/alarms.js";
 import { cloudwatchService } from "./api/aws/cloudwatch.js";
+import { SqliteKeyStore } from "./queue/sqlite/key-store.js";
+import { createAwsAuth } from "./api/aws/sigv4.js";
+import { checkImage } from "./instances/images.js";
 
 export interface Kikitori {
   url: string;
   config: Readonly<Config>;
+  /** The auth mode in force (`auto` resolved). */
+  authMode: "open" | "keys";
+  keys: SqliteKeyStore;
   service: Service;
   manager: InstanceManager;
   autoscaler: Autoscaler;
@@ -38,11 +44,21 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
   const log = config.log ? (msg: string) => console.error(`[kikitori] ${msg}`) : () => {};
   const state = new SqliteStateStore(join(config.dataDir, "kikitori.db"));
   const objects = new FsObjectStore({ root: join(config.dataDir, "objects") });
+  const keys = new SqliteKeyStore(state.db);
+  // auto: keys as soon as there is any credential to check; open (loopback only) when there is none.
+  const mode =
+    config.auth.mode !== "auto"
+      ? config.auth.mode
+      : config.auth.credentials.length > 0 || (await keys.countActiveKeys()) > 0
+        ? "keys"
+        : "open";
+  if (mode === "open") checkOpenListener(config);
   const service = new Service(state, objects, {
     maxInputBytes: config.maxInputBytes,
     maxAttempts: config.maxAttempts,
     defaultBucket: "kikitori",
     checkWebhook: (w) => checkWebhook(w, config.notify.egress),
+    checkImage: (image) => checkImage(image, config.localImages),
   });
   const notifier = createNotifier(service, state.db, config.notify, log);
   await objects.createBucket("kikitori").catch(() => {});
@@ -56,6 +72,7 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       shutdownGraceMs: config.shutdownGraceMs,
       maxConsecutiveStartFailures: config.maxConsecutiveStartFailures,
       defaultModelFile: () => modelFile(config, config.defaultModel),
+      localImages: config.localImages,
       log,
     },
   );
@@ -67,13 +84,21 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
   const autoscaler = new Autoscaler(service, scaling, manager, metrics, { log, region, accountId }, alarms);
   const app = await buildApp(service, {
     logRequests: config.log,
+    auth: {
+      mode,
+      keys,
+      aws: createAwsAuth({ mode: mode === "open" ? "open" : "sigv4", credentials: config.auth.credentials }),
+      sigv4Scopes: new Map(config.auth.credentials.map((c) => [c.accessKeyId, c.scope])),
+      processToken: config.auth.processToken,
+      bodyTimeoutMs: config.auth.bodyTimeoutMs,
+      cookieSecure: config.auth.cookieSecure,
+    },
     openai: { defaultEndpoint: "whisper", maxBytes: config.maxInputBytes },
     aws: {
       service,
       manager,
       store: objects,
       resources: awsStore,
-      auth: config.auth,
       services: {
         "application-autoscaling": autoscalingService(autoscaler),
         sns: snsService(notifier.topics, config.notify.accountId),
@@ -81,7 +106,7 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       },
     },
   });
-  registerMetricsRoutes(app, metrics);
+  registerMetricsRoutes(app, metrics, { prometheusAuth: config.auth.metrics });
   registerScalingRoutes(app, autoscaler);
   registerEndpointEvents(app, { service, metrics, autoscaler });
   registerModelCache(app, { dir: config.modelsDir, defaultModel: config.defaultModel });
@@ -98,6 +123,8 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
   return {
     url: `http://${host}:${port}`,
     config,
+    authMode: mode,
+    keys,
     service,
     manager,
     autoscaler,

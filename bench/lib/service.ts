@@ -32,7 +32,11 @@ export async function serve(env: Record<string, string> = {}): Promise<ServeChil
   const child: ChildProcess = spawn(
     process.execPath,
     [join(root, "bin", "kikitori.js"), "serve", "--port", "0", "--data-dir", dataDir],
-    { env: { ...process.env, KIKITORI_QUIET: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] },
+    {
+      // The no-op model server is a `local:` command, which the service refuses unless allowed.
+      env: { ...process.env, KIKITORI_QUIET: "1", KIKITORI_LOCAL_IMAGE_COMMANDS: noopServer, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
   );
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));

@@ -1,15 +1,15 @@
 import type { FastifyError } from "fastify";
-import { KikitoriError } from "../errors.js";
-import { StoreError } from "../storage/errors.js";
+import { CodedError, KikitoriError, insufficientStorage } from "../errors.js";
 
 /** Maps any error to the native API's body `{ error: { code, message } }` with its status. */
 export function restError(e: unknown): {
   status: number;
   body: { error: { code: string; message: string } };
 } {
+  e = insufficientStorage(e) ?? e;
   if (e instanceof KikitoriError)
     return { status: e.status, body: { error: { code: e.code, message: e.message } } };
-  if (e instanceof StoreError)
+  if (e instanceof CodedError)
     return { status: e.status, body: { error: { code: e.code, message: e.message } } };
   const fe = e as FastifyError;
   if (fe.validation) {

@@ -24,7 +24,7 @@ export function registerScalingRoutes(app: FastifyInstance, autoscaler: Autoscal
 
   app.put<P & { Body: ScalingBody }>(
     "/v1/endpoints/:name/variants/:variant/scaling",
-    { schema: { tags: ["scaling"] } },
+    { config: { auth: { allow: "admin" } }, schema: { tags: ["scaling"] } },
     async (req) => {
       const b = req.body ?? {};
       const ResourceId = rid(req.params);
@@ -68,12 +68,15 @@ export function registerScalingRoutes(app: FastifyInstance, autoscaler: Autoscal
   );
   app.get<P>(
     "/v1/endpoints/:name/variants/:variant/scaling",
-    { schema: { tags: ["scaling"] } },
+    { config: { auth: { allow: "admin" } }, schema: { tags: ["scaling"] } },
     async (req) => scalingOf(autoscaler, rid(req.params)),
   );
   app.delete<P>(
     "/v1/endpoints/:name/variants/:variant/scaling",
-    { schema: { tags: ["scaling"] } },
+    {
+      config: { auth: { allow: "admin" } },
+      schema: { tags: ["scaling"], response: { 204: { description: "Deregistered" } } },
+    },
     async (req, reply) => {
       await autoscaler.deregisterScalableTarget({ ...NS, ResourceId: rid(req.params) });
       return reply.code(204).send();
@@ -81,7 +84,7 @@ export function registerScalingRoutes(app: FastifyInstance, autoscaler: Autoscal
   );
   app.get<{ Params: { name: string }; Querystring: { limit?: string; nextToken?: string } }>(
     "/v1/endpoints/:name/scaling-activities",
-    { schema: { tags: ["scaling"] } },
+    { config: { auth: { allow: "admin" } }, schema: { tags: ["scaling"] } },
     async (req) => {
       const r = await autoscaler.describeScalingActivities({
         ServiceNamespace: SERVICE_NAMESPACE,

@@ -5,12 +5,21 @@ import pRetry, { AbortError } from "p-retry";
 
 /** A small client of the native REST API, used by the CLI. */
 export class ApiClient {
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    /** An API key, sent as `Authorization: Bearer`. */
+    private readonly key?: string,
+  ) {}
+
+  /** Request headers, with the key when there is one. */
+  headers(more: Record<string, string> = {}): Record<string, string> {
+    return this.key ? { authorization: `Bearer ${this.key}`, ...more } : more;
+  }
 
   async json<T>(method: string, path: string, body?: unknown, okStatuses = [200, 201, 202, 204]): Promise<T> {
     const res = await fetch(this.baseUrl + path, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: this.headers(body === undefined ? {} : { "content-type": "application/json" }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -34,7 +43,7 @@ export class ApiClient {
     const res = await fetch(this.baseUrl + path, {
       method: "PUT",
       body,
-      headers: { "content-type": "application/octet-stream", "content-length": String(size) },
+      headers: this.headers({ "content-type": "application/octet-stream", "content-length": String(size) }),
       duplex: "half",
     } as RequestInit);
     const text = await res.text();
@@ -43,7 +52,9 @@ export class ApiClient {
   }
 
   async result(id: string): Promise<{ status: number; contentType: string; body: Buffer }> {
-    const res = await fetch(`${this.baseUrl}/v1/invocations/${encodeURIComponent(id)}/result`);
+    const res = await fetch(`${this.baseUrl}/v1/invocations/${encodeURIComponent(id)}/result`, {
+      headers: this.headers(),
+    });
     return {
       status: res.status,
       contentType: res.headers.get("content-type") ?? "",

@@ -4,6 +4,7 @@ import { transcribeCommand } from "./transcribe.js";
 import { evalCommand } from "../eval/cli.js";
 import { modelsCommand } from "../models/index.js";
 import { awsEnvCommand } from "./aws-env.js";
+import { keysCommand } from "../auth/cli.js";
 
 const program = new Command("kikitori")
   .description(
@@ -13,7 +14,14 @@ const program = new Command("kikitori")
   .showHelpAfterError()
   .exitOverride();
 
-for (const cmd of [serveCommand(), transcribeCommand(), modelsCommand(), evalCommand(), awsEnvCommand()]) {
+for (const cmd of [
+  serveCommand(),
+  transcribeCommand(),
+  modelsCommand(),
+  keysCommand(),
+  evalCommand(),
+  awsEnvCommand(),
+]) {
   // Unknown flags and extra arguments fail, in every command.
   program.addCommand(
     cmd.allowUnknownOption(false).allowExcessArguments(false).showHelpAfterError().exitOverride(),

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { loadConfig, type Config } from "../config.js";
+import { loadConfig, type ConfigOverrides } from "../config.js";
 import { startKikitori } from "../main.js";
 
 export function serveCommand(): Command {
@@ -17,13 +17,13 @@ export function serveCommand(): Command {
       "model of the built-in Whisper image when a Model has no ModelDataUrl (default base, multilingual; tiny.en for fast English)",
     )
     .action(async (opts: { host?: string; port?: number; dataDir?: string; model?: string }) => {
-      const overrides: Partial<Config> = {};
+      const overrides: ConfigOverrides = {};
       if (opts.host) overrides.host = opts.host;
       if (opts.port !== undefined) overrides.port = opts.port;
       if (opts.dataDir) overrides.dataDir = opts.dataDir;
       if (opts.model) overrides.defaultModel = opts.model;
       const k = await startKikitori(loadConfig(overrides));
-      console.log(`kikitori listening on ${k.url} (data: ${k.config.dataDir}, auth: ${k.config.auth.mode})`);
+      console.log(`kikitori listening on ${k.url} (data: ${k.config.dataDir}, auth: ${k.authMode})`);
       const stop = (signal: string) => {
         console.log(`${signal}: draining instances and stopping`);
         void k.close().then(() => process.exit(0));

@@ -1,6 +1,6 @@
 import { mkdir, writeFile, access } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { loadConfig } from "../config.js";
@@ -26,6 +26,7 @@ interface TranscribeOpts {
   prompt?: string;
   wordTimestamps?: boolean;
   url?: string;
+  apiKey?: string;
   endpoint: string;
   dataDir?: string;
   /** Seconds to wait for each file's result, across reconnections (default: no limit). */
@@ -44,6 +45,8 @@ export async function ensureEndpoint(api: ApiClient, name: string): Promise<void
     await api.json("GET", `/v1/endpoints/${name}`);
     return;
   } catch (e) {
+    // A key below admin cannot look, nor create: the endpoint must exist.
+    if (e instanceof ApiError && e.status === 403) return;
     if (!(e instanceof ApiError) || e.status !== 404) throw e;
   }
   await api.json("POST", "/v1/models", { name, image: "kikitori/whisper" }, [201, 409]);
@@ -68,6 +71,7 @@ export function transcribeCommand(): Command {
     .option("--prompt <text>", "initial prompt: vocabulary, names, style")
     .option("--word-timestamps", "include per-word timings (json, verbose_json)")
     .option("--url <url>", "a running kikitori server (default: start an embedded one)")
+    .option("--api-key <key>", "API key for --url (default: $KIKITORI_API_KEY)")
     .option(
       "--endpoint <name>",
       "endpoint to invoke (created with the built-in Whisper model if missing)",
@@ -90,6 +94,8 @@ export function transcribeCommand(): Command {
         });
       }
       let embedded: Kikitori | undefined;
+      // The embedded server honours the data directory's keys; this command holds a key of its own.
+      const processToken = randomBytes(32).toString("base64url");
       if (!opts.url) {
         embedded = await startKikitori(
           // Loopback whatever KIKITORI_HOST says (as in kikitori's image): only this command talks to it.
@@ -97,12 +103,15 @@ export function transcribeCommand(): Command {
             host: "127.0.0.1",
             port: 0,
             log: false,
+            auth: { processToken },
             ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
           }),
         );
       }
       try {
-        const api = new ApiClient(opts.url ?? embedded!.url);
+        const api = opts.url
+          ? new ApiClient(opts.url, opts.apiKey ?? process.env.KIKITORI_API_KEY)
+          : new ApiClient(embedded!.url, embedded!.authMode === "keys" ? processToken : undefined);
         await ensureEndpoint(api, opts.endpoint);
         const failures = await transcribeAll(api, files, opts);
         if (failures > 0) process.exitCode = 1;
@@ -113,6 +122,8 @@ export function transcribeCommand(): Command {
 }
 
 async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOpts): Promise<number> {
+  // Uploads go where this caller may put them (an `invoke` key: its own prefix).
+  const prefix = (await api.json<{ uploadPrefix: string }>("GET", "/v1/auth/whoami")).uploadPrefix;
   const tty = process.stderr.isTTY;
   const bars = new cliProgress.MultiBar(
     {
@@ -143,7 +154,7 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
           last = stage;
           lastPct = pct;
         };
-        const key = `inputs/${randomUUID()}/${basename(file)}`;
+        const key = `${prefix}${randomUUID()}/${basename(file)}`;
         // The server may restart at any point: each step retries with backoff on connection errors and
         // 5xx answers, until the user's --timeout (the invocation, once accepted, is durable).
         const deadline = opts.timeout !== undefined ? AbortSignal.timeout(opts.timeout * 1000) : undefined;
@@ -174,7 +185,10 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
         const { view, result } = await retry(async () => {
           // Live events (SSE) instead of polling: queued position, started, progress, completed. The
           // stream ends when the invocation does, or when the server goes away (then the state tells).
-          const res = await fetch(`${api.baseUrl}/v1/invocations/${id}/events`, { signal: deadline });
+          const res = await fetch(`${api.baseUrl}/v1/invocations/${id}/events`, {
+            signal: deadline,
+            headers: api.headers(),
+          });
           if (!res.ok || !res.body) throw new ApiError(res.status, await res.text(), "follow events");
           for await (const e of readSse(res.body)) {
             const d = JSON.parse(e.data) as { position?: number; percent?: number };

@@ -71,3 +71,12 @@ export function s3Path(field: string, url: unknown): { bucket: string; prefix: s
     throw validation(field, (e as Error).message);
   }
 }
+
+/**
+ * A failure reason as callers may read it: absolute server paths (data directory, model cache, home) are
+ * cut to their last segment, so a failure document tells what went wrong without mapping the server.
+ * URLs (`s3://b/k`, `http://h/p`) are left alone.
+ */
+export function redactPaths(message: string): string {
+  return message.replace(/(?<![\w:/.~-])\/(?:[^\s/'"`()<>:,]+\/)+([^\s/'"`()<>:,]*)/g, "…/$1");
+}

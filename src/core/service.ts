@@ -15,6 +15,7 @@ import {
   failureKeyName,
   joinS3,
   outputKeyName,
+  redactPaths,
   s3Location,
   s3Path,
 } from "./rules.js";
@@ -37,6 +38,8 @@ export interface ServiceOptions {
   defaultBucket: string;
   /** Refuses a webhook before its invocation is accepted (egress policy, event names); set by main.ts. */
   checkWebhook?: (webhook: WebhookTarget) => Promise<void>;
+  /** Refuses an image no instance may run (unknown, or `local:` not allowed); set by main.ts. */
+  checkImage?: (image: string) => Promise<void>;
 }
 
 export const DEFAULT_SERVICE_OPTIONS: ServiceOptions = {
@@ -59,7 +62,12 @@ export interface InvokeRequest {
   /** Names the output object instead of `<InferenceId>.out` (SageMaker's Filename); the failure object is `<Filename>-error.out`. */
   outputFilename?: string;
   webhook?: WebhookTarget;
+  /** Who asks (src/auth Principal.id), recorded so that an `invoke`-scoped key sees only its own. */
+  principal?: string;
 }
+
+/** SageMaker's limit on X-Amzn-SageMaker-Custom-Attributes. */
+export const MAX_CUSTOM_ATTRIBUTES_CHARS = 1024;
 
 /** Typed events; runners and notifiers subscribe. */
 export interface ServiceEvents {
@@ -108,6 +116,7 @@ export class Service extends EventEmitter<ServiceEvents> {
   }): Promise<Model> {
     checkName("ModelName", input.name);
     if (!input.image || typeof input.image !== "string") throw validation("Image", "is required");
+    await this.options.checkImage?.(input.image);
     if (input.modelDataUrl !== undefined) s3Location("ModelDataUrl", input.modelDataUrl);
     for (const [k, v] of Object.entries(input.environment ?? {})) {
       if (typeof v !== "string") throw validation(`Environment.${k}`, "must be a string");
@@ -272,6 +281,11 @@ export class Service extends EventEmitter<ServiceEvents> {
     const id = req.inferenceId ? checkInferenceId(req.inferenceId) : randomUUID();
     const ext = req.outputPathExtension ? checkPathExtension(req.outputPathExtension) : "";
     const filename = req.outputFilename === undefined ? undefined : checkFilename(req.outputFilename);
+    if (req.customAttributes !== undefined && req.customAttributes.length > MAX_CUSTOM_ATTRIBUTES_CHARS)
+      throw validation(
+        "CustomAttributes",
+        `must be at most ${MAX_CUSTOM_ATTRIBUTES_CHARS} characters (got ${req.customAttributes.length})`,
+      );
     const requestTtlSeconds = checkIntRange("RequestTTLSeconds", req.requestTtlSeconds, REQUEST_TTL_SECONDS);
     const invocationTimeoutSeconds = checkIntRange(
       "InvocationTimeoutSeconds",
@@ -328,6 +342,7 @@ export class Service extends EventEmitter<ServiceEvents> {
       maxAttempts: this.options.maxAttempts,
       createdAt: Date.now(),
       webhook: req.webhook,
+      principal: req.principal,
     };
     const stored = await this.state.enqueue(inv);
     this.emit("invocation:queued", stored);
@@ -388,6 +403,8 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   /** Writes the failure document, then commits the terminal state; true when this call ended it. */
   async fail(inv: Invocation, outcome: Outcome, guard: Guard): Promise<boolean> {
+    if (outcome.error)
+      outcome = { ...outcome, error: { ...outcome.error, message: redactPaths(outcome.error.message) } };
     const { bucket, key } = s3Location("FailureLocation", inv.failureLocation);
     const doc = failureDocument(inv, outcome.state, outcome.error);
     await this.objects.putObject(bucket, key, Buffer.from(JSON.stringify(doc, null, 2)), {

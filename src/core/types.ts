@@ -105,6 +105,8 @@ export interface Invocation {
   modelTimeMs?: number;
   /** Where the terminal event is delivered (native API field); see src/notify. */
   webhook?: WebhookTarget;
+  /** Who created it (src/auth Principal.id); a key of the `invoke` scope sees only its own. */
+  principal?: string;
 }
 
 /** A per-invocation webhook: events filter `start` | `progress` | `completed`; the transcript is opt-in. */

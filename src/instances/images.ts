@@ -33,15 +33,31 @@ const REFUSED_HELP =
   "POST /invocations on $SAGEMAKER_BIND_TO_PORT, model files in $SM_MODEL_DIR), or a container image " +
   "in the local store of a container runtime that answers";
 
+/** Which `local:` commands may run: they run as the service's own user, so none unless the operator says. */
+export interface LocalImagePolicy {
+  allowAll: boolean;
+  /** Commands allowed one by one (exact paths as written in the image). */
+  commands: readonly string[];
+}
+
+export const NO_LOCAL_IMAGES: LocalImagePolicy = { allowAll: false, commands: [] };
+
 export function resolveImage(
   image: string,
   detect: () => { runtime: ContainerRuntime | null; why: string } = detectContainerRuntime,
+  local: LocalImagePolicy = NO_LOCAL_IMAGES,
 ): ImageSpec {
   if (BUILTIN.test(image) || image === "builtin") return { kind: "builtin" };
   if (image.startsWith("local:")) {
     const parts = image.slice("local:".length).trim().split(/\s+/).filter(Boolean);
     if (!parts.length)
       throw validation("Image", '"local:" needs a command, e.g. "local:/opt/my-model/serve"');
+    if (!local.allowAll && !local.commands.includes(parts[0]!))
+      throw validation(
+        "Image",
+        `"local:" images run a command on the server as its own user and are refused unless the operator ` +
+          `allows them: KIKITORI_ALLOW_LOCAL_IMAGES=1, or KIKITORI_LOCAL_IMAGE_COMMANDS=${parts[0]} (a comma-separated allow-list)`,
+      );
     return { kind: "process", command: parts[0]!, args: parts.slice(1) };
   }
   const ref = image.startsWith("container:") ? image.slice("container:".length) : image;
@@ -57,8 +73,8 @@ export function resolveImage(
  * CreateModel's check, as SageMaker's ("Requested image … not found"): an image no instance could run is
  * refused, and a container image must already be in the runtime's local store (built, loaded or pulled).
  */
-export async function checkImage(image: string): Promise<void> {
-  const spec = resolveImage(image);
+export async function checkImage(image: string, local: LocalImagePolicy = NO_LOCAL_IMAGES): Promise<void> {
+  const spec = resolveImage(image, undefined, local);
   if (spec.kind !== "container") return;
   const { command, globalArgs } = spec.runtime;
   try {

@@ -1,7 +1,7 @@
 import type { Service } from "../core/service.js";
 import type { Endpoint, EndpointConfig, Invocation } from "../core/types.js";
 import { containerName, detectContainerRuntime, removeContainer } from "./container.js";
-import { resolveImage } from "./images.js";
+import { resolveImage, type LocalImagePolicy } from "./images.js";
 import { Instance } from "./instance.js";
 import type { ModelDataCache } from "./model-data.js";
 import { freePort } from "./model-server.js";
@@ -36,6 +36,8 @@ export interface ManagerOptions {
   maxConsecutiveStartFailures: number;
   /** Model file used by built-in models that have no ModelDataUrl. */
   defaultModelFile: () => string;
+  /** Which `local:` images may run (images.ts); none when absent. */
+  localImages?: LocalImagePolicy;
   log: (msg: string) => void;
 }
 
@@ -250,7 +252,7 @@ export class InstanceManager {
     const variant = config.variants.find((x) => x.variantName === variantName)!;
     try {
       const model = await this.service.getModel(variant.modelName);
-      const image = resolveImage(model.image);
+      const image = resolveImage(model.image, undefined, this.o.localImages);
       const modelDir = model.modelDataUrl
         ? await this.modelData.resolve(model.modelDataUrl, { builtin: image.kind === "builtin" })
         : image.kind === "builtin"

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { basename, isAbsolute, join, normalize, relative, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Transform } from "node:stream";
@@ -14,9 +14,19 @@ export interface UnpackLimits {
   /** Total bytes the archive may expand to. */
   maxBytes: number;
   maxEntries: number;
+  /**
+   * How many times its own size an archive may expand to (above a 64 MiB floor): model weights barely
+   * compress, so a far larger ratio is a bomb. @defaultValue 20
+   */
+  maxRatio?: number;
 }
 
-export const DEFAULT_UNPACK_LIMITS: UnpackLimits = { maxBytes: 20 * 1024 ** 3, maxEntries: 10_000 };
+export const DEFAULT_UNPACK_LIMITS: UnpackLimits = {
+  maxBytes: 20 * 1024 ** 3,
+  maxEntries: 10_000,
+  maxRatio: 20,
+};
+const RATIO_FLOOR_BYTES = 64 * 1024 ** 2;
 
 const refuse = (archive: string, why: string) =>
   new KikitoriError("ValidationError", `model archive ${archive} refused: ${why}`);
@@ -51,6 +61,11 @@ export async function unpackModelArchive(
   let total = 0;
   let entries = 0;
   let problem: string | undefined;
+  const archiveBytes = (await stat(archive)).size;
+  const maxBytes = Math.min(
+    limits.maxBytes,
+    Math.max(RATIO_FLOOR_BYTES, archiveBytes * (limits.maxRatio ?? DEFAULT_UNPACK_LIMITS.maxRatio!)),
+  );
   try {
     await tar.t({
       file: archive,
@@ -61,7 +76,9 @@ export async function unpackModelArchive(
         problem =
           entryProblem(e.path, e.type, e.linkpath) ??
           (entries > limits.maxEntries ? `more than ${limits.maxEntries} entries` : undefined) ??
-          (total > limits.maxBytes ? `it expands to more than ${limits.maxBytes} bytes` : undefined);
+          (total > maxBytes
+            ? `it expands to more than ${maxBytes} bytes (${archiveBytes} bytes packed; at most ${limits.maxRatio ?? DEFAULT_UNPACK_LIMITS.maxRatio} times that, or ${limits.maxBytes} bytes)`
+            : undefined);
       },
     });
   } catch (e) {
@@ -162,6 +179,8 @@ export class ModelDataCache {
     private readonly root: string,
     private readonly objects: ObjectStore,
     private readonly limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
+    /** Unpacked model data kept on disk; older versions are evicted past it. @defaultValue 50 GiB */
+    private readonly maxCacheBytes = 50 * 1024 ** 3,
   ) {}
 
   /**
@@ -201,7 +220,11 @@ export class ModelDataCache {
     info: { size: number; etag: string; metadata: Record<string, string> },
   ): Promise<string> {
     const marker = join(dir, ".kikitori-model-data.json");
-    if (await exists(marker)) return join(dir, "model");
+    if (await exists(marker)) {
+      const now = new Date();
+      await utimes(marker, now, now).catch(() => {}); // recently used: evicted last
+      return join(dir, "model");
+    }
     await mkdir(dir, { recursive: true });
     const archive = join(dir, "model.tar.gz");
     const hash = createHash("sha256");
@@ -240,10 +263,37 @@ export class ModelDataCache {
         `ModelDataUrl: ${url} failed checksum verification: ${mismatch}`,
       );
     }
-    await unpackModelArchive(archive, join(dir, "model"), this.limits);
+    try {
+      await unpackModelArchive(archive, join(dir, "model"), this.limits);
+    } catch (e) {
+      // A refused archive leaves nothing behind: not the download, not a partial model.
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
     await rm(archive, { force: true });
     await writeFile(marker, JSON.stringify({ url, sha256, unpackedAt: new Date().toISOString() }));
+    await this.evict(dir).catch(() => {});
     return join(dir, "model");
+  }
+
+  /**
+   * Keeps the cache under its byte budget: least recently resolved versions go first (a resolve touches
+   * its marker), never the one just made nor one being fetched now.
+   */
+  private async evict(keep: string): Promise<void> {
+    const versions: { dir: string; used: number; bytes: number }[] = [];
+    for (const name of await readdir(this.root)) {
+      const dir = join(this.root, name);
+      const st = await stat(join(dir, ".kikitori-model-data.json")).catch(() => undefined);
+      if (!st || dir === keep || this.inflight.has(dir)) continue;
+      versions.push({ dir, used: st.mtimeMs, bytes: await du(dir) });
+    }
+    let total = (await du(keep)) + versions.reduce((n, v) => n + v.bytes, 0);
+    for (const v of versions.sort((a, b) => a.used - b.used)) {
+      if (total <= this.maxCacheBytes) break;
+      await rm(v.dir, { recursive: true, force: true });
+      total -= v.bytes;
+    }
   }
 
   /** An empty model directory, for local-command images that need no model data. */
@@ -273,6 +323,17 @@ export class ModelDataCache {
     }
     return dir;
   }
+}
+
+/** Bytes of the files under a directory. */
+async function du(path: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(path, { withFileTypes: true }).catch(() => [])) {
+    const p = join(path, e.name);
+    if (e.isDirectory()) total += await du(p);
+    else if (e.isFile()) total += (await stat(p).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -60,7 +60,7 @@ export function spawnModelServer(o: SpawnOptions): ChildProcess {
         : { command: o.image.command, args: [...o.image.args, "serve"] };
   const child = spawn(command, args, {
     env: {
-      ...process.env,
+      ...childEnvironment(process.env),
       ...o.environment,
       SAGEMAKER_BIND_TO_PORT: String(o.port),
       SM_MODEL_DIR: o.modelDir,
@@ -76,6 +76,19 @@ export function spawnModelServer(o: SpawnOptions): ChildProcess {
   child.stdout?.on("data", forward);
   child.stderr?.on("data", forward);
   return child;
+}
+
+/** Names of the service's own secrets (credentials, database URLs, tokens): never passed to children. */
+const SECRET_NAME =
+  /SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_KEY|SESSION|DATABASE_URL|_DSN$|^PGPASS/i;
+
+/**
+ * The service's environment as a model server may see it: without its secrets (a model server is other
+ * people's code, and `/proc/<pid>/environ` of a container is readable to it). The model's own
+ * Environment is added on top by the caller.
+ */
+export function childEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !SECRET_NAME.test(k)));
 }
 
 /** GET /ping; resolves with the status code, or 0 when nothing answers within the timeout. */

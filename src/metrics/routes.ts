@@ -3,14 +3,20 @@ import { validation } from "../errors.js";
 import { METRIC_NAMES, type MetricName, type Metrics } from "./metrics.js";
 
 /** `GET /metrics` (Prometheus text) and `GET /v1/endpoints/{name}/metrics` (time series from memory). */
-export function registerMetricsRoutes(app: FastifyInstance, metrics: Metrics): void {
-  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
+export function registerMetricsRoutes(
+  app: FastifyInstance,
+  metrics: Metrics,
+  o: { prometheusAuth: "key" | "public" } = { prometheusAuth: "key" },
+): void {
+  const allow = o.prometheusAuth === "public" ? "public" : "metrics";
+  app.get("/metrics", { config: { auth: { allow } }, schema: { hide: true } }, async (_req, reply) => {
     const { contentType, body } = await metrics.prometheus();
     return reply.type(contentType).send(body);
   });
   app.get<{ Params: { name: string }; Querystring: { name?: string; since?: string } }>(
     "/v1/endpoints/:name/metrics",
     {
+      config: { auth: { allow: "metrics" } },
       schema: {
         tags: ["metrics"],
         description:

@@ -44,18 +44,64 @@ const NEVER: [string, BlockList][] = [
     blocks(["169.254.0.0/16"], ["fe80::/10"]),
   ],
   ["a cloud metadata address", blocks(["100.100.100.200/32", "192.0.0.192/32"], ["fd00:ec2::254/128"])],
-  ["an unspecified or reserved address", blocks(["0.0.0.0/8", "240.0.0.0/4"], ["::/128", "100::/64"])],
+  [
+    "an unspecified or reserved address",
+    blocks(
+      [
+        "0.0.0.0/8",
+        "240.0.0.0/4",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+      ],
+      ["::/128", "100::/64", "2001:db8::/32"],
+    ),
+  ],
   ["a multicast address", blocks(["224.0.0.0/4"], ["ff00::/8"])],
 ];
 const LOOPBACK = blocks(["127.0.0.0/8"], ["::1/128"]);
 const PRIVATE = blocks(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"], ["fc00::/7"]);
 const METADATA_HOSTS = ["metadata.google.internal", "metadata", "metadata.azure.internal", "instance-data"];
 
-/** `::ffff:1.2.3.4` is 1.2.3.4 to the kernel; check it as such. */
+/** The eight 16-bit groups of an IPv6 address (any spelling: `::`, a dotted IPv4 tail), or undefined. */
+function ipv6Groups(address: string): number[] | undefined {
+  if (isIP(address) !== 6) return undefined;
+  let a = address.toLowerCase().replace(/%.*$/, "");
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (v4) {
+    const [b0, b1, b2, b3] = v4.slice(1).map(Number) as [number, number, number, number];
+    a = a.slice(0, v4.index) + `${((b0 << 8) | b1).toString(16)}:${((b2 << 8) | b3).toString(16)}`;
+  }
+  const [head = "", tail] = a.split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t].map((g) => parseInt(g, 16));
+  return groups.length === 8 ? groups : undefined;
+}
+
+const v4of = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+
+/**
+ * The IPv4 address an IPv6 address carries, where the network would deliver it to that IPv4 host:
+ * IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`) and
+ * 6to4 (`2002:AABB:CCDD::/16`). A target must not reach through these what it may not reach directly.
+ */
+function embeddedIPv4(g: number[]): string | undefined {
+  const zero = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  if (zero(0, 5) && (g[5] === 0xffff || g[5] === 0) && !(g[5] === 0 && g[6] === 0)) return v4of(g[6]!, g[7]!);
+  if (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) return v4of(g[6]!, g[7]!);
+  if (g[0] === 0x2002) return v4of(g[1]!, g[2]!);
+  return undefined;
+}
+
+/** The address as the network treats it: an IPv6 form that embeds an IPv4 address is checked as that. */
 function normalize(address: string): { address: string; family: "ipv4" | "ipv6" } {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped?.[1]) return { address: mapped[1], family: "ipv4" };
-  return { address, family: isIP(address) === 6 ? "ipv6" : "ipv4" };
+  const groups = ipv6Groups(address);
+  if (!groups) return { address, family: "ipv4" };
+  const v4 = embeddedIPv4(groups);
+  return v4 ? { address: v4, family: "ipv4" } : { address, family: "ipv6" };
 }
 
 /** Why this resolved address may not be used, or undefined when it may. */

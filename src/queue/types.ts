@@ -33,6 +33,8 @@ export interface InvocationFilter {
   endpoint?: string;
   state?: InvocationState;
   limit?: number;
+  /** Only invocations created by this principal (src/auth: `key/<id>`, `sigv4/<akid>`, `open`). */
+  principal?: string;
   /** Newest first; continue from invocations created before this seq. */
   beforeSeq?: number;
 }

@@ -18,8 +18,9 @@ export function checkBucketName(name: string): void {
 }
 
 /**
- * Object keys are any non-empty well-formed UTF-8 of at most 1024 bytes without NUL. The filesystem store
- * never turns a key into a path, so `..` segments are harmless here; front doors may refuse them.
+ * Object keys are any non-empty well-formed UTF-8 of at most 1024 bytes without NUL or `..` segments.
+ * The filesystem store never turns a key into a path, but a `..` segment means different objects to
+ * different clients (URL normalisation, path-style tools), so every door refuses it by this one rule.
  */
 export function checkKey(key: string): void {
   if (typeof key !== "string" || key.length === 0) throw invalidKey(String(key), "must not be empty");
@@ -27,6 +28,13 @@ export function checkKey(key: string): void {
   if (bytes.length > MAX_KEY_BYTES) throw keyTooLong(key);
   if (bytes.toString("utf8") !== key) throw invalidKey(key, "is not well-formed Unicode (lone surrogate)");
   if (key.includes("\0")) throw invalidKey(key, "must not contain NUL characters");
+  checkKeySegments(key);
+}
+
+/** The `..` part of the key rule, alone: for reads, which may name keys stored before the rule. */
+export function checkKeySegments(key: string): void {
+  if (key.split("/").some((seg) => seg === ".."))
+    throw invalidKey(key, 'must not contain ".." path segments');
 }
 
 /** Parses `s3://bucket/key/with/slashes`; the key is taken verbatim (no percent-decoding), as the AWS CLI does. */

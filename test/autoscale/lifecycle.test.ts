@@ -24,6 +24,8 @@ async function setup() {
     healthCheckIntervalMs: 200,
     maxConsecutiveStartFailures: 3,
     defaultModelFile: () => "",
+    // The fixture's model server is a local command: allowed here, as an operator would.
+    localImages: { allowAll: false, commands: [noopModelServer] },
     log: () => {},
   });
   await service.createModel({

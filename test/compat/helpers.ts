@@ -15,7 +15,7 @@ export type CompatServer = Awaited<ReturnType<typeof startCompatServer>>;
 
 /** A real kikitori on 127.0.0.1 with SigV4 auth and one known credential. */
 export async function startCompatServer() {
-  const k = await startTestServer({ auth: { mode: "sigv4", credentials: [CREDS] } });
+  const k = await startTestServer({ auth: { mode: "keys", credentials: [{ ...CREDS, scope: "admin" }] } });
   const dir = tempDir("kk-compat-");
   return {
     url: k.url,

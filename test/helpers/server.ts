@@ -1,25 +1,50 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { loadConfig, type Config } from "../../src/config.js";
+import { loadConfig, type ConfigOverrides } from "../../src/config.js";
 import { startKikitori, type Kikitori } from "../../src/main.js";
 import { repoRoot, tempDir } from "./fixtures.js";
+import { createKey } from "../../src/auth/keys.js";
 
 // Most server tests also want these; one import line serves them.
 export { repoRoot, tempDir };
 export const noopModelServer = join(repoRoot, "test", "fixtures", "noop-model-server.mjs");
 
-/** A real kikitori (HTTP, SQLite, instances as processes) in a temporary data directory. */
-export async function startTestServer(over: Partial<Config> = {}): Promise<Kikitori & { api: Api }> {
-  const k = await startKikitori(loadConfig({ dataDir: tempDir(), port: 0, log: false, ...over }));
-  return Object.assign(k, { api: new Api(k.url) });
+/**
+ * A real kikitori (HTTP, SQLite, instances as processes) in a temporary data directory. The test fixtures'
+ * `local:` model servers are allowed (the product refuses them by default). With keys (SigV4 credentials
+ * or `auth.mode: "keys"`), `api` carries an admin API key made for the test.
+ */
+export async function startTestServer(over: ConfigOverrides = {}): Promise<Kikitori & { api: Api }> {
+  const k = await startKikitori(
+    loadConfig({
+      dataDir: tempDir(),
+      port: 0,
+      log: false,
+      localImages: { allowAll: true, commands: [] },
+      ...over,
+    }),
+  );
+  const key =
+    k.authMode === "keys"
+      ? (await createKey(k.keys, { name: "test admin", scope: "admin" })).token
+      : undefined;
+  return Object.assign(k, { api: new Api(k.url, key) });
 }
 
 export class Api {
-  constructor(readonly url: string) {}
+  constructor(
+    readonly url: string,
+    /** An API key sent as `Authorization: Bearer`. */
+    readonly key?: string,
+  ) {}
+  /** Headers with the key, if any. */
+  headers(more: Record<string, string> = {}): Record<string, string> {
+    return this.key ? { authorization: `Bearer ${this.key}`, ...more } : more;
+  }
   async call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
     const res = await fetch(this.url + path, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: this.headers(body === undefined ? {} : { "content-type": "application/json" }),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -45,14 +70,14 @@ export class Api {
     const res = await fetch(`${this.url}/v1/objects/${bucket}/${key}`, {
       method: "PUT",
       body: data,
-      headers: { "content-type": contentType },
+      headers: this.headers({ "content-type": contentType }),
     });
     if (res.status !== 201) throw new Error(`PUT ${bucket}/${key}: ${res.status} ${await res.text()}`);
     return `s3://${bucket}/${key}`;
   }
   async getObject(location: string): Promise<{ status: number; text: string }> {
     const path = location.replace(/^s3:\/\//, "");
-    const res = await fetch(`${this.url}/v1/objects/${path}`);
+    const res = await fetch(`${this.url}/v1/objects/${path}`, { headers: this.headers() });
     return { status: res.status, text: await res.text() };
   }
   /** Creates a model, a config and an endpoint, and waits until it is InService. */
@@ -144,7 +169,14 @@ export async function serveProcess(
     process.execPath,
     [join(repoRoot, "bin", "kikitori.js"), "serve", "--port", "0", "--data-dir", dataDir],
     {
-      env: { ...process.env, KIKITORI_QUIET: "1", KIKITORI_LEASE_MS: "3000", ...env },
+      // The fixtures' no-op model server is a `local:` command, refused unless allowed.
+      env: {
+        ...process.env,
+        KIKITORI_QUIET: "1",
+        KIKITORI_LEASE_MS: "3000",
+        KIKITORI_LOCAL_IMAGE_COMMANDS: noopModelServer,
+        ...env,
+      },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );

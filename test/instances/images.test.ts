@@ -16,11 +16,21 @@ test("images resolve to the built-in server, a local command, or a container whe
   assert.deepEqual(resolveImage("123.dkr.ecr.us-east-1.amazonaws.com/kikitori-whisper:0.1"), {
     kind: "builtin",
   });
-  assert.deepEqual(resolveImage("local:/opt/m/serve --fast"), {
-    kind: "process",
-    command: "/opt/m/serve",
-    args: ["--fast"],
-  });
+  assert.deepEqual(
+    resolveImage("local:/opt/m/serve --fast", found, { allowAll: false, commands: ["/opt/m/serve"] }),
+    {
+      kind: "process",
+      command: "/opt/m/serve",
+      args: ["--fast"],
+    },
+  );
+  // A local command runs as the service's user: refused unless the operator allows it, naming the setting.
+  assert.throws(() => resolveImage("local:/bin/sh -c id", found), /KIKITORI_ALLOW_LOCAL_IMAGES=1/);
+  assert.throws(
+    () => resolveImage("local:/bin/sh", found, { allowAll: false, commands: ["/opt/m/serve"] }),
+    /KIKITORI_LOCAL_IMAGE_COMMANDS=\/bin\/sh/,
+  );
+  assert.equal(resolveImage("local:/bin/sh", found, { allowAll: true, commands: [] }).kind, "process");
   assert.deepEqual(
     resolveImage("763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:2.1", found),
     {

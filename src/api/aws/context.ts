@@ -2,6 +2,7 @@ import type { Service } from "../../core/service.js";
 import type { InstanceManager } from "../../instances/manager.js";
 import type { ERRORS } from "../../errors.js";
 import type { AwsIdentity } from "./sigv4.js";
+import type { Principal } from "../../auth/types.js";
 import type { JsonInput } from "./json-protocol.js";
 import type { AwsResourceStore } from "../../queue/aws-store.js";
 import type { Roles } from "./iam.js";
@@ -14,6 +15,8 @@ export interface AwsContext {
   /** IAM roles, resource tags (AWS-only metadata). */
   resources: AwsResourceStore;
   roles: Roles;
+  /** Who is calling and with which scope (the auth layer's verdict). */
+  principal: Principal;
   /** The request's credential-scope region, or the default. */
   region: string;
   accountId: string;

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { CodedError, ERRORS, KikitoriError } from "../../errors.js";
+import { CodedError, ERRORS, KikitoriError, insufficientStorage } from "../../errors.js";
 import { StoreError } from "../../storage/errors.js";
 import { AuthError } from "./sigv4.js";
 
@@ -55,6 +55,7 @@ export function toAwsError(
   e: unknown,
   names: Partial<Record<keyof typeof ERRORS, string>> = {},
 ): { code: string; status: number; message: string } {
+  e = insufficientStorage(e) ?? e;
   if (e instanceof AwsApiError) return { code: e.code, status: e.status, message: e.message };
   if (e instanceof AuthError) return { code: e.jsonCode, status: e.status, message: e.message };
   if (e instanceof KikitoriError) {

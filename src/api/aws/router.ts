@@ -4,12 +4,12 @@ import type { InstanceManager } from "../../instances/manager.js";
 import type { ObjectStore } from "../../storage/types.js";
 import type { AwsContext, JsonService, QueryService } from "./context.js";
 import { registerS3 } from "./s3.js";
-import { createAwsAuth, headerValue, type AwsAuthConfig, type AwsIdentity } from "./sigv4.js";
+import { headerValue } from "./sigv4.js";
+import type { RouteAuth } from "../../auth/types.js";
 import {
   AwsApiError,
   MAX_CONTROL_BODY_BYTES,
   parseJsonBody,
-  readBody,
   sendJson,
   sendJsonError,
   toAwsError,
@@ -28,7 +28,6 @@ export interface AwsFrontDoorOptions {
   store: ObjectStore;
   /** IAM roles and resource tags. */
   resources: AwsResourceStore;
-  auth: AwsAuthConfig;
   /** Reported in ARNs and by GetCallerIdentity. @defaultValue "000000000000" */
   accountId?: string;
   /** Region when a request carries no credential scope. @defaultValue "us-east-1" */
@@ -53,11 +52,11 @@ const QUERY_ACTION_SERVICE: Record<string, string> = { GetCallerIdentity: "sts" 
  *   whose Action belongs to one) → that awsQuery service;
  * - `POST /endpoints/{name}/async-invocations` and `/invocations` → SageMaker Runtime (restJson1);
  * - everything else → S3 (REST-XML).
- * Every request is SigV4-verified (unless auth mode is open) before any handler runs.
+ * The auth layer (src/auth/layer.ts) verifies every request's SigV4 signature, reading the body first
+ * where the signature covers it, before any handler here runs.
  */
 export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions): Promise<void> {
-  const auth = createAwsAuth(o.auth);
-  const s3 = await registerS3(app, { store: o.store, auth, region: o.region });
+  const s3 = await registerS3(app, { store: o.store, service: o.service, region: o.region });
   const sagemaker = sagemakerService();
   const roles = new Roles(o.resources, o.roles ?? ["kikitori-execution-role"]);
   const iam = roles.service();
@@ -70,17 +69,88 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
     sns: undefined,
     ...o.services,
   };
+  // The keys of `services` are SigV4 signing names: a request must be signed for the service it calls.
   const byTarget = new Map<string, JsonService>();
-  for (const s of Object.values(services)) if (s?.protocol === "json") byTarget.set(s.targetPrefix, s);
+  const signingName = new Map<string, string>();
+  for (const [name, s] of Object.entries(services))
+    if (s?.protocol === "json") {
+      byTarget.set(s.targetPrefix, s);
+      signingName.set(s.targetPrefix, name);
+    }
 
-  const context = (identity: AwsIdentity, scopeRegion?: string): AwsContext => ({
-    service: o.service,
-    manager: o.manager,
-    identity,
-    resources: o.resources,
-    roles,
-    region: identity.region ?? scopeRegion ?? o.region ?? "us-east-1",
-    accountId: o.accountId ?? "000000000000",
+  const context = (request: FastifyRequest, scopeRegion?: string): AwsContext => {
+    const identity = request.aws!.identity;
+    return {
+      service: o.service,
+      manager: o.manager,
+      identity,
+      principal: request.principal!,
+      resources: o.resources,
+      roles,
+      region: identity.region ?? scopeRegion ?? o.region ?? "us-east-1",
+      accountId: o.accountId ?? "000000000000",
+    };
+  };
+
+  /** Which protocol a `POST /` speaks: awsJson (a target), awsQuery (a non-S3 scope, or a form), or S3. */
+  const rootProtocol = (request: FastifyRequest): "json" | "query" | "s3" => {
+    if (headerValue(request.headers, "x-amz-target") !== undefined) return "json";
+    const scopeOf = credentialScope(request);
+    if (scopeOf) return scopeOf.service === "s3" ? "s3" : "query";
+    const form = /^application\/x-www-form-urlencoded/i.test(
+      headerValue(request.headers, "content-type") ?? "",
+    );
+    return form ? "query" : "s3";
+  };
+  const isCbor = (request: FastifyRequest) =>
+    headerValue(request.headers, "smithy-protocol") === "rpc-v2-cbor";
+  const serviceOfTarget = (target: string) => signingName.get(target.slice(0, target.lastIndexOf(".")));
+
+  const rootAuth: RouteAuth = {
+    // Each operation checks its own scope (admin, but GetCallerIdentity and S3 objects under one's prefix).
+    allow: "any",
+    credentials: "sigv4",
+    sigv4Body: (request) => (rootProtocol(request) === "s3" ? 0 : MAX_CONTROL_BODY_BYTES),
+    sigv4Service: (request) => {
+      const protocol = rootProtocol(request);
+      if (protocol === "s3") return "s3";
+      if (protocol === "query") return undefined; // chosen by the scope itself
+      return serviceOfTarget(headerValue(request.headers, "x-amz-target")!);
+    },
+    refuse: (request, reply, r) => {
+      const protocol = rootProtocol(request);
+      const err = { code: r.aws?.jsonCode ?? r.code, status: r.status, message: r.message };
+      if (protocol === "json") return sendJsonError(reply, err);
+      if (protocol === "query") return sendQueryError(reply, err);
+      return s3.refuse(request, reply, r);
+    },
+  };
+  const cborAuth: RouteAuth = {
+    allow: "any",
+    credentials: "sigv4",
+    sigv4Body: (request) => (isCbor(request) ? MAX_CONTROL_BODY_BYTES : 0),
+    sigv4Service: (request) => {
+      if (!isCbor(request)) return "s3";
+      const p = request.params as { service?: string };
+      return signingName.get(p.service ?? "");
+    },
+    refuse: (request, reply, r) => {
+      if (!isCbor(request)) return s3.refuse(request, reply, r);
+      const code = r.aws?.jsonCode ?? r.code;
+      return sendCbor(reply, { __type: code, message: r.message }, r.status, { "x-amzn-errortype": code });
+    },
+  };
+  const runtimeAuth = (maxBody: number): RouteAuth => ({
+    allow: "invoke",
+    credentials: "sigv4",
+    sigv4Body: () => maxBody,
+    sigv4Service: () => "sagemaker",
+    refuse: (_request, reply, r) =>
+      sendJsonError(
+        reply,
+        { code: r.aws?.jsonCode ?? r.code, status: r.status, message: r.message },
+        "application/json",
+      ),
   });
 
   await app.register(async (scope) => {
@@ -88,7 +158,7 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", (_req, _payload, done) => done(null));
 
-    scope.post("/", async (request, reply) => {
+    scope.post("/", { config: { auth: rootAuth }, schema: { hide: true } }, async (request, reply) => {
       const target = headerValue(request.headers, "x-amz-target");
       const scopeOf = credentialScope(request);
       if (target !== undefined) return handleRpc(request, reply, "json", target, scopeOf?.region);
@@ -105,6 +175,7 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
     // Smithy RPC v2 CBOR (botocore's CloudWatch); without its header the path is an S3 key.
     scope.post<{ Params: { service: string; op: string } }>(
       "/service/:service/operation/:op",
+      { config: { auth: cborAuth }, schema: { hide: true } },
       async (request, reply) => {
         if (headerValue(request.headers, "smithy-protocol") !== "rpc-v2-cbor")
           return s3.handle(request, reply);
@@ -119,34 +190,30 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
       },
     );
 
-    scope.post<{ Params: { name: string } }>("/endpoints/:name/async-invocations", async (request, reply) => {
-      try {
-        const identity = await verify(request, await readBody(request, MAX_CONTROL_BODY_BYTES));
-        return await invokeAsync(request, reply, request.params.name, context(identity));
-      } catch (e) {
-        return sendRuntimeError(reply, e);
-      }
-    });
+    scope.post<{ Params: { name: string } }>(
+      "/endpoints/:name/async-invocations",
+      { config: { auth: runtimeAuth(MAX_CONTROL_BODY_BYTES) }, schema: { hide: true } },
+      async (request, reply) => {
+        try {
+          return await invokeAsync(request, reply, request.params.name, context(request));
+        } catch (e) {
+          return sendRuntimeError(reply, e);
+        }
+      },
+    );
 
-    scope.post<{ Params: { name: string } }>("/endpoints/:name/invocations", async (request, reply) => {
-      try {
-        const body = await readBody(request, MAX_SYNC_BODY_BYTES);
-        const identity = await verify(request, body);
-        return await invokeSync(request, reply, request.params.name, body, context(identity));
-      } catch (e) {
-        return sendRuntimeError(reply, e);
-      }
-    });
+    scope.post<{ Params: { name: string } }>(
+      "/endpoints/:name/invocations",
+      { config: { auth: runtimeAuth(MAX_SYNC_BODY_BYTES) }, schema: { hide: true } },
+      async (request, reply) => {
+        try {
+          return await invokeSync(request, reply, request.params.name, request.aws!.body!, context(request));
+        } catch (e) {
+          return sendRuntimeError(reply, e);
+        }
+      },
+    );
   });
-
-  function verify(request: FastifyRequest, body: Buffer): Promise<AwsIdentity> {
-    return auth.verify({
-      method: request.method,
-      rawUrl: request.raw.url ?? "/",
-      headers: request.headers,
-      body,
-    });
-  }
 
   /** An awsJson (`X-Amz-Target: <prefix>.<Op>`) or RPC v2 CBOR request to a JSON-shaped service. */
   async function handleRpc(
@@ -163,8 +230,7 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
       ? "application/x-amz-json-1.0"
       : "application/x-amz-json-1.1";
     try {
-      const body = await readBody(request, MAX_CONTROL_BODY_BYTES);
-      const identity = await verify(request, body);
+      const body = request.aws!.body!;
       if (!svc || dot < 0)
         throw new AwsApiError(
           "UnknownOperationException",
@@ -180,8 +246,9 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
           `Operation ${op} is not supported by kikitori (${svc.targetPrefix})`,
         );
       }
+      requireAdmin(request, `${svc.targetPrefix}.${op}`);
       const input = wire === "cbor" ? parseCborBody(body) : parseJsonBody(body);
-      const result = await handler(input, context(identity, scopeRegion));
+      const result = await handler(input, context(request, scopeRegion));
       return wire === "cbor" ? sendCbor(reply, result) : sendJson(reply, result, 200, jsonType);
     } catch (e) {
       const err = toAwsError(e, svc?.errorNames);
@@ -206,9 +273,7 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
     scopeRegion: string | undefined,
   ): Promise<FastifyReply> {
     try {
-      const body = await readBody(request, MAX_CONTROL_BODY_BYTES);
-      const identity = await verify(request, body);
-      const params = parseForm(body);
+      const params = parseForm(request.aws!.body!);
       const action = params.get("Action");
       if (!action)
         throw new AwsApiError("MissingAction", 400, "awsQuery request without an Action parameter");
@@ -224,17 +289,35 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
       const handler = Object.hasOwn(svc.actions, action) ? svc.actions[action] : undefined;
       if (!handler)
         throw new AwsApiError("InvalidAction", 400, `${action} is not supported by kikitori (${name})`);
-      const result = await handler(params, context(identity, scopeRegion));
+      // Anyone signed may ask who they are; everything else here manages the service.
+      if (action !== "GetCallerIdentity") requireAdmin(request, `${name}:${action}`);
+      const result = await handler(params, context(request, scopeRegion));
       return sendQueryResult(reply, action, svc.namespace, result);
     } catch (e) {
       const err = toAwsError(e);
       if (err.status >= 500) request.log.error(e);
       return sendQueryError(reply, {
         ...err,
-        code: err.code === "ValidationException" ? "ValidationError" : err.code,
+        code:
+          err.code === "ValidationException"
+            ? "ValidationError"
+            : err.code === "AccessDeniedException"
+              ? "AccessDenied"
+              : err.code,
       });
     }
   }
+}
+
+/** Control-plane operations are for admin credentials only. */
+function requireAdmin(request: FastifyRequest, op: string): void {
+  const p = request.principal!;
+  if (p.scope !== "admin")
+    throw new AwsApiError(
+      "AccessDeniedException",
+      403,
+      `${p.id} (scope ${p.scope}) is not authorized to perform ${op}: it needs the admin scope`,
+    );
 }
 
 /** The SigV4 credential scope (`AKID/date/region/service/aws4_request`) of a header-signed request. */

@@ -4,6 +4,8 @@ import { KikitoriError } from "../../errors.js";
 import type { AwsContext } from "./context.js";
 import { AwsApiError, sendJsonError, toAwsError } from "./json-protocol.js";
 import { headerValue } from "./sigv4.js";
+import { checkObjectAccess } from "../../auth/keys.js";
+import { s3Location } from "../../core/rules.js";
 
 /**
  * SageMaker Runtime (restJson1): InvokeEndpointAsync queues through Service exactly as the native API
@@ -63,6 +65,8 @@ export async function invokeAsync(
   const inputLocation = h("InputLocation");
   if (!inputLocation)
     throw new AwsApiError("ValidationError", 400, "InvokeEndpointAsync: InputLocation is required");
+  if (ctx.principal.scope !== "admin")
+    checkObjectAccess(ctx.principal, s3Location("InputLocation", inputLocation).key, "input");
   const inv = await notFoundAsValidation(endpoint, ctx, () =>
     ctx.service.invokeAsync({
       endpoint,
@@ -75,6 +79,7 @@ export async function invokeAsync(
       invocationTimeoutSeconds: h("InvocationTimeoutSeconds"),
       outputPathExtension: h("S3OutputPathExtension"),
       outputFilename: h("Filename"),
+      principal: ctx.principal.id,
     }),
   );
   return reply

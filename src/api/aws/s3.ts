@@ -2,17 +2,21 @@ import { randomBytes } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { pipeline, Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { CodedError } from "../../errors.js";
-import { StoreError } from "../../storage/errors.js";
+import { CodedError, KikitoriError, insufficientStorage } from "../../errors.js";
 import type { ListResult, ObjectInfo, ObjectStore } from "../../storage/types.js";
 import { parseRange } from "../../storage/range.js";
-import { AwsChunkedDecoder, BodyError, ChecksumCheck, declaredChecksums } from "./body.js";
-import { AuthError, headerValue, splitUrl, type AwsAuth, type AwsIdentity } from "./sigv4.js";
+import { AwsChunkedDecoder, ChecksumCheck, declaredChecksums } from "./body.js";
+import { AuthError, headerValue, splitUrl, type AwsIdentity } from "./sigv4.js";
+import type { Service } from "../../core/service.js";
+import type { Principal, Refusal } from "../../auth/types.js";
+import { mayTouchObject, maySeeInvocation, uploadPrefix } from "../../auth/keys.js";
 import { parseXml, s3Xml } from "./xml.js";
+import { checkKeySegments } from "../../storage/validate.js";
 
 export interface S3Deps {
   store: ObjectStore;
-  auth: AwsAuth;
+  /** For callers below admin: whose invocation an output object belongs to (they may read their own). */
+  service?: Service;
   /**
    * Host names under which `<bucket>.<domain>` is virtual-host addressing. A host containing `.s3.`
    * (`bucket.s3.example.com`) is always treated so. @defaultValue ["localhost"]
@@ -67,6 +71,7 @@ interface S3Request {
   headers: IncomingHttpHeaders;
   raw: FastifyRequest;
   identity: AwsIdentity;
+  principal: Principal;
 }
 
 /**
@@ -79,10 +84,26 @@ interface S3Request {
 export async function registerS3(
   app: FastifyInstance,
   deps: S3Deps,
-): Promise<{ handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> }> {
+): Promise<{
+  handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply>;
+  refuse(request: FastifyRequest, reply: FastifyReply, r: Refusal): FastifyReply;
+}> {
   // Returning the reply tells Fastify a streamed body is still being sent (else it would end the response).
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
     await handleS3(deps, request, reply);
+    return reply;
+  };
+  /** An auth refusal as S3 words it: `<Error><Code>AccessDenied</Code>…`. */
+  const refuse = (request: FastifyRequest, reply: FastifyReply, r: Refusal): FastifyReply => {
+    const requestId = randomBytes(8).toString("hex").toUpperCase();
+    reply.header("x-amz-request-id", requestId);
+    sendError(
+      request,
+      reply,
+      new S3Error(r.aws?.code ?? r.code, r.status, r.message),
+      splitUrl(request.raw.url ?? "/").path,
+      requestId,
+    );
     return reply;
   };
   await app.register(async (scope) => {
@@ -92,10 +113,14 @@ export async function registerS3(
       method: ["GET", "HEAD", "PUT", "POST", "DELETE"],
       url: "/*",
       exposeHeadRoute: false,
+      // Bucket operations need admin; object operations check the caller's prefix (authorizeS3).
+      config: { auth: { allow: "any", credentials: "sigv4", sigv4Service: () => "s3", refuse } },
+      // The AWS protocols are described by AWS; /openapi.json is the native API.
+      schema: { hide: true },
       handler: handle,
     });
   });
-  return { handle };
+  return { handle, refuse };
 }
 
 async function handleS3(deps: S3Deps, request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -104,7 +129,7 @@ async function handleS3(deps: S3Deps, request: FastifyRequest, reply: FastifyRep
   const { path, query } = splitUrl(rawUrl);
   reply.header("x-amz-request-id", requestId);
   try {
-    const identity = await deps.auth.verify({ method: request.method, rawUrl, headers: request.headers });
+    const identity = request.aws!.identity;
     const target = addressing(
       path,
       headerValue(request.headers, "host") ?? "",
@@ -117,7 +142,9 @@ async function handleS3(deps: S3Deps, request: FastifyRequest, reply: FastifyRep
       headers: request.headers,
       raw: request,
       identity,
+      principal: request.principal!,
     };
+    await authorizeS3(deps, req);
     await dispatch(deps, req, reply);
   } catch (err) {
     sendError(request, reply, err, path, requestId);
@@ -155,13 +182,31 @@ function decode(s: string, what: string): string {
   }
 }
 
-function checkKeySegments(key: string): void {
-  if (key.split("/").some((seg) => seg === ".."))
-    throw new S3Error(
-      "InvalidArgument",
-      400,
-      `Object key must not contain ".." path segments: "${key.slice(0, 200)}"`,
-    );
+/**
+ * Admins may do anything; other callers only object operations on keys under their upload prefix, and
+ * reading (GET/HEAD) the output or failure document of an invocation they made.
+ */
+async function authorizeS3(deps: S3Deps, req: S3Request): Promise<void> {
+  const p = req.principal;
+  if (p.scope === "admin") return;
+  const denied = (why: string) =>
+    new S3Error("AccessDenied", 403, `${p.id} (scope ${p.scope}) may not ${why}`);
+  if (req.bucket === undefined || req.key === undefined) throw denied("use bucket-level operations");
+  if (mayTouchObject(p, req.key)) return;
+  if ((req.method === "GET" || req.method === "HEAD") && (await ownsResult(deps, p, req.bucket, req.key)))
+    return;
+  throw denied(`access s3://${req.bucket}/${req.key.slice(0, 200)}: only keys under ${uploadPrefix(p)}`);
+}
+
+/** Whether the object is the output or failure document of one of `p`'s invocations. */
+async function ownsResult(deps: S3Deps, p: Principal, bucket: string, key: string): Promise<boolean> {
+  const m = /([^/]+?)(-error)?\.out$/.exec(key);
+  if (!m || !deps.service) return false;
+  const inv = await deps.service.state.getInvocation(m[1]!);
+  const location = `s3://${bucket}/${key}`;
+  return (
+    !!inv && maySeeInvocation(p, inv) && (inv.outputLocation === location || inv.failureLocation === location)
+  );
 }
 
 async function dispatch(deps: S3Deps, req: S3Request, reply: FastifyReply): Promise<void> {
@@ -476,7 +521,15 @@ async function getObject(
     ["response-expires", "expires"],
   ] as const) {
     const v = req.query.get(param);
-    if (v !== undefined) reply.header(header, v);
+    if (v === undefined) continue;
+    // A header value cannot carry line breaks or non-Latin-1 text (response splitting): refuse, by name.
+    if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(v))
+      throw new S3Error(
+        "InvalidArgument",
+        400,
+        `${param} must not contain control characters or line breaks`,
+      );
+    reply.header(header, v);
   }
   if (served) {
     reply.header("content-range", `bytes ${served.start}-${served.end}/${info.size}`);
@@ -675,12 +728,8 @@ function sendError(
   let code = "InternalError";
   let status = 500;
   let message = "We encountered an internal error. Please try again.";
-  if (
-    err instanceof StoreError ||
-    err instanceof AuthError ||
-    err instanceof S3Error ||
-    err instanceof BodyError
-  ) {
+  err = insufficientStorage(err) ?? err;
+  if (err instanceof CodedError || err instanceof AuthError || err instanceof KikitoriError) {
     code = err.code;
     status = err.status;
     message = err.message;

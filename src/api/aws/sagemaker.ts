@@ -42,6 +42,11 @@ async function found<T>(what: string, name: string, get: () => Promise<T>): Prom
   }
 }
 
+/** Fails at create time, with images.ts's message, for an image no instance may run (the service's policy). */
+async function checkModelImage(ctx: AwsContext, image: string): Promise<void> {
+  await (ctx.service.options.checkImage ?? checkImage)(image);
+}
+
 type IncludeIn = NonNullable<AsyncInferenceConfig["notification"]>["includeInferenceResponseIn"];
 
 // --- models ---
@@ -81,7 +86,7 @@ async function createModel(input: JsonInput, ctx: AwsContext) {
   const def = primary ?? (containers?.[0] as JsonInput | undefined);
   if (!def) throw awsValidation("CreateModel: PrimaryContainer is required");
   const c = container("CreateModel", def, primary ? "PrimaryContainer." : "Containers[0].");
-  await checkImage(c.image);
+  await checkModelImage(ctx, c.image);
   // SageMaker's wording and code: the sagemaker SDK reuses the model when it sees them.
   if (await ctx.service.state.getModel(name))
     throw awsValidation(`Cannot create already existing model "${arn(ctx, "model", name)}".`);
@@ -271,7 +276,8 @@ async function checkConfigImages(ctx: AwsContext, configName: string): Promise<v
   const config = await found("endpoint configuration", configName, () =>
     ctx.service.getEndpointConfig(configName),
   );
-  for (const v of config.variants) await checkImage((await ctx.service.getModel(v.modelName)).image);
+  for (const v of config.variants)
+    await checkModelImage(ctx, (await ctx.service.getModel(v.modelName)).image);
 }
 
 async function createEndpoint(input: JsonInput, ctx: AwsContext) {

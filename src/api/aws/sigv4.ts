@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { HttpRequest } from "@smithy/protocol-http";
@@ -75,9 +75,8 @@ const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 export function createAwsAuth(config: AwsAuthConfig): AwsAuth {
+  // sigv4 without credentials refuses every AWS request (API keys may still open the native doors).
   const secrets = new Map(config.credentials.map((c) => [c.accessKeyId, c.secretAccessKey]));
-  if (config.mode === "sigv4" && secrets.size === 0)
-    throw new Error("aws auth: mode sigv4 needs at least one credential (accessKeyId, secretAccessKey)");
   const maxSkewMs = config.maxClockSkewMs ?? 15 * 60 * 1000;
 
   return {
@@ -93,7 +92,7 @@ export function createAwsAuth(config: AwsAuthConfig): AwsAuth {
         return { accessKeyId: akid ?? "anonymous" };
       }
       if (header) return verifyHeader(req, path, query, header, secrets, maxSkewMs);
-      if (presigned) return verifyPresigned(req, path, query, secrets);
+      if (presigned) return verifyPresigned(req, path, query, secrets, maxSkewMs);
       if (query.some(([k]) => k === "AWSAccessKeyId")) return verifyPresignedV2(req, path, query, secrets);
       throw new AuthError(
         "AccessDenied",
@@ -120,6 +119,25 @@ function parseCredential(credential: string, jsonCode = "IncompleteSignatureExce
       `Credential must be <access key>/<yyyymmdd>/<region>/<service>/aws4_request, got "${credential}"`,
     );
   return { accessKeyId: parts[0]!, date: parts[1]!, region: parts[2]!, service: parts[3]! };
+}
+
+/** The credential scope's date must be the signing date's day. */
+function checkScopeDate(scope: Scope, date: Date): void {
+  if (date.toISOString().slice(0, 10).replace(/-/g, "") !== scope.date)
+    throw new AuthError(
+      "AuthorizationHeaderMalformed",
+      "InvalidSignatureException",
+      `The credential scope's date ${scope.date} is not the request's date`,
+    );
+}
+
+function requireSigned(names: string[], header: string): void {
+  if (!names.includes(header))
+    throw new AuthError(
+      "AccessDenied",
+      "IncompleteSignatureException",
+      `SignedHeaders must include ${header}`,
+    );
 }
 
 function secretFor(secrets: Map<string, string>, accessKeyId: string): string {
@@ -183,10 +201,23 @@ async function verifyHeader(
       "InvalidSignatureException",
       "The difference between the request time and the current time is too large",
     );
+  checkScopeDate(scope, date);
 
   const names = signedHeaders.split(";");
+  requireSigned(names, "host");
   const headers: Record<string, string> = {};
   for (const n of names) headers[n] = headerValue(req.headers, n) ?? "";
+  const declaredSha = headers["x-amz-content-sha256"];
+  if (req.body !== undefined) {
+    // The signature covers the declared hash; the declared hash must cover the body (else the body of a
+    // captured request could be swapped under its signature).
+    if (declaredSha !== undefined && declaredSha !== createHash("sha256").update(req.body).digest("hex"))
+      throw new AuthError(
+        "SignatureDoesNotMatch",
+        "InvalidSignatureException",
+        "The signed x-amz-content-sha256 does not match the request body",
+      );
+  } else requireSigned(names, "x-amz-content-sha256");
   const signer = newSigner(scope, secret);
   const signed = await signer.sign(
     new HttpRequest({
@@ -195,7 +226,7 @@ async function verifyHeader(
       path,
       query: toQueryBag(query),
       headers,
-      body: headers["x-amz-content-sha256"] ? undefined : (req.body ?? Buffer.alloc(0)),
+      body: declaredSha !== undefined ? undefined : (req.body ?? Buffer.alloc(0)),
     }),
     {
       signingDate: date,
@@ -234,6 +265,7 @@ async function verifyPresigned(
   path: string,
   query: [string, string][],
   secrets: Map<string, string>,
+  maxSkewMs: number,
 ): Promise<AwsIdentity> {
   if (param(query, "X-Amz-Algorithm") !== ALGORITHM)
     throw new AuthError(
@@ -253,8 +285,17 @@ async function verifyPresigned(
     );
   if (Date.now() > date.getTime() + expires * 1000)
     throw new AuthError("AccessDenied", "ExpiredTokenException", "Request has expired");
+  // A URL dated in the future would live longer than its X-Amz-Expires says.
+  if (date.getTime() - Date.now() > maxSkewMs)
+    throw new AuthError(
+      "AccessDenied",
+      "InvalidSignatureException",
+      "Request is not valid yet: X-Amz-Date is in the future",
+    );
+  checkScopeDate(scope, date);
   const signature = param(query, "X-Amz-Signature") ?? "";
-  const names = (param(query, "X-Amz-SignedHeaders") ?? "host").split(";");
+  const names = (param(query, "X-Amz-SignedHeaders") ?? "").split(";");
+  requireSigned(names, "host");
   const headers: Record<string, string> = {};
   for (const n of names) headers[n] = headerValue(req.headers, n) ?? "";
   // Presigned S3 URLs never sign the payload; the header only feeds the payload hash, unsigned.
@@ -334,6 +375,13 @@ async function verifyPresignedV2(
     throw new AuthError("AccessDenied", "IncompleteSignatureException", "Expires must be a Unix time");
   if (Date.now() / 1000 > expires)
     throw new AuthError("AccessDenied", "ExpiredTokenException", "Request has expired");
+  // SigV2 URLs carry no start time: cap how far ahead they may expire, as SigV4 caps X-Amz-Expires.
+  if (expires - Date.now() / 1000 > MAX_PRESIGN_SECONDS)
+    throw new AuthError(
+      "AccessDenied",
+      "IncompleteSignatureException",
+      `Expires may be at most ${MAX_PRESIGN_SECONDS} seconds (7 days) ahead`,
+    );
   const amz = Object.keys(req.headers)
     .filter((h) => h.startsWith("x-amz-"))
     .sort()

@@ -137,7 +137,8 @@ export function registerSnsLinks(app: FastifyInstance, topics: Topics, accountId
   const sns = snsService(topics, accountId);
   app.get<{ Querystring: Record<string, string> }>(
     "/sns/",
-    { schema: { hide: true } },
+    // Public, as on AWS: the subscription's token (ConfirmSubscription) or its unguessable ARN is the proof.
+    { config: { auth: { allow: "public" } }, schema: { hide: true } },
     async (req, reply) => {
       const action = req.query.Action;
       if (action !== "ConfirmSubscription" && action !== "Unsubscribe") {
@@ -161,10 +162,14 @@ export function registerSnsLinks(app: FastifyInstance, topics: Topics, accountId
   // The certificate at SigningCertURL; signing-key.pem is the name envelopes signed before 0.2 carry.
   const sendCertificate = (reply: FastifyReply) =>
     reply.header("content-type", "application/x-pem-file").send(topics.signingCertificate());
-  app.get("/sns/signing-key.pem", { schema: { hide: true } }, async (_req, reply) => sendCertificate(reply));
+  app.get(
+    "/sns/signing-key.pem",
+    { config: { auth: { allow: "public" } }, schema: { hide: true } },
+    async (_req, reply) => sendCertificate(reply),
+  );
   app.get<{ Params: { file: string } }>(
     "/sns/SimpleNotificationService-:file",
-    { schema: { hide: true } },
+    { config: { auth: { allow: "public" } }, schema: { hide: true } },
     async (req, reply) =>
       topics.signingCertUrl().endsWith(`/SimpleNotificationService-${req.params.file}`)
         ? sendCertificate(reply)

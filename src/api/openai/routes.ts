@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import multipart from "@fastify/multipart";
 import { randomUUID } from "node:crypto";
 import type { Service } from "../../core/service.js";
@@ -9,6 +9,8 @@ import { waitForChange } from "../../notify/index.js";
 import { toCustomAttributes, type TranscriptionOptions } from "../rest/attributes.js";
 import { restError } from "../errors.js";
 import { durationUsage, EventStream, transcriptEvents } from "./stream.js";
+import { LANGUAGE_NAMES } from "../../whisper/languages.js";
+import type { Refusal } from "../../auth/types.js";
 
 /** OpenAI's response formats and the kikitori formats behind them. */
 const FORMATS = { json: "json", text: "text", srt: "srt", vtt: "vtt", verbose_json: "verbose_json" } as const;
@@ -65,22 +67,27 @@ export async function registerOpenAi(
   o: OpenAiOptions,
 ): Promise<void> {
   await app.register(async (scope) => {
-    await scope.register(multipart, { limits: { fileSize: o.maxBytes, files: 1, fields: 20 } });
+    await scope.register(multipart, { limits: { fileSize: o.maxBytes, files: 1, fields: 20, parts: 40 } });
     for (const task of ["transcribe", "translate"] as const) {
       const path = task === "transcribe" ? "/v1/audio/transcriptions" : "/v1/audio/translations";
       scope.post(
         path,
         {
+          config: { auth: { allow: "invoke", refuse: refuseOpenAi } },
           schema: {
             tags: ["openai"],
             summary: `OpenAI-compatible ${task === "transcribe" ? "transcription" : "translation to English"} (multipart/form-data: file, model, ...)`,
           },
         },
         async (req, reply) => {
+          let stored: { bucket: string; key: string } | undefined;
           try {
             if (!req.isMultipart()) {
               throw new OpenAiError(400, "expected a multipart/form-data body with a `file` field", "file");
             }
+            const declared = Number(req.headers["content-length"] ?? 0);
+            if (declared > o.maxBytes + MULTIPART_OVERHEAD)
+              throw new OpenAiError(413, `file is larger than ${o.maxBytes} bytes`, "file");
             const fields: Record<string, string> = {};
             const granularities: string[] = [];
             let upload: { location: string; contentType: string } | undefined;
@@ -88,8 +95,9 @@ export async function registerOpenAi(
               if (part.type === "file") {
                 if (part.fieldname !== "file")
                   throw new OpenAiError(400, `unexpected file field "${part.fieldname}"`, part.fieldname);
-                const key = `openai/${randomUUID()}/${part.filename || "audio"}`;
-                const info = await service.objects.putObject(service.options.defaultBucket, key, part.file, {
+                const key = `openai/${randomUUID()}/${safeFilename(part.filename)}`;
+                stored = { bucket: service.options.defaultBucket, key };
+                const info = await service.objects.putObject(stored.bucket, key, part.file, {
                   contentType: part.mimetype,
                   maxBytes: o.maxBytes,
                 });
@@ -104,9 +112,11 @@ export async function registerOpenAi(
                 part.fieldname === "timestamp_granularities[]" ||
                 part.fieldname === "timestamp_granularities"
               ) {
-                granularities.push(String(part.value));
+                granularities.push(checkGranularity(String(part.value)));
               } else {
                 fields[part.fieldname] = String(part.value);
+                // Checked at once: a bad field sent before the file refuses the request before it is stored.
+                await checkField(part.fieldname, fields[part.fieldname]!, service, o);
               }
             }
             if (!upload) throw new OpenAiError(400, "the `file` field is required", "file");
@@ -158,7 +168,10 @@ export async function registerOpenAi(
               inputLocation: upload.location,
               contentType: upload.contentType,
               customAttributes: toCustomAttributes(options),
+              principal: req.principal?.id,
             });
+            // From here on the invocation owns the input.
+            stored = undefined;
             const events = stream ? new EventStream(reply) : undefined;
             const done = await waitForTerminal(
               service,
@@ -188,12 +201,104 @@ export async function registerOpenAi(
               .header("x-kikitori-inference-id", inv.id)
               .send(json ? withUsage(body) : body);
           } catch (e) {
-            return sendError(reply, e);
+            if (stored) await service.objects.deleteObject(stored.bucket, stored.key).catch(() => {});
+            return sendError(reply, multipartError(e));
           }
         },
       );
     }
   });
+}
+
+/** OpenAI's own model names, served by the default endpoint. */
+const OPENAI_MODELS = new Set(["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"]);
+/** Room for the multipart framing and the small fields around the file. */
+const MULTIPART_OVERHEAD = 1024 * 1024;
+
+/** The OpenAI dialect of an auth refusal. */
+function refuseOpenAi(_req: FastifyRequest, reply: FastifyReply, r: Refusal): FastifyReply {
+  const code = r.status === 401 ? "invalid_api_key" : r.code;
+  return reply.code(r.status).send({
+    error: { message: r.message, type: "invalid_request_error", param: null, code },
+  });
+}
+
+/** Checks one form field as it arrives. */
+async function checkField(name: string, value: string, service: Service, o: OpenAiOptions): Promise<void> {
+  switch (name) {
+    case "model":
+      if (
+        !OPENAI_MODELS.has(value) &&
+        value !== o.defaultEndpoint &&
+        !(await service.state.getEndpoint(value))
+      )
+        throw new OpenAiError(
+          404,
+          `The model \`${value.slice(0, 100)}\` does not exist: use whisper-1 or the name of an endpoint`,
+          "model",
+          "model_not_found",
+        );
+      return;
+    case "response_format":
+      if (!(value in FORMATS))
+        throw new OpenAiError(
+          400,
+          `response_format must be one of ${Object.keys(FORMATS).join(", ")}`,
+          "response_format",
+        );
+      return;
+    case "language":
+      if (value !== "auto" && !Object.hasOwn(LANGUAGE_NAMES, value))
+        throw new OpenAiError(
+          400,
+          `language "${value.slice(0, 20)}" is not a language Whisper knows (ISO-639-1, e.g. en, ja)`,
+          "language",
+        );
+      return;
+    case "temperature": {
+      const t = Number(value);
+      if (value.trim() === "" || !Number.isFinite(t) || t < 0 || t > 1)
+        throw new OpenAiError(400, "temperature must be a number from 0 to 1", "temperature");
+      return;
+    }
+  }
+}
+
+function checkGranularity(g: string): string {
+  if (g !== "word" && g !== "segment")
+    throw new OpenAiError(
+      400,
+      `unknown timestamp granularity "${g.slice(0, 20)}"`,
+      "timestamp_granularities[]",
+    );
+  return g;
+}
+
+/** A client's file name as the last segment of an object key: no separators, no `..`, bounded. */
+function safeFilename(name: string | undefined): string {
+  const clean = [...(name ?? "")]
+    .map((c) => (c === "/" || c === "\\" || c.charCodeAt(0) < 0x20 ? "_" : c))
+    .join("")
+    .slice(-200);
+  return clean === "" || clean === "." || clean === ".." ? "audio" : clean;
+}
+
+/** @fastify/multipart's errors (limits, broken framing) as OpenAI errors with 4xx statuses. */
+function multipartError(e: unknown): unknown {
+  if (e instanceof OpenAiError) return e;
+  const code = (e as { code?: string }).code ?? "";
+  if (code === "FST_REQ_FILE_TOO_LARGE") return new OpenAiError(413, (e as Error).message, "file");
+  if (/^FST_(FILES|FIELDS|PARTS)_LIMIT$/.test(code)) return new OpenAiError(413, (e as Error).message, null);
+  if (code.startsWith("FST_") && (e as { statusCode?: number }).statusCode === 406)
+    return new OpenAiError(400, (e as Error).message, null);
+  // busboy's framing errors ("Unexpected end of form", "Malformed part header", ...).
+  if (
+    e instanceof Error &&
+    !(e as { status?: number }).status &&
+    /form|part|boundary|multipart/i.test(e.message)
+  )
+    return new OpenAiError(400, `malformed multipart body: ${e.message}`, null);
+  return e;
 }
 
 /** The result document of a finished invocation; an OpenAI error for anything but success. */

@@ -3,6 +3,7 @@ import type { Service } from "../../core/service.js";
 import { invocationEvents, type Notifier } from "../../notify/index.js";
 import { registerSnsLinks } from "../aws/sns.js";
 import { sendEventStream } from "./sse.js";
+import { visibleInvocation } from "../../auth/keys.js";
 
 /**
  * Live events and notification routes of the native API: the SSE stream of an invocation, its
@@ -16,6 +17,7 @@ export async function registerEvents(
   app.get<{ Params: { id: string } }>(
     "/v1/invocations/:id/events",
     {
+      config: { auth: { allow: "invoke" } },
       schema: {
         tags: ["invocations"],
         summary:
@@ -23,7 +25,8 @@ export async function registerEvents(
       },
     },
     async (req, reply) => {
-      await service.getInvocation(req.params.id); // 404 before the stream starts
+      // 404 before the stream starts (also for another caller\'s invocation).
+      await visibleInvocation(req.principal, req.params.id, (id) => service.getInvocation(id));
       return sendEventStream(req, reply, (signal) => invocationEvents(service, req.params.id, signal));
     },
   );
@@ -31,13 +34,14 @@ export async function registerEvents(
   app.get<{ Params: { id: string } }>(
     "/v1/invocations/:id/deliveries",
     {
+      config: { auth: { allow: "invoke" } },
       schema: {
         tags: ["invocations"],
         summary: "Webhook and SNS deliveries of this invocation, with every attempt",
       },
     },
     async (req) => {
-      await service.getInvocation(req.params.id);
+      await visibleInvocation(req.principal, req.params.id, (id) => service.getInvocation(id));
       const iso = (ms?: number) => (ms === undefined ? undefined : new Date(ms).toISOString());
       return {
         deliveries: notifier.store.deliveriesOf(req.params.id).map((d) => ({
@@ -63,10 +67,12 @@ export async function registerEvents(
   app.post<{ Params: { name: string } }>(
     "/v1/endpoints/:name/webhook-secret",
     {
+      config: { auth: { allow: "admin" } },
       schema: {
         tags: ["endpoints"],
         summary:
           "Create or rotate the endpoint's webhook signing secret (whsec_…); the reply is the only time it is shown",
+        response: { 201: { description: "The new secret" } },
       },
     },
     async (req, reply) => {
@@ -81,6 +87,7 @@ export async function registerEvents(
   app.get<{ Params: { name: string } }>(
     "/v1/endpoints/:name/webhook-secret",
     {
+      config: { auth: { allow: "admin" } },
       schema: {
         tags: ["endpoints"],
         summary: "Whether the endpoint has a webhook secret, and since when (never the secret)",

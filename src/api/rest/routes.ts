@@ -14,14 +14,13 @@ import { OUTPUT_FORMATS, type OutputFormat, type Transcript } from "../../whispe
 import { invocationListEvents, waitForChange } from "../../notify/index.js";
 import { sendEventStream, wantsEventStream } from "./sse.js";
 import { toCustomAttributes, type TranscriptionOptions } from "./attributes.js";
+import { checkObjectAccess, visibleInvocation } from "../../auth/keys.js";
 
-const name = { type: "string", minLength: 1, maxLength: 63 } as const;
-const errorBody = {
-  type: "object",
-  properties: {
-    error: { type: "object", properties: { code: { type: "string" }, message: { type: "string" } } },
-  },
-} as const;
+/** SageMaker's resource names (core/rules.ts checkName), as a schema. */
+const name = { type: "string", pattern: "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$" } as const;
+const nameParams = { type: "object", properties: { name } } as const;
+/** Success statuses other than 200, for the OpenAPI document (bodies are left as they are). */
+const answers = (status: 201 | 202 | 204, description: string) => ({ [status]: { description } });
 
 /** The public view of an invocation. */
 export function invocationView(inv: Invocation & { queuePosition?: number }) {
@@ -93,6 +92,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
     objects.put<{ Params: { bucket: string } }>(
       "/v1/buckets/:bucket",
       {
+        config: { auth: { allow: "admin" } },
         schema: {
           tags: ["objects"],
           summary: "Create a bucket",
@@ -109,9 +109,17 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
 
     objects.put<{ Params: { bucket: string; "*": string } }>(
       "/v1/objects/:bucket/*",
-      { schema: { tags: ["objects"], summary: "Upload an object (the raw body is stored as is)" } },
+      {
+        config: { auth: { allow: "invoke" } },
+        schema: {
+          tags: ["objects"],
+          summary: "Upload an object (the raw body is stored as is)",
+          response: answers(201, "Stored: its s3:// location, size and ETag"),
+        },
+      },
       async (req, reply) => {
         const { bucket, key } = s3Location("object", `s3://${req.params.bucket}/${req.params["*"]}`);
+        checkObjectAccess(req.principal, key);
         await service.objects.createBucket(bucket).catch((e: { code?: string }) => {
           if (e.code !== "BucketAlreadyOwnedByYou") throw e;
         });
@@ -126,10 +134,12 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
     objects.get<{ Params: { bucket: string; "*": string } }>(
       "/v1/objects/:bucket/*",
       {
+        config: { auth: { allow: "invoke" } },
         schema: { tags: ["objects"], summary: "Download an object (one byte range with `Range: bytes=a-b`)" },
       },
       async (req, reply) => {
         const { bucket, key } = s3Location("object", `s3://${req.params.bucket}/${req.params["*"]}`);
+        checkObjectAccess(req.principal, key);
         const range = parseRange(req.headers.range);
         const { info, body, range: served } = await service.objects.getObject(bucket, key, range);
         reply.header("content-type", info.contentType).header("accept-ranges", "bytes");
@@ -150,9 +160,11 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
   }>(
     "/v1/models",
     {
+      config: { auth: { allow: "admin" } },
       schema: {
         tags: ["models"],
         summary: "Create a model",
+        response: answers(201, "The model"),
         body: {
           type: "object",
           required: ["name"],
@@ -171,15 +183,20 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
         .code(201)
         .send(await service.createModel({ ...req.body, image: req.body.image ?? "kikitori/whisper" })),
   );
-  app.get("/v1/models", { schema: { tags: ["models"] } }, async () => ({
+  app.get("/v1/models", { config: { auth: { allow: "admin" } }, schema: { tags: ["models"] } }, async () => ({
     models: await service.state.listModels(),
   }));
-  app.get<{ Params: { name: string } }>("/v1/models/:name", { schema: { tags: ["models"] } }, async (req) =>
-    service.getModel(req.params.name),
+  app.get<{ Params: { name: string } }>(
+    "/v1/models/:name",
+    { config: { auth: { allow: "admin" } }, schema: { tags: ["models"] } },
+    async (req) => service.getModel(req.params.name),
   );
   app.delete<{ Params: { name: string } }>(
     "/v1/models/:name",
-    { schema: { tags: ["models"] } },
+    {
+      config: { auth: { allow: "admin" } },
+      schema: { tags: ["models"], params: nameParams, response: answers(204, "Deleted") },
+    },
     async (req, reply) => {
       await service.deleteModel(req.params.name);
       return reply.code(204).send();
@@ -204,16 +221,18 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
   }>(
     "/v1/endpoint-configs",
     {
+      config: { auth: { allow: "admin" } },
       schema: {
         tags: ["endpoints"],
         summary: "Create an endpoint config (async inference is always on in the native API)",
+        response: answers(201, "The endpoint config"),
         body: {
           type: "object",
           required: ["name"],
           additionalProperties: false,
           properties: {
             name,
-            modelName: { type: "string", description: "shorthand for one variant named AllTraffic" },
+            modelName: { ...name, description: "shorthand for one variant named AllTraffic" },
             variants: {
               type: "array",
               items: {
@@ -222,7 +241,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
                 additionalProperties: false,
                 properties: {
                   variantName: { type: "string" },
-                  modelName: { type: "string" },
+                  modelName: name,
                   instanceType: { type: "string" },
                   initialInstanceCount: { type: "integer", minimum: 0 },
                 },
@@ -250,17 +269,24 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
       return reply.code(201).send(config);
     },
   );
-  app.get("/v1/endpoint-configs", { schema: { tags: ["endpoints"] } }, async () => ({
-    endpointConfigs: await service.state.listEndpointConfigs(),
-  }));
+  app.get(
+    "/v1/endpoint-configs",
+    { config: { auth: { allow: "admin" } }, schema: { tags: ["endpoints"] } },
+    async () => ({
+      endpointConfigs: await service.state.listEndpointConfigs(),
+    }),
+  );
   app.get<{ Params: { name: string } }>(
     "/v1/endpoint-configs/:name",
-    { schema: { tags: ["endpoints"] } },
+    { config: { auth: { allow: "admin" } }, schema: { tags: ["endpoints"] } },
     async (req) => service.getEndpointConfig(req.params.name),
   );
   app.delete<{ Params: { name: string } }>(
     "/v1/endpoint-configs/:name",
-    { schema: { tags: ["endpoints"] } },
+    {
+      config: { auth: { allow: "admin" } },
+      schema: { tags: ["endpoints"], params: nameParams, response: answers(204, "Deleted") },
+    },
     async (req, reply) => {
       await service.deleteEndpointConfig(req.params.name);
       return reply.code(204).send();
@@ -271,30 +297,39 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
   app.post<{ Body: { name: string; configName: string } }>(
     "/v1/endpoints",
     {
+      config: { auth: { allow: "admin" } },
       schema: {
         tags: ["endpoints"],
         summary: "Create an endpoint from a config; its instances start in the background",
+        response: answers(201, "The endpoint, Creating"),
         body: {
           type: "object",
           required: ["name", "configName"],
           additionalProperties: false,
-          properties: { name, configName: { type: "string" } },
+          properties: { name, configName: name },
         },
       },
     },
     async (req, reply) => reply.code(201).send(await service.createEndpoint(req.body)),
   );
-  app.get("/v1/endpoints", { schema: { tags: ["endpoints"] } }, async () => ({
-    endpoints: await service.state.listEndpoints(),
-  }));
+  app.get(
+    "/v1/endpoints",
+    { config: { auth: { allow: "admin" } }, schema: { tags: ["endpoints"] } },
+    async () => ({
+      endpoints: await service.state.listEndpoints(),
+    }),
+  );
   app.get<{ Params: { name: string } }>(
     "/v1/endpoints/:name",
-    { schema: { tags: ["endpoints"] } },
+    { config: { auth: { allow: "admin" } }, schema: { tags: ["endpoints"] } },
     async (req) => endpointView(service, req.params.name),
   );
   app.delete<{ Params: { name: string } }>(
     "/v1/endpoints/:name",
-    { schema: { tags: ["endpoints"] } },
+    {
+      config: { auth: { allow: "admin" } },
+      schema: { tags: ["endpoints"], params: nameParams, response: answers(202, "Deleting") },
+    },
     async (req, reply) => {
       await service.deleteEndpoint(req.params.name);
       return reply.code(202).send({ name: req.params.name, status: "Deleting" });
@@ -305,6 +340,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
   app.post<{ Params: { name: string }; Body: InvokeBody }>(
     "/v1/endpoints/:name/invocations",
     {
+      config: { auth: { allow: "invoke" } },
       schema: {
         tags: ["invocations"],
         summary: "Invoke asynchronously: 202 with the InferenceId and where the result will appear",
@@ -349,11 +385,14 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
             },
           },
         },
-        response: { 400: errorBody, 404: errorBody },
+        params: nameParams,
+        response: { ...answers(202, "Queued: the invocation, with where its result will appear") },
       },
     },
     async (req, reply) => {
       const b = req.body;
+      if (req.principal?.scope !== "admin")
+        checkObjectAccess(req.principal, s3Location("inputLocation", b.inputLocation).key, "input");
       const attrs = [b.customAttributes, b.options ? toCustomAttributes(b.options) : undefined]
         .filter(Boolean)
         .join(",");
@@ -374,6 +413,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
               includeTranscript: b.webhook.includeTranscript,
             }
           : undefined,
+        principal: req.principal?.id,
       });
       const view = invocationView(await service.getInvocation(inv.id));
       return reply
@@ -388,6 +428,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
   }>(
     "/v1/invocations",
     {
+      config: { auth: { allow: "invoke" } },
       schema: {
         tags: ["invocations"],
         summary: "List invocations, newest first; with `Accept: text/event-stream`, watch the list live",
@@ -419,6 +460,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
       const invs = await service.state.listInvocations({
         endpoint: q.endpoint,
         state: q.state,
+        principal: req.principal?.scope === "admin" ? undefined : req.principal?.id,
         limit: q.limit,
         beforeSeq: q.before,
       });
@@ -433,6 +475,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
   app.get<{ Params: { id: string }; Querystring: { wait?: number } }>(
     "/v1/invocations/:id",
     {
+      config: { auth: { allow: "invoke" } },
       schema: {
         tags: ["invocations"],
         querystring: {
@@ -449,6 +492,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
       },
     },
     async (req, reply) => {
+      await visibleInvocation(req.principal, req.params.id, (id) => service.getInvocation(id));
       const abort = new AbortController();
       reply.raw.on("close", () => abort.abort());
       const inv = req.query.wait
@@ -461,17 +505,22 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
   app.post<{ Params: { id: string } }>(
     "/v1/invocations/:id/cancel",
     {
+      config: { auth: { allow: "invoke" } },
       schema: {
         tags: ["invocations"],
         summary: "Cancel: at once when queued; a running one stops within about a second",
       },
     },
-    async (req) => invocationView(await service.cancel(req.params.id)),
+    async (req) => {
+      await visibleInvocation(req.principal, req.params.id, (id) => service.getInvocation(id));
+      return invocationView(await service.cancel(req.params.id));
+    },
   );
 
   app.get<{ Params: { id: string }; Querystring: { format?: OutputFormat } }>(
     "/v1/invocations/:id/result",
     {
+      config: { auth: { allow: "invoke" } },
       schema: {
         tags: ["invocations"],
         summary: "The output document, or the failure document (with its error status)",
@@ -490,7 +539,12 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
       },
     },
     async (req, reply) =>
-      sendResult(service, await service.getInvocation(req.params.id), reply, req.query.format),
+      sendResult(
+        service,
+        await visibleInvocation(req.principal, req.params.id, (id) => service.getInvocation(id)),
+        reply,
+        req.query.format,
+      ),
   );
 }
 

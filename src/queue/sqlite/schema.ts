@@ -1,6 +1,7 @@
 import { SCALING_MIGRATION } from "./migrations-scaling.js";
 import { NOTIFY_MIGRATION } from "./migrations-notify.js";
 import { AWS_MIGRATION } from "./aws-store.js";
+import { AUTH_MIGRATION } from "./migrations-auth.js";
 
 /**
  * Named migrations; each runs once, in order, inside a transaction, and is recorded in `schema_migrations`.
@@ -93,4 +94,5 @@ export const MIGRATIONS: Migration[] = [
   SCALING_MIGRATION,
   NOTIFY_MIGRATION,
   AWS_MIGRATION,
+  AUTH_MIGRATION,
 ];

@@ -52,6 +52,7 @@ function toInvocation(r: Row): Invocation {
     error: r.error_code ? { code: String(r.error_code), message: String(r.error_message ?? "") } : undefined,
     modelTimeMs: num(r.model_time_ms),
     webhook: r.webhook ? (JSON.parse(String(r.webhook)) as Invocation["webhook"]) : undefined,
+    principal: str(r.principal),
   };
 }
 
@@ -198,10 +199,10 @@ export class SqliteStateStore implements StateStore {
     this.q(
       `INSERT INTO invocations (id, endpoint, state, input_location, output_location, failure_location,
            content_type, accept, custom_attributes, request_ttl_s, invocation_timeout_s, max_attempts,
-           created_at, expires_at, webhook)
+           created_at, expires_at, webhook, principal)
          VALUES (@id, @endpoint, 'Queued', @inputLocation, @outputLocation, @failureLocation, @contentType,
            @accept, @customAttributes, @requestTtlSeconds, @invocationTimeoutSeconds, @maxAttempts,
-           @createdAt, @expiresAt, @webhook)
+           @createdAt, @expiresAt, @webhook, @principal)
          RETURNING *`,
     ).get({
       ...inv,
@@ -210,6 +211,7 @@ export class SqliteStateStore implements StateStore {
       customAttributes: inv.customAttributes ?? null,
       expiresAt: inv.createdAt + inv.requestTtlSeconds * 1000,
       webhook: inv.webhook ? JSON.stringify(inv.webhook) : null,
+      principal: inv.principal ?? null,
     }) as Row;
 
   private pendingEnqueues: {
@@ -275,6 +277,10 @@ export class SqliteStateStore implements StateStore {
     if (f.state) {
       where.push("state = ?");
       args.push(f.state);
+    }
+    if (f.principal) {
+      where.push("principal = ?");
+      args.push(f.principal);
     }
     if (f.beforeSeq !== undefined) {
       where.push("seq < ?");
