@@ -21,7 +21,7 @@ function toKey(r: Row): ApiKeyRecord {
 /** Uses are recorded at most this often per key: a busy key must not write on every request. */
 const TOUCH_EVERY_MS = 60_000;
 
-/** API keys and sessions in the shared SQLite file (migration 0004-auth). */
+/** API keys and sessions in the shared SQLite file (migration 0006-auth). */
 export class SqliteKeyStore implements KeyStore {
   constructor(private readonly db: Database.Database) {}
 

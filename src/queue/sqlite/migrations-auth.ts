@@ -5,7 +5,7 @@ import type { Migration } from "./schema.js";
  * invocation (`principal`), so a key of the `invoke` scope sees only its own.
  */
 export const AUTH_MIGRATION: Migration = {
-  name: "0004-auth",
+  name: "0006-auth",
   sql: `
   CREATE TABLE api_keys (
     id TEXT PRIMARY KEY,
