@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { Api, noopModelServer, repoRoot, tempDir, waitFor } from "../helpers/server.js";
+import { Api, noopModelServer, repoRoot, serveProcess, tempDir, waitFor } from "../helpers/server.js";
 
 /**
  * `kikitori transcribe --url` rides through a restart of the server it talks to: the server is killed
@@ -19,24 +19,12 @@ after(() => {
   for (const c of children) c.kill("SIGKILL");
 });
 
-/** `kikitori serve` as its own process; resolves with its URL once it listens. */
-function serve(port: number): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, [cli, "serve", "--port", String(port), "--data-dir", dataDir], {
-    env: { ...process.env, NOOP_DELAY_MS: "1500" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(proc);
-  proc.once("exit", () => children.delete(proc));
-  return new Promise((resolve, reject) => {
-    let out = "";
-    proc.stdout!.on("data", (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) resolve({ proc, url: m[1]! });
-    });
-    proc.stderr!.on("data", (c: Buffer) => (out += c.toString()));
-    proc.once("exit", (code) => reject(new Error(`kikitori serve exited ${code}: ${out}`)));
-  });
+/** `kikitori serve` on `port` (0: any), remembered so the test's end kills it. */
+async function serve(port: number): Promise<{ proc: ChildProcess; url: string }> {
+  const { child, api } = await serveProcess(dataDir, { NOOP_DELAY_MS: "1500" }, port);
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return { proc: child, url: api.url };
 }
 
 test("transcribe reconnects after the server restarts mid-run and finishes every file", async () => {

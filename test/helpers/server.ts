@@ -160,14 +160,18 @@ export async function waitFor(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** Runs `kikitori serve` as its own process, so a test can kill it with SIGKILL. */
+/**
+ * Runs `kikitori serve` as its own process, so a test can kill it with SIGKILL. `port` (default: any free
+ * one) lets a test restart it where its clients expect it.
+ */
 export async function serveProcess(
   dataDir: string,
   env: Record<string, string> = {},
+  port = 0,
 ): Promise<{ child: ChildProcess; api: Api }> {
   const child = spawn(
     process.execPath,
-    [join(repoRoot, "bin", "kikitori.js"), "serve", "--port", "0", "--data-dir", dataDir],
+    [join(repoRoot, "bin", "kikitori.js"), "serve", "--port", String(port), "--data-dir", dataDir],
     {
       // The fixtures' no-op model server is a `local:` command, refused unless allowed.
       env: {

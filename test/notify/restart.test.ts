@@ -1,9 +1,8 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
-import { join } from "node:path";
-import { Api, noopModelServer, repoRoot, tempDir, waitFor } from "../helpers/server.js";
+import { Api, noopModelServer, serveProcess, tempDir, waitFor } from "../helpers/server.js";
 import { Receiver } from "./receiver.js";
 
 const freePort = () =>
@@ -14,28 +13,15 @@ const freePort = () =>
     });
   });
 
-/** `kikitori serve` as a child process, so it can be killed with SIGKILL. */
+/** `kikitori serve` as a child process on `port`, so it can be killed with SIGKILL and restarted there. */
 async function serve(port: number, dataDir: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [join(repoRoot, "bin", "kikitori.js"), "serve", "--port", String(port), "--data-dir", dataDir],
-    {
-      env: {
-        ...process.env,
-        KIKITORI_QUIET: "1",
-        KIKITORI_WEBHOOK_ALLOW_LOOPBACK: "1",
-        KIKITORI_WEBHOOK_BACKOFF_MS: "300",
-        KIKITORI_WEBHOOK_MAX_BACKOFF_MS: "1000",
-        KIKITORI_NOTIFY_POLL_MS: "100",
-      },
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on("data", (c: Buffer) => c.toString().includes("listening") && resolve());
-    child.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
-  });
-  return child;
+  const env = {
+    KIKITORI_WEBHOOK_ALLOW_LOOPBACK: "1",
+    KIKITORI_WEBHOOK_BACKOFF_MS: "300",
+    KIKITORI_WEBHOOK_MAX_BACKOFF_MS: "1000",
+    KIKITORI_NOTIFY_POLL_MS: "100",
+  };
+  return (await serveProcess(dataDir, env, port)).child;
 }
 
 const receiver = await new Receiver().start();
