@@ -2,13 +2,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import staticFiles from "@fastify/static";
-import type { FastifyContextConfig, FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 
 type ConstraintStrategy = Parameters<FastifyInstance["addConstraintStrategy"]>[0];
 type RouteHandler = NonNullable<ReturnType<ReturnType<ConstraintStrategy["storage"]>["get"]>>;
-
-/** For the auth layer (src/auth): the page and its scripts hold no data; the API calls they make are checked. */
-const PUBLIC = { auth: { allow: "public" } } as FastifyContextConfig;
 
 /** Where `npm run build:web` (run by scripts/setup) writes the dashboard. */
 export const DASHBOARD_DIR = fileURLToPath(new URL("../../web/dist", import.meta.url));
@@ -75,9 +72,10 @@ export async function registerDashboard(app: FastifyInstance, o: { dir?: string 
     deriveConstraint: (req: Parameters<typeof isPageLoad>[0]) => (isPageLoad(req) ? "yes" : undefined),
     mustMatchWhenDerived: false,
   });
+  // Public: the page and its scripts hold no data; the API calls they make are checked.
   app.get(
     "/",
-    { config: PUBLIC, schema: { hide: true }, constraints: { pageLoad: "yes" } },
+    { config: { auth: { allow: "public" } }, schema: { hide: true }, constraints: { pageLoad: "yes" } },
     async (_req, reply) => {
       if (!index) return notBuilt(reply);
       return reply
@@ -92,7 +90,7 @@ export async function registerDashboard(app: FastifyInstance, o: { dir?: string 
 
   app.get<{ Params: { "*": string } }>(
     "/ui/assets/*",
-    { config: PUBLIC, schema: { hide: true } },
+    { config: { auth: { allow: "public" } }, schema: { hide: true } },
     async (req, reply) => {
       if (!index) return notBuilt(reply);
       reply.header("x-content-type-options", "nosniff");

@@ -142,7 +142,9 @@ export async function* invocationListEvents<T>(
 ): AsyncGenerator<{ event: "snapshot" | "invocation" | "removed"; data: unknown }> {
   let shown: Map<string, string> | undefined;
   const matches = (inv: Invocation) =>
-    (!filter.endpoint || inv.endpoint === filter.endpoint) && (!filter.state || inv.state === filter.state);
+    (!filter.endpoint || inv.endpoint === filter.endpoint) &&
+    (!filter.state || inv.state === filter.state) &&
+    (!filter.principal || inv.principal === filter.principal);
   // Enqueues of this process are reported as they happen: an idle instance may lease one before the
   // next read, and the client would never see it queued.
   const enqueued: Invocation[] = [];

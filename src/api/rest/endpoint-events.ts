@@ -1,13 +1,10 @@
-import type { FastifyContextConfig, FastifyInstance } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { Service } from "../../core/service.js";
 import type { Autoscaler } from "../../autoscale/autoscaler.js";
 import { SERVICE_NAMESPACE } from "../../autoscale/types.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import { endpointView } from "./routes.js";
 import { sendEventStream, type SseEvent } from "./sse.js";
-
-/** For the auth layer (src/auth): as the endpoint routes, for managers. */
-const ADMIN = { auth: { allow: "admin" } } as FastifyContextConfig;
 
 /** One sample a second: the stream looks that often (and at once when this process changes the endpoint). */
 const TICK_MS = 1000;
@@ -103,7 +100,7 @@ export function registerEndpointEvents(app: FastifyInstance, d: EndpointEventsDe
   app.get<{ Params: { name: string }; Querystring: { historySeconds?: number } }>(
     "/v1/endpoints/:name/events",
     {
-      config: ADMIN,
+      config: { auth: { allow: "admin" } },
       schema: {
         tags: ["endpoints"],
         summary:

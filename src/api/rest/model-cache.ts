@@ -1,8 +1,5 @@
-import type { FastifyContextConfig, FastifyInstance } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { ModelRegistry } from "../../models/registry.js";
-
-/** For the auth layer (src/auth): as the model routes, for managers. */
-const ADMIN = { auth: { allow: "admin" } } as FastifyContextConfig;
 
 /** `GET /v1/model-cache`: the ggml weights in the model cache (what `kikitori models list` shows). */
 export function registerModelCache(app: FastifyInstance, o: { dir: string; defaultModel: string }): void {
@@ -10,7 +7,7 @@ export function registerModelCache(app: FastifyInstance, o: { dir: string; defau
   app.get(
     "/v1/model-cache",
     {
-      config: ADMIN,
+      config: { auth: { allow: "admin" } },
       schema: {
         tags: ["models"],
         summary: "The Whisper weights in the model cache: name, size, SHA-256, and which is the default",

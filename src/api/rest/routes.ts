@@ -452,7 +452,12 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
     async (req, reply) => {
       const q = req.query;
       if (wantsEventStream(req.headers.accept)) {
-        const filter = { endpoint: q.endpoint, state: q.state, limit: q.limit ?? 100 };
+        const filter = {
+          endpoint: q.endpoint,
+          state: q.state,
+          principal: req.principal?.scope === "admin" ? undefined : req.principal?.id,
+          limit: q.limit ?? 100,
+        };
         return sendEventStream(req, reply, (signal) =>
           invocationListEvents(service, filter, invocationView, signal),
         );
