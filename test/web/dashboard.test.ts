@@ -253,7 +253,11 @@ test("the dashboard in a real browser (Debian's Chromium)", { timeout: 900_000 }
 
   await t.test("models and keys page", async () => {
     await page.goto(`${k.url}/#/models`);
-    await page.getByTestId("model-cache").getByText(k.config.defaultModel).waitFor();
+    // The default model's row carries the "default" mark (its quantized sibling is listed beside it).
+    await page
+      .getByTestId("model-cache")
+      .getByRole("cell", { name: `${k.config.defaultModel} default`, exact: true })
+      .waitFor();
     await screenshot(page, "models");
   });
 
