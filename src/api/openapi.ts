@@ -1,6 +1,6 @@
 /**
  * Completes the native API's OpenAPI document: every operation may answer the catalogue's errors in the
- * native shape `{ error: { code, message } }`, which each route need not repeat.
+ * native shape `{ error: { code, message } }` (OpenAI's routes in OpenAI's shape), which each route need not repeat.
  */
 const ERROR_STATUSES: Record<string, string> = {
   "400": "Bad request: a field or parameter is wrong (the message names it)",
@@ -17,32 +17,40 @@ const ERROR_STATUSES: Record<string, string> = {
   "507": "The server is out of storage",
 };
 
-const errorContent = {
-  "application/json": {
-    schema: {
-      type: "object",
-      required: ["error"],
-      properties: {
-        error: {
-          type: "object",
-          required: ["code", "message"],
-          properties: { code: { type: "string" }, message: { type: "string" } },
-        },
-      },
-    },
+const errorBody = (error: object) => ({
+  "application/json": { schema: { type: "object", required: ["error"], properties: { error } } },
+});
+
+const nativeError = errorBody({
+  type: "object",
+  required: ["code", "message"],
+  properties: { code: { type: "string" }, message: { type: "string" } },
+});
+
+/** OpenAI's own error shape, which its SDKs parse: `param` and `code` may be null. */
+const openAiError = errorBody({
+  type: "object",
+  required: ["message", "type"],
+  properties: {
+    message: { type: "string" },
+    type: { type: "string" },
+    param: { type: ["string", "null"] },
+    code: { type: ["string", "null"] },
   },
-};
+});
 
 type Operation = { responses?: Record<string, unknown> };
 
 export function documentErrors<T extends object>(doc: T): T {
   const paths = (doc as { paths?: Record<string, Record<string, Operation> | undefined> }).paths ?? {};
-  for (const item of Object.values(paths))
+  for (const [path, item] of Object.entries(paths)) {
+    const content = path.startsWith("/v1/audio/") ? openAiError : nativeError;
     for (const op of Object.values(item ?? {})) {
       if (typeof op !== "object" || op === null || !("responses" in op)) continue;
       const responses = (op.responses ??= {});
       for (const [status, description] of Object.entries(ERROR_STATUSES))
-        responses[status] ??= { description, content: errorContent };
+        responses[status] ??= { description, content };
     }
+  }
   return doc;
 }

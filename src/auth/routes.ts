@@ -60,7 +60,11 @@ export function registerAuthRoutes(
     "/v1/auth/session",
     {
       config: { auth: { allow: "public" } },
-      schema: { tags: ["auth"], summary: "Log out: end this session" },
+      schema: {
+        tags: ["auth"],
+        summary: "Log out: end this session",
+        response: { 204: { description: "Logged out", type: "null" } },
+      },
     },
     async (req, reply) => {
       const token = /(?:^|;\s*)kikitori_session=([^;]+)/.exec(req.headers.cookie ?? "")?.[1];

@@ -75,7 +75,7 @@ export function registerScalingRoutes(app: FastifyInstance, autoscaler: Autoscal
     "/v1/endpoints/:name/variants/:variant/scaling",
     {
       config: { auth: { allow: "admin" } },
-      schema: { tags: ["scaling"], response: { 204: { description: "Deregistered" } } },
+      schema: { tags: ["scaling"], response: { 204: { description: "Deregistered", type: "null" } } },
     },
     async (req, reply) => {
       await autoscaler.deregisterScalableTarget({ ...NS, ResourceId: rid(req.params) });

@@ -20,7 +20,10 @@ import { checkObjectAccess, visibleInvocation } from "../../auth/keys.js";
 const name = { type: "string", pattern: "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$" } as const;
 const nameParams = { type: "object", properties: { name } } as const;
 /** Success statuses other than 200, for the OpenAPI document (bodies are left as they are). */
-const answers = (status: 201 | 202 | 204, description: string) => ({ [status]: { description } });
+/** A response documented by its status alone; `type: "null"` tells the OpenAPI document 204 has no body. */
+const answers = (status: 201 | 202 | 204, description: string) => ({
+  [status]: status === 204 ? { description, type: "null" } : { description },
+});
 
 /** The public view of an invocation. */
 export function invocationView(inv: Invocation & { queuePosition?: number }) {
