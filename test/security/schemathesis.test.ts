@@ -58,7 +58,8 @@ test(
         report,
         "--no-color",
       ],
-      { timeout: 540_000, maxBuffer: 16 << 20 },
+      // Its cache (.schemathesis/) goes to the temp dir, not the work tree.
+      { timeout: 540_000, maxBuffer: 16 << 20, cwd: dir },
     ).catch((e: { stdout?: string; stderr?: string; code?: number }) => ({
       stdout: e.stdout ?? "",
       stderr: e.stderr ?? "",
