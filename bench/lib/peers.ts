@@ -37,14 +37,20 @@ export function ct2ModelDir(ct2: string | undefined, wheel: string): { dir: stri
 
 export interface PeerResult {
   text: string;
+  /** The language faster-whisper decoded in (detected when none was given), and its probability. */
+  language?: string;
+  languageProbability?: number;
   /** The peer's own clock: the pipe and JSON round trip do not count. */
   wallSeconds: number;
 }
 
 export interface FasterWhisper {
   versions: Record<string, unknown>;
-  /** `load`: build a fresh model for this request and count its loading in the wall time. */
-  transcribe(path: string, beamSize: number, language?: string, load?: boolean): Promise<PeerResult>;
+  /**
+   * `language` null: faster-whisper detects it. `load`: build a fresh model for this request and count its
+   * loading in the wall time.
+   */
+  transcribe(path: string, beamSize: number, language?: string | null, load?: boolean): Promise<PeerResult>;
   close(): Promise<void>;
 }
 
@@ -78,7 +84,12 @@ export async function fasterWhisper(
     transcribe: async (path, beamSize, language = "en", load = false) => {
       peer.stdin.write(JSON.stringify({ path, language, beam_size: beamSize, load }) + "\n");
       const r = await next();
-      return { text: String(r.text), wallSeconds: Number(r.wall_s) };
+      return {
+        text: String(r.text),
+        wallSeconds: Number(r.wall_s),
+        language: typeof r.language === "string" ? r.language : undefined,
+        languageProbability: typeof r.language_probability === "number" ? r.language_probability : undefined,
+      };
     },
     close: async () => {
       peer.stdin.end();

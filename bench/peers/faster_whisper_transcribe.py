@@ -53,6 +53,7 @@ def main() -> int:
             "wall_s": time.perf_counter() - started,
             "audio_s": info.duration,
             "language": info.language,
+            "language_probability": info.language_probability,
         }
 
     versions = {

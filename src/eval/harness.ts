@@ -93,7 +93,8 @@ export function metricFor(language: string): Metric {
 
 const basic = new BasicTextNormalizer();
 
-function score(language: string, reference: string, hypothesis: string): EditCounts {
+/** Edits of one clip: English words (Whisper's English normaliser), CJK characters, other words (basic normaliser). */
+export function scoreClip(language: string, reference: string, hypothesis: string): EditCounts {
   if (language === "en") return wordErrors(reference, hypothesis);
   if (metricFor(language) === "cer") return cjkCharacterErrors(reference, hypothesis);
   return wordErrors(reference, hypothesis, (s) => basic.normalize(s));
@@ -208,7 +209,7 @@ export async function evaluate(
         try {
           const hypothesis = await transcribe(target.path, { language: entry.language });
           const wallSeconds = (performance.now() - started) / 1000;
-          const counts = score(entry.language, target.reference, hypothesis);
+          const counts = scoreClip(entry.language, target.reference, hypothesis);
           note(report.clips, {
             clip: target.clip,
             language: entry.language,

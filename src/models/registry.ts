@@ -140,7 +140,7 @@ export function nameFromSource(src: string): string {
   return base
     .replace(/^faster-whisper-/, "")
     .replace(/^ggml-/, "")
-    .replace(/\.bin$/, "");
+    .replace(/\.(bin|pt)$/, "");
 }
 
 export class ModelRegistry {
