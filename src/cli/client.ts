@@ -51,8 +51,10 @@ export class ApiClient {
     return JSON.parse(text) as { location: string; size: number };
   }
 
-  async result(id: string): Promise<{ status: number; contentType: string; body: Buffer }> {
-    const res = await fetch(`${this.baseUrl}/v1/invocations/${encodeURIComponent(id)}/result`, {
+  /** The result document; with `format`, a json transcript rendered in that format by the server. */
+  async result(id: string, format?: string): Promise<{ status: number; contentType: string; body: Buffer }> {
+    const query = format ? `?format=${encodeURIComponent(format)}` : "";
+    const res = await fetch(`${this.baseUrl}/v1/invocations/${encodeURIComponent(id)}/result${query}`, {
       headers: this.headers(),
     });
     return {

@@ -172,7 +172,9 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
               inputLocation: uploaded.location,
               contentType: contentTypeOf(file),
               options: {
-                format: opts.format,
+                // json (or verbose_json) always: it says which language was heard; other formats are
+                // rendered from it afterwards.
+                format: opts.format === "verbose_json" ? "verbose_json" : "json",
                 language: opts.language,
                 task: opts.task,
                 prompt: opts.prompt,
@@ -210,15 +212,25 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
           say(file, `${view.state}: ${view.error?.message ?? ""}`);
           return;
         }
+        const heard = languageOf(result.body);
+        const body =
+          opts.format === "json" || opts.format === "verbose_json"
+            ? result.body
+            : await api.result(inv.inferenceId, opts.format).then((r) => {
+                if (r.status !== 200)
+                  throw new ApiError(r.status, r.body.toString(), `render ${opts.format}`);
+                return r.body;
+              });
         if (opts.out === "-") {
-          bar?.update(100, { stage: "done" });
-          process.stdout.write(result.body);
+          bar?.update(100, { stage: `done${heard}` });
+          say(file, `done${heard}`);
+          process.stdout.write(body);
         } else {
           await mkdir(opts.out, { recursive: true });
           const target = join(opts.out, `${basename(file, extname(file))}.${EXTENSIONS[opts.format]}`);
-          await writeFile(target, result.body);
-          update(100, `done → ${target}`);
-          say(file, `done → ${target}`);
+          await writeFile(target, body);
+          update(100, `done${heard} → ${target}`);
+          say(file, `done${heard} → ${target}`);
         }
       } catch (e) {
         failures++;
@@ -229,6 +241,18 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
   );
   bars.stop();
   return failures;
+}
+
+/** " (language ja, probability 0.98)" from a json or verbose_json result, the probability where it was detected. */
+function languageOf(doc: Buffer): string {
+  try {
+    const t = JSON.parse(doc.toString("utf8")) as { language?: string; language_probability?: number };
+    if (!t.language) return "";
+    const p = t.language_probability;
+    return ` (language ${t.language}${typeof p === "number" ? `, probability ${p.toFixed(2)}` : ""})`;
+  } catch {
+    return "";
+  }
 }
 
 const TYPES: Record<string, string> = {

@@ -49,6 +49,7 @@ export function renderTranscript(t: Transcript, format: OutputFormat, opts: Rend
       return JSON.stringify({
         text: t.text,
         language: t.language,
+        ...languageProbability(t),
         duration: t.duration,
         segments: t.segments.map((s) => ({
           id: s.id,
@@ -208,11 +209,27 @@ function pieceTimes(s: Segment, pieces: string[]): number[] {
   return starts;
 }
 
+/** `language_probability` where the language was detected (a given language has none). */
+const languageProbability = (t: Transcript) =>
+  t.languageProbability === undefined
+    ? {}
+    : { language_probability: Math.round(t.languageProbability * 10_000) / 10_000 };
+
+/**
+ * What the model server returns in `X-Amzn-SageMaker-Custom-Attributes` (SageMaker passes a container's to the
+ * caller of InvokeEndpoint as `CustomAttributes`): the language, and its probability where it was detected.
+ */
+export function resultAttributes(t: Transcript): string {
+  const p = languageProbability(t).language_probability;
+  return `language=${t.language}${p === undefined ? "" : `,language_probability=${p}`}`;
+}
+
 function renderVerboseJson(t: Transcript, task: "transcribe" | "translate"): string {
   const words = t.segments.some((s) => s.words) ? t.segments.flatMap((s) => s.words ?? []) : undefined;
   return JSON.stringify({
     task,
     language: LANGUAGE_NAMES[t.language] ?? t.language,
+    ...languageProbability(t),
     duration: t.duration,
     text: t.text,
     segments: t.segments.map((s) => ({

@@ -10,7 +10,7 @@ import { performance } from "node:perf_hooks";
 import { parseCustomAttributes } from "./attributes.js";
 import { AudioDecodeError } from "./audio.js";
 import { InvalidOptionError, WhisperEngine } from "./engine.js";
-import { CONTENT_TYPES, formatFromAccept, renderTranscript } from "./formats.js";
+import { CONTENT_TYPES, formatFromAccept, renderTranscript, resultAttributes } from "./formats.js";
 import { findModelFile } from "./model-dir.js";
 import type { Progress } from "./types.js";
 
@@ -108,6 +108,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
         "x-kikitori-model-time-ms": String(modelMs),
         "x-kikitori-audio-seconds": transcript.duration.toFixed(3),
         "x-kikitori-invocation-id": id,
+        "x-amzn-sagemaker-custom-attributes": resultAttributes(transcript),
       });
       res.end(body);
       log(

@@ -9,6 +9,7 @@ import { execFile } from "node:child_process";
 import { createReadStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { InvokeEndpointCommand, SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import OpenAI from "openai";
 import type { Kikitori } from "../../src/main.js";
 import { cjkCharacterErrors, errorRate } from "../../src/eval/metrics.js";
@@ -41,6 +42,7 @@ async function transcribe(clip: string, options: Record<string, unknown>): Promi
 test("no language given: Japanese is detected, and the json result says so", { skip }, async () => {
   const doc = JSON.parse(await transcribe("jsut_basic5000_0001_ja.wav", { format: "json" }));
   assert.equal(doc.language, "ja");
+  assert.ok(doc.language_probability > 0.5 && doc.language_probability <= 1, JSON.stringify(doc));
   assert.match(doc.text, JAPANESE);
   assert.ok(
     errorRate(cjkCharacterErrors(readFileSync(testdata("jsut_basic5000_0001_ja.txt"), "utf8"), doc.text)) <
@@ -70,6 +72,23 @@ test("Japanese subtitles: cues of whole characters, in order, within the audio",
   assert.ok(vtt.startsWith("WEBVTT\n\n") && JAPANESE.test(vtt) && !vtt.includes("\ufffd"), vtt);
 });
 
+test("SageMaker's InvokeEndpoint returns the detected language in CustomAttributes", { skip }, async () => {
+  const smr = new SageMakerRuntimeClient({
+    endpoint: k!.url,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+  const r = await smr.send(
+    new InvokeEndpointCommand({
+      EndpointName: "whisper",
+      Body: readFileSync(testdata("jsut_basic5000_0001_ja.wav")),
+      ContentType: "audio/wav",
+    }),
+  );
+  assert.match(r.CustomAttributes ?? "", /^language=ja,language_probability=0\.\d+$/);
+  assert.match(JSON.parse(Buffer.from(r.Body!).toString("utf8")).text, JAPANESE);
+});
+
 test("the openai client: verbose_json names the detected language", { skip }, async () => {
   const client = new OpenAI({ baseURL: `${k!.url}/v1`, apiKey: "unused-locally", maxRetries: 0 });
   const v = await client.audio.transcriptions.create({
@@ -78,6 +97,7 @@ test("the openai client: verbose_json names the detected language", { skip }, as
     response_format: "verbose_json",
   });
   assert.equal(v.language, "japanese");
+  assert.ok((v as unknown as { language_probability: number }).language_probability > 0.5);
   assert.match(v.text, JAPANESE);
 });
 
@@ -88,7 +108,7 @@ test(
     const clip = "jsut_basic5000_0001_ja";
     const env = { ...process.env };
     delete env.KIKITORI_DEFAULT_MODEL;
-    const { stdout } = await run(
+    const { stdout, stderr } = await run(
       process.execPath,
       [join(repoRoot, "bin", "kikitori.js"), "transcribe", testdata(`${clip}.wav`), "--out", "-"],
       { env: { ...env, KIKITORI_DATA_DIR: tempDir("kk-ja-cli-") }, maxBuffer: 1 << 20 },
@@ -98,5 +118,6 @@ test(
     t.diagnostic(`${stdout.trim()} (CER ${(cer * 100).toFixed(1)}%)`);
     assert.match(stdout, JAPANESE);
     assert.ok(cer < 0.5, `CER ${cer}: ${stdout}`);
+    assert.match(stderr, /jsut_basic5000_0001_ja\.wav: done \(language ja, probability 0\.\d\d\)/);
   },
 );

@@ -5,6 +5,7 @@ import {
   MAX_CUE_COLUMNS,
   formatFromAccept,
   renderTranscript,
+  resultAttributes,
   splitCueText,
   timestamp,
 } from "../../src/whisper/formats.js";
@@ -211,5 +212,26 @@ describe("long segments become several cues, split where a reader expects", () =
     assert.match(timed, /00:00:00\.500 --> 00:00:05\.000\n抜群/);
     assert.match(timed, /00:00:05\.000 --> 00:00:09\.000\n水を/);
     assert.match(timed, /00:00:09\.000 --> 00:00:12\.000\nそして/);
+  });
+});
+
+describe("the detected language", () => {
+  const t: Transcript = {
+    text: "水",
+    language: "ja",
+    languageProbability: 0.987654,
+    duration: 1,
+    segments: [],
+  };
+  it("json and verbose_json carry its probability; a given language has none", () => {
+    assert.equal(JSON.parse(renderTranscript(t, "json")).language_probability, 0.9877);
+    const v = JSON.parse(renderTranscript(t, "verbose_json"));
+    assert.deepEqual([v.language, v.language_probability], ["japanese", 0.9877]);
+    const given = { ...t, languageProbability: undefined };
+    assert.equal("language_probability" in JSON.parse(renderTranscript(given, "json")), false);
+  });
+  it("the model server's custom attributes name it", () => {
+    assert.equal(resultAttributes(t), "language=ja,language_probability=0.9877");
+    assert.equal(resultAttributes({ ...t, languageProbability: undefined }), "language=ja");
   });
 });

@@ -605,5 +605,12 @@ function transcriptOf(doc: Buffer): Transcript | undefined {
   // verbose_json names the language ("english"); the transcript keeps its code.
   const language = String(t.language ?? "");
   const code = Object.entries(LANGUAGE_NAMES).find(([, n]) => n === language)?.[0] ?? language;
-  return { text: t.text, language: code, duration: Number(t.duration ?? 0), segments: t.segments };
+  const p = (t as { language_probability?: unknown }).language_probability;
+  return {
+    text: t.text,
+    language: code,
+    ...(typeof p === "number" ? { languageProbability: p } : {}),
+    duration: Number(t.duration ?? 0),
+    segments: t.segments,
+  };
 }
