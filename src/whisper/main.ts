@@ -19,6 +19,12 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
+  // Started by kikitori with a pipe on stdin: the pipe closes when the service dies, even by SIGKILL
+  // (which no signal handler sees), so an instance never outlives the service that owns it.
+  if (process.env.KIKITORI_EXIT_WITH_PARENT === "1") {
+    process.stdin.once("close", () => stop("parent gone"));
+    process.stdin.resume();
+  }
   await server.ready;
 }
 
