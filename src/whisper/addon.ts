@@ -9,12 +9,26 @@ import {
   loadAddon,
   type Addon,
   type AddonModel,
+  type AddonVad,
   type LanguageDetection,
+  type VadParams,
   type WhisperParams,
   type WhisperResult,
 } from "./native.js";
 
-export type { LanguageDetection, WhisperParams, WhisperResult, WhisperSegment } from "./native.js";
+export type { LanguageDetection, VadParams, WhisperParams, WhisperResult, WhisperSegment } from "./native.js";
+
+/** A stretch of speech, in seconds from the start of the buffer it was found in. */
+export interface SpeechRegion {
+  start: number;
+  end: number;
+}
+
+/** How to find speech: the ggml Silero VAD model file, threads, and whisper.cpp's VAD parameters. */
+export interface SpeechOptions extends VadParams {
+  model: string;
+  threads: number;
+}
 
 /** The model file could not be opened as a whisper.cpp model. */
 export class ModelLoadError extends Error {
@@ -47,6 +61,8 @@ export interface NativeModel {
   transcribe(pcm16k: Int16Array, params: WhisperParams): NativeRun<WhisperResult>;
   /** Language probabilities of the first 30 s; undefined where the addon cannot tell them (GPU). */
   detectLanguage(pcm16k: Int16Array, threads: number): NativeRun<LanguageDetection | undefined>;
+  /** Speech regions (Silero VAD through whisper.cpp's CPU build, also beside a GPU model). */
+  speech(pcm16k: Int16Array, opts: SpeechOptions): NativeRun<SpeechRegion[]>;
   release(): Promise<void>;
 }
 
@@ -81,14 +97,54 @@ export async function readModelInfo(modelPath: string): Promise<{ multilingual: 
 /** Loads the model into this process. See isolated.ts for the variant the engine uses. */
 export async function loadNativeModel(modelPath: string, opts: { gpu: boolean }): Promise<NativeModel> {
   const { multilingual } = await readModelInfo(modelPath);
-  return opts.gpu ? loadCudaModel(modelPath, multilingual) : loadCpuModel(modelPath, multilingual);
+  const model = opts.gpu
+    ? await loadCudaModel(modelPath, multilingual)
+    : await loadCpuModel(modelPath, multilingual);
+  const vad = speechDetector();
+  return {
+    ...model,
+    speech: vad.speech,
+    release: async () => {
+      vad.release();
+      await model.release();
+    },
+  };
+}
+
+/** The VAD model is loaded on first use and kept (one whisper.cpp VAD context, reloaded if the file changes). */
+function speechDetector() {
+  let loaded: { key: string; vad: Promise<AddonVad> } | undefined;
+  return {
+    speech(pcm16k: Int16Array, { model, threads, ...params }: SpeechOptions): NativeRun<SpeechRegion[]> {
+      const key = `${model}\0${threads}`;
+      if (loaded?.key !== key) {
+        const previous = loaded?.vad;
+        void previous?.then((v) => v.release()).catch(() => undefined);
+        loaded = { key, vad: Promise.resolve().then(() => loadAddon().loadVad(model, threads)) };
+      }
+      const vad = loaded.vad;
+      return {
+        // A VAD pass over a block is short (well under a second per minute of audio): it runs to the end.
+        stop: () => undefined,
+        result: vad
+          .then((v) => v.segments(pcm16k, params))
+          .catch((e: unknown) => {
+            throw new TranscriptionError(`whisper.cpp VAD (${model}): ${errorText(e)}`, { cause: e });
+          }),
+      };
+    },
+    release(): void {
+      void loaded?.vad.then((v) => v.release()).catch(() => undefined);
+      loaded = undefined;
+    },
+  };
 }
 
 /**
  * CPU: kikitori's own addon (src/whisper/native), whisper.cpp 1.9 compiled for this CPU by
  * scripts/build-whisper. Flash attention on: measured faster on CPU with this ggml (BENCHMARKS.md).
  */
-async function loadCpuModel(modelPath: string, multilingual: boolean): Promise<NativeModel> {
+async function loadCpuModel(modelPath: string, multilingual: boolean): Promise<Omit<NativeModel, "speech">> {
   let addon: Addon;
   try {
     addon = loadAddon();
@@ -119,7 +175,7 @@ async function loadCpuModel(modelPath: string, multilingual: boolean): Promise<N
  * GPU: the CUDA variant of the prebuilt @fugood/whisper.node (building CUDA from source at install time
  * is not worth its toolchain). It samples greedily whatever beamSize says.
  */
-async function loadCudaModel(modelPath: string, multilingual: boolean): Promise<NativeModel> {
+async function loadCudaModel(modelPath: string, multilingual: boolean): Promise<Omit<NativeModel, "speech">> {
   let addon: typeof import("@fugood/whisper.node");
   try {
     addon = await import("@fugood/whisper.node");

@@ -12,7 +12,16 @@ export interface InvocationOptions {
   format?: OutputFormat;
 }
 
-const KEYS = ["language", "task", "prompt", "temperature", "beam_size", "word_timestamps", "format"] as const;
+const KEYS = [
+  "language",
+  "task",
+  "prompt",
+  "temperature",
+  "beam_size",
+  "word_timestamps",
+  "vad",
+  "format",
+] as const;
 type Key = (typeof KEYS)[number];
 
 const CODE_BY_NAME = new Map(Object.entries(LANGUAGE_NAMES).map(([code, name]) => [name, code]));
@@ -87,6 +96,12 @@ function apply(out: InvocationOptions, key: Key, value: string): void {
         throw new InvalidOptionError(key, `must be true or false, got "${value}"`);
       }
       t.wordTimestamps = value === "true";
+      return;
+    case "vad":
+      if (value !== "true" && value !== "false") {
+        throw new InvalidOptionError(key, `must be true or false, got "${value}"`);
+      }
+      t.vad = value === "true";
       return;
     case "format":
       if (!(OUTPUT_FORMATS as readonly string[]).includes(value)) {

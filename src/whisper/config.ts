@@ -1,4 +1,8 @@
 /** The model server's settings from the environment (SageMaker's variables plus KIKITORI_*). */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { defaultModelsDir, modelFileName } from "../models/registry.js";
+import { SILERO_VAD_MODEL } from "../models/silero-vad.js";
 import type { ModelServerOptions } from "./server.js";
 
 type Env = Record<string, string | undefined>;
@@ -11,7 +15,15 @@ export function modelServerOptionsFromEnv(env: Env): ModelServerOptions {
     maxConcurrency: integer(env, "KIKITORI_MAX_CONCURRENCY", 1, 1, 64),
     gpu: boolean(env, "KIKITORI_GPU", false),
     threads: env.KIKITORI_THREADS ? integer(env, "KIKITORI_THREADS", 0, 1, 256) : undefined,
+    vadModel: vadModel(env),
   };
+}
+
+/** KIKITORI_VAD_MODEL ("" for none), else the Silero VAD model in the model cache when it is there. */
+function vadModel(env: Env): string | undefined {
+  if (env.KIKITORI_VAD_MODEL !== undefined) return env.KIKITORI_VAD_MODEL || undefined;
+  const cached = join(defaultModelsDir(env), modelFileName(SILERO_VAD_MODEL));
+  return existsSync(cached) ? cached : undefined;
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {

@@ -62,3 +62,11 @@ export function hasSound(pcm: Int16Array, gate: SpeechGate = DEFAULT_SPEECH_GATE
   const loud = at(0.95);
   return loud >= gate.minLoudDbfs && loud - at(0.1) >= gate.minRangeDb;
 }
+
+/** False only for digital silence or near it (no 20 ms frame above the gate's absolute level): no speech to look for. */
+export function anySound(pcm: Int16Array, gate: SpeechGate = DEFAULT_SPEECH_GATE): boolean {
+  const threshold = 32768 ** 2 * 10 ** (gate.minLoudDbfs / 10);
+  for (let start = 0; start + FRAME <= pcm.length; start += FRAME)
+    if (frameMeanSquare(pcm, start, start + FRAME) >= threshold) return true;
+  return false;
+}

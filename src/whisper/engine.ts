@@ -18,10 +18,11 @@
 import { cpus } from "node:os";
 import type { Readable } from "node:stream";
 import { deflateSync } from "node:zlib";
-import type { NativeModel, WhisperParams, WhisperSegment } from "./addon.js";
+import type { NativeModel, WhisperParams, WhisperResult, WhisperSegment } from "./addon.js";
 import { openAudio } from "./audio.js";
 import { loadIsolatedModel } from "./isolated.js";
-import { SAMPLE_RATE, hasSound } from "./energy.js";
+import { chunkAudio, planChunks, regionSamples, speechLevelled } from "./chunks.js";
+import { SAMPLE_RATE, anySound, hasSound } from "./energy.js";
 import { LANGUAGE_NAMES } from "./languages.js";
 import type { Progress, Segment, TranscribeOptions, Transcript, Word } from "./types.js";
 import { packWindow, packedLength, toSource, type Span } from "./windows.js";
@@ -33,6 +34,8 @@ export interface EngineOptions {
   threads?: number;
   /** Transcriptions that may run at once (one model copy each). @defaultValue 1 */
   slots?: number;
+  /** A ggml Silero VAD model (ggml-silero-v6.2.0.bin): speech detection for long files. */
+  vadModel?: string;
 }
 
 export interface TranscribeControl {
@@ -61,6 +64,21 @@ const READ_SECONDS = 30;
 const LOOP_COMPRESSION_RATIO = 2.4;
 /** Words further apart than this start a new segment when segments are rebuilt from word timings. */
 const SEGMENT_GAP_SECONDS = 1;
+/** Speech is detected over blocks of this much audio (memory stays flat; the VAD state restarts per block). */
+const VAD_BLOCK_SAMPLES = 120 * SAMPLE_RATE;
+/** Speech ending closer than this to a block's end may go on: it is looked at again with the next block. */
+const VAD_TAIL_SAMPLES = 1 * SAMPLE_RATE;
+/**
+ * whisper.cpp's VAD parameters: Silero's 0.5 threshold; a pause must last 0.5 s to end a region; regions
+ * padded by 0.3 s and at most 28 s long (so a padded region fits one window); blips under 0.25 s dropped.
+ */
+const VAD_PARAMS = {
+  threshold: 0.5,
+  minSpeechMs: 250,
+  minSilenceMs: 500,
+  maxSpeechSeconds: 28,
+  speechPadMs: 300,
+} as const;
 const MAX_WORDS_PER_SEGMENT = 40;
 
 export class WhisperEngine {
@@ -71,6 +89,7 @@ export class WhisperEngine {
   private constructor(
     private readonly models: NativeModel[],
     private readonly threads: number,
+    private readonly vadModel: string | undefined,
   ) {
     this.idle = [...models];
   }
@@ -88,7 +107,7 @@ export class WhisperEngine {
       await Promise.all(models.map((m) => m.release()));
       throw e;
     }
-    return new WhisperEngine(models, threads);
+    return new WhisperEngine(models, threads, opts.vadModel);
   }
 
   /** Transcriptions running now. */
@@ -133,52 +152,123 @@ export class WhisperEngine {
       let pending: Int16Array = new Int16Array(0);
       let pendingStart = 0;
       let ended = false;
-      let condition = false;
+      const readUntil = async (samples: number) => {
+        while (!ended && pending.length < samples) {
+          const next = await reader.next();
+          if (next.done) ended = true;
+          else pending = concat(pending, next.value.samples);
+        }
+      };
       const report = (processed: number) =>
         onProgress?.({
           processedSeconds: processed,
           totalSeconds: Math.max(audio.durationSeconds ?? 0, processed),
         });
-      for (;;) {
-        while (!ended && packedLength(pending, opts.packSilence ?? true) < WINDOW_SAMPLES) {
-          const next = await reader.next();
-          if (next.done) ended = true;
-          else pending = concat(pending, next.value.samples);
-        }
-        if (pending.length === 0) break;
-        const window = packWindow(pending, WINDOW_SAMPLES, { final: ended, pack: opts.packSilence ?? true });
-        const offset = pendingStart / SAMPLE_RATE;
-        report(offset);
-        let consumed = window.sourceLength;
-        if (hasSound(window.samples)) {
-          if (!language) {
-            const detected = await native(model.detectLanguage(window.samples, params.threads));
-            if (detected) {
-              language = detected.language;
-              languageProbability = detected.probabilities[language];
-            }
+      /** Decodes one window of `pending` (spans map it back), with Whisper's fallback on loops. */
+      const decode = async (samples: Int16Array, spans: Span[], extra: Partial<WhisperParams>) => {
+        if (!language) {
+          const detected = await native(model.detectLanguage(samples, params.threads));
+          if (detected) {
+            language = detected.language;
+            languageProbability = detected.probabilities[language];
           }
-          const result = await native(
-            model.transcribe(window.samples, {
-              ...params,
-              language: language || "auto",
+        }
+        let result = await native(
+          model.transcribe(samples, { ...params, language: language || "auto", ...extra }),
+        );
+        // whisper.cpp falls back to hotter sampling on low log-probability and on low token entropy; the
+        // reference decoder also on a compression ratio above 2.4 (a loop), which is checked here.
+        let t = params.temperature ?? 0;
+        while (
+          params.temperatureInc! > 0 &&
+          t < 1 &&
+          compressionRatio(textOf(result)) > LOOP_COMPRESSION_RATIO
+        ) {
+          t = Math.min(1, t + params.temperatureInc!);
+          const hotter = await native(
+            model.transcribe(samples, { ...params, language: language || "auto", ...extra, temperature: t }),
+          );
+          if (compressionRatio(textOf(hotter)) < compressionRatio(textOf(result))) result = hotter;
+        }
+        language ||= result.language;
+        return result;
+      };
+
+      await readUntil(WINDOW_SAMPLES + 1);
+      const vad = opts.vad ?? (this.vadModel !== undefined && pending.length > WINDOW_SAMPLES);
+      if (vad && this.vadModel === undefined)
+        throw new InvalidOptionError(
+          "vad",
+          "this server has no VAD model (kikitori models pull silero-v6.2.0)",
+        );
+
+      if (vad) {
+        // Speech regions block by block; chunks of them decoded one by one, each on its own.
+        for (;;) {
+          await readUntil(VAD_BLOCK_SAMPLES);
+          if (pending.length === 0) break;
+          report(pendingStart / SAMPLE_RATE);
+          const found = anySound(pending)
+            ? await native(
+                model.speech(speechLevelled(pending), {
+                  model: this.vadModel!,
+                  threads: params.threads,
+                  ...VAD_PARAMS,
+                }),
+              )
+            : [];
+          const regions = regionSamples(pending, found);
+          // Speech running into the end of the block may go on in the next one: it is kept for that block.
+          let keep = pending.length;
+          const last = regions[regions.length - 1];
+          if (!ended && last && last[0] > 0 && pending.length - last[1] < VAD_TAIL_SAMPLES) {
+            keep = last[0];
+            regions.pop();
+          }
+          for (const chunk of planChunks(regions)) {
+            const { samples, spans } = chunkAudio(pending, chunk);
+            const result = await decode(samples, spans, {
+              prompt: params.prompt,
+              noContext: true,
+              maxPasses: 0,
+            });
+            segments.push(...toSegments(result.segments, spans, pendingStart, params.maxLen === 1));
+            const [, end] = chunk.regions[chunk.regions.length - 1]!;
+            report((pendingStart + end) / SAMPLE_RATE);
+          }
+          pending = pending.subarray(keep);
+          pendingStart += keep;
+        }
+      } else {
+        let condition = false;
+        for (;;) {
+          while (!ended && packedLength(pending, opts.packSilence ?? true) < WINDOW_SAMPLES)
+            await readUntil(pending.length + 1);
+          if (pending.length === 0) break;
+          const window = packWindow(pending, WINDOW_SAMPLES, {
+            final: ended,
+            pack: opts.packSilence ?? true,
+          });
+          report(pendingStart / SAMPLE_RATE);
+          let consumed = window.sourceLength;
+          if (hasSound(window.samples)) {
+            const result = await decode(window.samples, window.spans, {
               // The prompt starts the file; after that, the text decoded so far conditions each window.
               prompt: condition ? "" : params.prompt,
               noContext: !condition,
               maxPasses: 1,
-            }),
-          );
-          language ||= result.language;
-          const decoded = toSegments(result.segments, window.spans, pendingStart, params.maxLen === 1);
-          segments.push(...decoded);
-          condition = compressionRatio(decoded.map((d) => d.text).join("")) <= LOOP_COMPRESSION_RATIO;
-          const consumedSamples = Math.round((result.consumedMs / 1000) * SAMPLE_RATE);
-          // Whisper stopped at its last timestamp: the rest is transcribed from there in the next window.
-          if (consumedSamples >= SAMPLE_RATE && consumedSamples < window.samples.length)
-            consumed = Math.max(1, toSource(window.spans, consumedSamples, "start"));
+            });
+            const decoded = toSegments(result.segments, window.spans, pendingStart, params.maxLen === 1);
+            segments.push(...decoded);
+            condition = compressionRatio(decoded.map((d) => d.text).join("")) <= LOOP_COMPRESSION_RATIO;
+            const consumedSamples = Math.round((result.consumedMs / 1000) * SAMPLE_RATE);
+            // Whisper stopped at its last timestamp: the rest is transcribed from there in the next window.
+            if (consumedSamples >= SAMPLE_RATE && consumedSamples < window.samples.length)
+              consumed = Math.max(1, toSource(window.spans, consumedSamples, "start"));
+          }
+          pending = pending.subarray(consumed);
+          pendingStart += consumed;
         }
-        pending = pending.subarray(consumed);
-        pendingStart += consumed;
       }
       const duration = pendingStart / SAMPLE_RATE;
       report(duration);
@@ -190,7 +280,7 @@ export class WhisperEngine {
         language: language || "en",
         ...(languageProbability !== undefined ? { languageProbability } : {}),
         duration,
-        segments: segments.map((s, id) => ({ id, ...s })),
+        segments: monotonic(segments, duration).map((s, id) => ({ id, ...s })),
       };
     } finally {
       if (inFlight) void inFlight.then(() => this.release(model));
@@ -266,6 +356,19 @@ function concat(a: Int16Array, b: Int16Array): Int16Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+const textOf = (r: WhisperResult) => r.segments.map((s) => s.text).join("");
+
+/** Segments in time order whatever their windows said: starts never go back, and everything lies within the audio. */
+function monotonic(segments: Omit<Segment, "id">[], duration: number): Omit<Segment, "id">[] {
+  let floor = 0;
+  return segments.map((s) => {
+    const start = Math.min(duration, Math.max(floor, s.start));
+    const end = Math.min(duration, Math.max(start, s.end));
+    floor = start;
+    return { ...s, start, end };
+  });
 }
 
 /** Whisper's repetition signal: text bytes over zlib-compressed bytes (2.4 and above: a loop). */

@@ -42,6 +42,7 @@ export async function loadIsolatedModel(modelPath: string, opts: { gpu: boolean 
     multilingual,
     transcribe: (pcm, params) => worker.call({ type: "transcribe", pcm, params }),
     detectLanguage: (pcm, threads) => worker.call({ type: "detect", pcm, threads }),
+    speech: (pcm, opts) => worker.call({ type: "speech", pcm, opts }),
     release: () => worker.stop(),
   };
 }

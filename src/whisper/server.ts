@@ -27,6 +27,8 @@ export interface ModelServerOptions {
   threads?: number;
   /** Transcriptions at once; more wait in-process. @defaultValue 1 */
   maxConcurrency?: number;
+  /** Silero VAD model (ggml) for long files; without one, long files are windowed by energy alone. */
+  vadModel?: string;
   /** One line per event (model loaded, each invocation). @defaultValue no logging */
   log?: (line: string) => void;
 }
@@ -151,9 +153,17 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
         gpu: opts.gpu,
         threads: opts.threads,
         slots: opts.maxConcurrency ?? 1,
+        vadModel: opts.vadModel,
       });
       status = { state: "ready", engine };
-      log(JSON.stringify({ event: "model:loaded", modelPath, loadMs: Math.round(performance.now() - t0) }));
+      log(
+        JSON.stringify({
+          event: "model:loaded",
+          modelPath,
+          vadModel: opts.vadModel ?? null,
+          loadMs: Math.round(performance.now() - t0),
+        }),
+      );
     } catch (e) {
       status = { state: "failed", error: e as Error };
       throw e;

@@ -14,8 +14,13 @@ export interface TranscribeOptions {
   wordTimestamps?: boolean;
   /** Threads for the engine (default: the host's cores, at most 8). */
   threads?: number;
-  /** Shorten silences longer than 0.6 s before windowing (fewer 30 s encoder passes). @defaultValue true */
+  /** Shorten silences longer than 0.6 s before windowing (fewer 30 s encoder passes; without VAD). @defaultValue true */
   packSilence?: boolean;
+  /**
+   * Cut the audio at speech found by Silero VAD, and decode it as independent ≤ 30 s chunks (silence
+   * skipped). Default: on for audio longer than 30 s when the engine has a VAD model.
+   */
+  vad?: boolean;
 }
 
 export interface Word {

@@ -1,15 +1,16 @@
 /**
  * A child process holding one whisper.cpp context (see isolated.ts). Protocol over IPC:
  *   parent → { type: "transcribe", id, pcm: Int16Array, params } | { type: "detect", id, pcm, threads }
- *          | { type: "abort", id }
+ *          | { type: "speech", id, pcm, opts } | { type: "abort", id }
  *   child  → { type: "ready" } | { type: "result", id, result } | { type: "failed", id, message }
  *          | { type: "loadFailed", message }
  */
-import { loadNativeModel, type NativeRun, type WhisperParams } from "./addon.js";
+import { loadNativeModel, type NativeRun, type SpeechOptions, type WhisperParams } from "./addon.js";
 
 type Request =
   | { type: "transcribe"; id: number; pcm: Int16Array; params: WhisperParams }
   | { type: "detect"; id: number; pcm: Int16Array; threads: number }
+  | { type: "speech"; id: number; pcm: Int16Array; opts: SpeechOptions }
   | { type: "abort"; id: number };
 
 const send = (m: unknown) => process.send?.(m);
@@ -26,7 +27,11 @@ try {
       return;
     }
     const run: NativeRun<unknown> =
-      m.type === "transcribe" ? model.transcribe(m.pcm, m.params) : model.detectLanguage(m.pcm, m.threads);
+      m.type === "transcribe"
+        ? model.transcribe(m.pcm, m.params)
+        : m.type === "speech"
+          ? model.speech(m.pcm, m.opts)
+          : model.detectLanguage(m.pcm, m.threads);
     current = { id: m.id, run };
     run.result.then(
       (result) => send({ type: "result", id: m.id, result }),

@@ -50,8 +50,15 @@ interface StorageRef {
 /** How a pre-1.6 (legacy, not zip) torch.save file starts: its magic number, pickled with protocol 2. */
 const LEGACY_MAGIC = Buffer.from("80028a0a6cfc9c46f9206aa850", "hex");
 
-/** Opens a checkpoint and reads its object; the caller must `reader.close()` the result. */
-export async function openTorchCheckpoint(file: string): Promise<TorchCheckpoint> {
+/**
+ * Opens a checkpoint and reads its object; the caller must `reader.close()` the result. With `scripted`,
+ * the file is a TorchScript archive (torch.jit.save): its modules (`__torch__.*` classes) become Maps of
+ * their attributes (submodules, parameters, buffers), and no code in the archive is read.
+ */
+export async function openTorchCheckpoint(
+  file: string,
+  { scripted = false }: { scripted?: boolean } = {},
+): Promise<TorchCheckpoint> {
   const probe = await FileReader.open(file);
   const head = await probe.readUpTo(0, LEGACY_MAGIC.length).finally(() => probe.close());
   if (head.equals(LEGACY_MAGIC)) {
@@ -63,7 +70,7 @@ export async function openTorchCheckpoint(file: string): Promise<TorchCheckpoint
     throw new Error(`${file}: not a PyTorch checkpoint (${e.message})`, { cause: e });
   });
   try {
-    return { file, root: await readObject(zip), reader: zip.reader };
+    return { file, root: await readObject(zip, scripted), reader: zip.reader };
   } catch (e) {
     await zip.close();
     throw e;
@@ -81,7 +88,7 @@ export async function isTorchCheckpoint(file: string): Promise<boolean> {
   }
 }
 
-async function readObject(zip: ZipArchive): Promise<PyValue> {
+async function readObject(zip: ZipArchive, scripted: boolean): Promise<PyValue> {
   const pkls = zip.entries.filter((e) => /^[^/]+\/data\.pkl$/.test(e.name));
   if (pkls.length !== 1) {
     throw new Error(
@@ -148,11 +155,27 @@ async function readObject(zip: ZipArchive): Promise<PyValue> {
     }
     return tensor;
   };
-  return unpickle(await zip.read(pkls[0]!), {
+  const pickle = await zip.read(pkls[0]!);
+  // TorchScript pickles each module as GLOBAL `__torch__.<module> <class>`, NEWOBJ, then BUILD with a dict
+  // of its attributes: each such class builds a Map that BUILD fills.
+  const modules = new Set<PyValue>();
+  const newModule = (): PyValue => {
+    const m = new Map<PyValue, PyValue>();
+    modules.add(m);
+    return m;
+  };
+  const moduleClasses = scripted
+    ? [...pickle.toString("latin1").matchAll(/c(__torch__\.[^\n]+)\n([^\n]+)\n/g)].map(
+        ([, mod, cls]) => [`${mod}.${cls}`, newModule] as const,
+      )
+    : [];
+  return unpickle(pickle, {
     source: `${zip.file}:${pkls[0]!.name}`,
     persistentLoad,
     values: new Set(Object.keys(STORAGE_TYPES)),
     calls: {
+      ...Object.fromEntries(moduleClasses),
+      "torch.jit._pickle.build_intlist": (args) => args[0] ?? null,
       "collections.OrderedDict": () => new Map(),
       "torch._utils._rebuild_tensor_v2": rebuildTensor,
       "torch._utils._rebuild_tensor": rebuildTensor,
@@ -163,6 +186,7 @@ async function readObject(zip: ZipArchive): Promise<PyValue> {
     build: (obj, state) => {
       if (!(obj instanceof Map) || !(state instanceof Map))
         throw new Error(`${zip.file}: BUILD on an object that is not a dict`);
+      if (modules.has(obj)) for (const [k, v] of state) obj.set(k, v);
     },
   });
 }
