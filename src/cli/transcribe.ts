@@ -25,6 +25,8 @@ interface TranscribeOpts {
   task: "transcribe" | "translate";
   prompt?: string;
   wordTimestamps?: boolean;
+  /** false with --no-vad; undefined: the server's default (on over 30 s). */
+  vad?: boolean;
   url?: string;
   apiKey?: string;
   endpoint: string;
@@ -70,6 +72,7 @@ export function transcribeCommand(): Command {
     )
     .option("--prompt <text>", "initial prompt: vocabulary, names, style")
     .option("--word-timestamps", "include per-word timings (json, verbose_json)")
+    .option("--no-vad", "do not cut long files at speech (Silero VAD, on by default over 30 s)")
     .option("--url <url>", "a running kikitori server (default: start an embedded one)")
     .option("--api-key <key>", "API key for --url (default: $KIKITORI_API_KEY)")
     .option(
@@ -179,6 +182,7 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
                 task: opts.task,
                 prompt: opts.prompt,
                 wordTimestamps: opts.wordTimestamps,
+                ...(opts.vad === false ? { vad: false } : {}),
               },
             }),
           "refused-only",

@@ -92,16 +92,10 @@ function apply(out: InvocationOptions, key: Key, value: string): void {
       return;
     }
     case "word_timestamps":
-      if (value !== "true" && value !== "false") {
-        throw new InvalidOptionError(key, `must be true or false, got "${value}"`);
-      }
-      t.wordTimestamps = value === "true";
+      t.wordTimestamps = boolean(key, value);
       return;
     case "vad":
-      if (value !== "true" && value !== "false") {
-        throw new InvalidOptionError(key, `must be true or false, got "${value}"`);
-      }
-      t.vad = value === "true";
+      t.vad = boolean(key, value);
       return;
     case "format":
       if (!(OUTPUT_FORMATS as readonly string[]).includes(value)) {
@@ -110,4 +104,11 @@ function apply(out: InvocationOptions, key: Key, value: string): void {
       out.format = value as OutputFormat;
       return;
   }
+}
+
+function boolean(key: Key, value: string): boolean {
+  if (value !== "true" && value !== "false") {
+    throw new InvalidOptionError(key, `must be true or false, got "${value}"`);
+  }
+  return value === "true";
 }

@@ -202,6 +202,7 @@ export class WhisperEngine {
           "this server has no VAD model (kikitori models pull silero-v6.2.0)",
         );
 
+      const speech = { regions: 0, seconds: 0, chunks: 0 };
       if (vad) {
         // Speech regions block by block; chunks of them decoded one by one, each on its own.
         for (;;) {
@@ -225,7 +226,11 @@ export class WhisperEngine {
             keep = last[0];
             regions.pop();
           }
-          for (const chunk of planChunks(regions)) {
+          speech.regions += regions.length;
+          speech.seconds += regions.reduce((n, [a, b]) => n + b - a, 0) / SAMPLE_RATE;
+          const chunks = planChunks(regions);
+          speech.chunks += chunks.length;
+          for (const chunk of chunks) {
             const { samples, spans } = chunkAudio(pending, chunk);
             const result = await decode(samples, spans, {
               prompt: params.prompt,
@@ -281,6 +286,7 @@ export class WhisperEngine {
         ...(languageProbability !== undefined ? { languageProbability } : {}),
         duration,
         segments: monotonic(segments, duration).map((s, id) => ({ id, ...s })),
+        ...(vad ? { speech } : {}),
       };
     } finally {
       if (inFlight) void inFlight.then(() => this.release(model));

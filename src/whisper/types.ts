@@ -55,6 +55,8 @@ export interface Transcript {
   /** Audio duration in seconds. */
   duration: number;
   segments: Segment[];
+  /** When the audio was cut at speech (VAD): how much speech was found, in how many chunks (one encoder pass or more each). */
+  speech?: { regions: number; seconds: number; chunks: number };
 }
 
 /** Progress of one transcription, in audio seconds. */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -11,7 +12,7 @@ import { tempDir } from "../helpers/fixtures.js";
 describe("parseCustomAttributes", () => {
   it("reads every option, URL-decoding values", () => {
     const o = parseCustomAttributes(
-      "language=ja, task=translate,prompt=Hello%2C%20world,temperature=0.2,beam_size=5,word_timestamps=true,format=srt",
+      "language=ja, task=translate,prompt=Hello%2C%20world,temperature=0.2,beam_size=5,word_timestamps=true,vad=false,format=srt",
     );
     assert.deepEqual(o, {
       transcribe: {
@@ -21,6 +22,7 @@ describe("parseCustomAttributes", () => {
         temperature: 0.2,
         beamSize: 5,
         wordTimestamps: true,
+        vad: false,
       },
       format: "srt",
     });
@@ -38,6 +40,7 @@ describe("parseCustomAttributes", () => {
     ["beam_size=0", "beam_size"],
     ["beam_size=2.5", "beam_size"],
     ["word_timestamps=yes", "word_timestamps"],
+    ["vad=1", "vad"],
     ["format=docx", "format"],
     ["prompt=%E0%A4%A", "prompt"],
     ["language=en,language=ja", "language"],
@@ -56,14 +59,32 @@ describe("parseCustomAttributes", () => {
 
 describe("modelServerOptionsFromEnv", () => {
   it("uses SageMaker's defaults", () => {
-    assert.deepEqual(modelServerOptionsFromEnv({}), {
+    assert.deepEqual(modelServerOptionsFromEnv({ KIKITORI_MODELS: tempDir() }), {
       port: 8080,
       host: "127.0.0.1",
       modelDir: "/opt/ml/model",
       maxConcurrency: 1,
       gpu: false,
       threads: undefined,
+      vadModel: undefined,
     });
+  });
+
+  it("finds the VAD model in the model cache, or where KIKITORI_VAD_MODEL says ('' for none)", () => {
+    const models = tempDir();
+    writeFileSync(join(models, "ggml-silero-v6.2.0.bin"), "");
+    assert.equal(
+      modelServerOptionsFromEnv({ KIKITORI_MODELS: models }).vadModel,
+      join(models, "ggml-silero-v6.2.0.bin"),
+    );
+    assert.equal(
+      modelServerOptionsFromEnv({ KIKITORI_MODELS: models, KIKITORI_VAD_MODEL: "/v.bin" }).vadModel,
+      "/v.bin",
+    );
+    assert.equal(
+      modelServerOptionsFromEnv({ KIKITORI_MODELS: models, KIKITORI_VAD_MODEL: "" }).vadModel,
+      undefined,
+    );
   });
 
   it("reads the variables and names a bad one", () => {
@@ -74,6 +95,7 @@ describe("modelServerOptionsFromEnv", () => {
       KIKITORI_MAX_CONCURRENCY: "2",
       KIKITORI_GPU: "true",
       KIKITORI_THREADS: "3",
+      KIKITORI_VAD_MODEL: "",
     });
     assert.deepEqual(o, {
       port: 9000,
@@ -82,6 +104,7 @@ describe("modelServerOptionsFromEnv", () => {
       maxConcurrency: 2,
       gpu: true,
       threads: 3,
+      vadModel: undefined,
     });
     assert.throws(
       () => modelServerOptionsFromEnv({ SAGEMAKER_BIND_TO_PORT: "eighty" }),

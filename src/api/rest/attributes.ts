@@ -9,6 +9,8 @@ export interface TranscriptionOptions {
   temperature?: number;
   beamSize?: number;
   wordTimestamps?: boolean;
+  /** Cut at speech (Silero VAD); default on for audio over 30 s. */
+  vad?: boolean;
   format?: OutputFormat;
 }
 
@@ -21,6 +23,7 @@ export function toCustomAttributes(o: TranscriptionOptions): string | undefined 
   if (o.temperature !== undefined) parts.push(`temperature=${o.temperature}`);
   if (o.beamSize !== undefined) parts.push(`beam_size=${o.beamSize}`);
   if (o.wordTimestamps) parts.push("word_timestamps=true");
+  if (o.vad !== undefined) parts.push(`vad=${o.vad}`);
   if (o.format) {
     if (!OUTPUT_FORMATS.includes(o.format))
       throw validation("options.format", `must be one of ${OUTPUT_FORMATS.join(", ")}`);

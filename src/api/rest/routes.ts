@@ -366,6 +366,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
                 temperature: { type: "number", minimum: 0, maximum: 1 },
                 beamSize: { type: "integer", minimum: 1, maximum: 16 },
                 wordTimestamps: { type: "boolean" },
+                vad: { type: "boolean", description: "cut at speech (Silero VAD); default on over 30 s" },
                 format: { type: "string", enum: ["json", "text", "srt", "vtt", "tsv", "verbose_json"] },
               },
             },
