@@ -6,7 +6,7 @@
  *   npm run bench -- --smoke      CI mode: tiny counts and short audio, about a minute
  *
  * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
- * --requests 2000 --concurrency 32 --tiny-clips 200 --engine-seconds 60 --reps 3 --long-minutes 30
+ * --requests 2000 --concurrency 32 --tiny-clips 200 --engine-seconds 60 --reps 3 --long-minutes 30 --mixed-minutes 6
  * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,quality,sfz,long,growth
  * --quant q4_0,q8_0 (quantized weights measured; default all) --beams 1,5
  * --model FILE --ct2 DIR | --wheel FILE --whisper-cli FILE (bench/peers/build-whisper-cli.sh) --testdata DIR --max-wait 15 (minutes to wait in all for the
@@ -26,9 +26,9 @@ import { runGrowth } from "./growth.js";
 import { runLongAudio } from "./long-audio.js";
 import { runPlatform } from "./platform.js";
 import { render } from "./render.js";
-import { speechPieces, writeOneSecond, writeSpeech } from "./lib/audio.js";
+import { speechPieces, writeMixed, writeOneSecond, writeSpeech } from "./lib/audio.js";
 import { defaultTestdata, header, root } from "./lib/env.js";
-import { DEFAULT_WHEEL } from "./lib/peers.js";
+import { DEFAULT_WHEEL, ct2ModelDir, fasterWhisper, type FasterWhisper } from "./lib/peers.js";
 import { sleep } from "./lib/service.js";
 
 const { values: a } = parseArgs({
@@ -44,6 +44,7 @@ const { values: a } = parseArgs({
     "engine-seconds": { type: "string" },
     reps: { type: "string" },
     "long-minutes": { type: "string" },
+    "mixed-minutes": { type: "string" },
     depths: { type: "string" },
     lengths: { type: "string" },
     "sfz-runs": { type: "string" },
@@ -88,6 +89,7 @@ const o = {
   engineSeconds: num("engine-seconds", 60, 1),
   reps: num("reps", 3, 1),
   longMinutes: num("long-minutes", 30, 0.1),
+  mixedMinutes: num("mixed-minutes", 6, 0),
   depths: list("depths", [1, 10, 100, 1000], [1, 10]),
   lengths: list("lengths", [60, 600, 3600], [1, 5]),
   sfzRuns: num("sfz-runs", 3, 1),
@@ -270,18 +272,29 @@ try {
     const passPath = join(tmp, "pass.wav");
     const pass = writeSpeech(passPath, pieces, 0, 1, 5);
     const long = writeSpeech(longPath, pieces, o.longMinutes * 60, 1, 5);
-    return {
-      ...(await runLongAudio({
-        longPath,
-        longSeconds: long.seconds,
-        longReference: long.reference,
-        passPath,
-        passReference: pass.passReference,
-        passes: long.passes,
+    const mixed = writeMixed(tmp, smoke ? pieces.slice(0, 2) : pieces, smoke ? 0 : o.mixedMinutes * 60);
+    // faster-whisper on the same weights; the benchmark goes on without it where it cannot run.
+    let ct2: ReturnType<typeof ct2ModelDir> | undefined;
+    let peer: FasterWhisper | string;
+    try {
+      ct2 = ct2ModelDir(a.ct2, a.wheel!);
+      peer = smoke ? "smoke mode" : await fasterWhisper(ct2.dir, "float32", o.threads);
+    } catch (e) {
+      peer = (e as Error).message;
+    }
+    try {
+      return await runLongAudio({
+        long: { path: longPath, seconds: long.seconds, reference: long.reference, passes: long.passes },
+        pass: { path: passPath, seconds: pass.passSeconds, reference: pass.passReference },
+        mixed,
         modelsDir: dirname(a.model!),
+        peer,
         log,
-      })),
-    };
+      });
+    } finally {
+      if (typeof peer !== "string") await peer.close();
+      ct2?.cleanup();
+    }
   });
 
   await part("growth", "growth", async () => ({

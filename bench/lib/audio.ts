@@ -155,3 +155,59 @@ function wavHeader(dataBytes: number): Buffer {
   h.writeUInt32LE(dataBytes, 40);
   return h;
 }
+
+/** The variants of each clip in the mixed file: level and channel. */
+const MIXED_VARIANTS = [
+  { name: "studio", effects: ["norm", "-3"] },
+  { name: "quiet", effects: ["norm", "-3", "vol", "-35dB"] },
+  { name: "phone", effects: ["sinc", "300-3400", "rate", "8000", "rate", `${RATE}`, "norm", "-3"] },
+  {
+    name: "quiet phone",
+    effects: ["sinc", "300-3400", "rate", "8000", "rate", `${RATE}`, "norm", "-3", "vol", "-35dB"],
+  },
+];
+
+/**
+ * The mixed long file: every piece four ways (as recorded and 35 dB quieter, studio and 8 kHz telephone
+ * band; peaks normalised first), interleaved so loud and quiet, studio and telephone alternate, 2 s apart,
+ * repeated until `minSeconds`. Each variant is also written on its own (`clips`), for the one-by-one run.
+ */
+export function writeMixed(
+  dir: string,
+  pieces: readonly Piece[],
+  minSeconds: number,
+): {
+  path: string;
+  seconds: number;
+  reference: string;
+  clips: { path: string; seconds: number; reference: string }[];
+} {
+  const raw = (pcm: Buffer, effects: string[]) =>
+    execFileSync("sox", [...RAW, "-", ...RAW, "-", ...effects], { input: pcm, maxBuffer: 1024 ** 3 });
+  const clips: Piece[] = [];
+  for (const variant of MIXED_VARIANTS)
+    for (const p of pieces)
+      clips.push({
+        name: `${p.name} (${variant.name})`,
+        pcm: raw(p.pcm, variant.effects),
+        reference: p.reference,
+      });
+  // Interleave: piece 1 studio, piece 2 quiet, piece 3 phone, ... so neighbours differ.
+  const order = pieces.flatMap((_, i) =>
+    MIXED_VARIANTS.map((_, v) => clips[v * pieces.length + ((i + v) % pieces.length)]!),
+  );
+  const path = join(dir, "mixed.wav");
+  const file = writeSpeech(path, order, minSeconds, 2, 0);
+  return {
+    path,
+    seconds: file.seconds,
+    reference: file.reference,
+    clips: order.map((c, i) => {
+      const clipPath = join(dir, `mixed-${i}.wav`);
+      writeSpeech(clipPath, [c], 0, 0, 0);
+      return { path: clipPath, seconds: seconds(c.pcm), reference: c.reference };
+    }),
+  };
+}
+
+const RAW = ["-t", "raw", "-r", `${RATE}`, "-e", "signed-integer", "-b", "16", "-c", "1"];

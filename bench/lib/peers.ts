@@ -48,9 +48,16 @@ export interface FasterWhisper {
   versions: Record<string, unknown>;
   /**
    * `language` null: faster-whisper detects it. `load`: build a fresh model for this request and count its
-   * loading in the wall time.
+   * loading in the wall time. `pipeline`: "batched" for faster-whisper's BatchedInferencePipeline (VAD-cut
+   * chunks in batches).
    */
-  transcribe(path: string, beamSize: number, language?: string | null, load?: boolean): Promise<PeerResult>;
+  transcribe(
+    path: string,
+    beamSize: number,
+    language?: string | null,
+    load?: boolean,
+    pipeline?: "sequential" | "batched",
+  ): Promise<PeerResult>;
   close(): Promise<void>;
 }
 
@@ -81,8 +88,8 @@ export async function fasterWhisper(
   const { ready: _ready, ...versions } = await next();
   return {
     versions,
-    transcribe: async (path, beamSize, language = "en", load = false) => {
-      peer.stdin.write(JSON.stringify({ path, language, beam_size: beamSize, load }) + "\n");
+    transcribe: async (path, beamSize, language = "en", load = false, pipeline = "sequential") => {
+      peer.stdin.write(JSON.stringify({ path, language, beam_size: beamSize, load, pipeline }) + "\n");
       const r = await next();
       return {
         text: String(r.text),

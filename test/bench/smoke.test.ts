@@ -94,7 +94,9 @@ describe("bench suite, smoke mode", { timeout: 300_000 }, () => {
       `service peak ${r.memory.servicePeakMiB}`,
     );
     assert.ok(r.memory.instanceProcesses.length >= 1, "the instance's processes were found");
-    assert.ok(r.quality.longWer < 1, `long transcript WER ${r.quality.longWer}`);
+    const k = r.quality.kikitori;
+    for (const name of ["pass", "long", "longNoVad", "mixed", "mixedNoVad", "mixedClips"])
+      assert.ok(k[name].wer < 1 && k[name].counts.referenceLength > 0, `${name}: ${JSON.stringify(k[name])}`);
     assert.ok(r.rtfx > 0 && Number.isFinite(r.rtfx));
   });
 
