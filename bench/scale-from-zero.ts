@@ -71,7 +71,7 @@ async function once(
     const now = performance.now();
     if (!toInServiceMs && k.manager.instancesOf(name).some((i) => i.state === "InService"))
       toInServiceMs = now - t0;
-    const cur = await service.state.getInvocation(inv.id);
+    const cur = await service.getInvocation(inv.id);
     if (cur && !["Queued", "Running"].includes(cur.state)) {
       if (cur.state !== "Succeeded") throw new Error(`${name}: ${cur.state}: ${cur.error?.message}`);
       if (!toInServiceMs) toInServiceMs = now - t0;

@@ -1,15 +1,37 @@
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { DEFAULT_QUANTIZATION, splitQuantName } from "./models/quantize.js";
+import { defaultModelsDir } from "./models/registry.js";
 import { loadNotifyOptions, type NotifyOptions } from "./notify/options.js";
 import { isLoopbackHost } from "./auth/loopback.js";
 import { isScope, SCOPES, type Scope } from "./auth/types.js";
 
+export { defaultModelsDir };
+
 /** Every option of the service, with its default in one place (`loadConfig`). */
 export interface Config {
-  /** Holds the SQLite database, the objects and the model-data cache. @defaultValue `./kikitori-data` */
+  /**
+   * Holds the SQLite database, the objects (unless S3 holds them) and the model-data cache.
+   * @defaultValue `./kikitori-data`
+   */
   dataDir: string;
+  /**
+   * PostgreSQL for state, queue and coordination, e.g. `postgres://user:pass@host:5432/kikitori`
+   * (`KIKITORI_DATABASE_URL`); unset means the embedded SQLite file in dataDir.
+   */
+  databaseUrl?: string;
+  /** Most PostgreSQL connections this process opens (the pool, plus one for LISTEN and leadership). @defaultValue 10 */
+  databasePoolMax: number;
+  /** Where objects live: the data directory, or an S3-compatible store (`KIKITORI_S3_*`). @defaultValue fs */
+  objectStore: ObjectStoreConfig;
+  /** Bucket for outputs when an endpoint config names none, and for uploads through the native API. @defaultValue `kikitori` */
+  defaultBucket: string;
+  /** Region in ARNs, SNS messages and S3 replies (`KIKITORI_REGION`). @defaultValue `us-east-1` */
+  region: string;
+  /** Account in ARNs (`KIKITORI_ACCOUNT_ID`). @defaultValue `000000000000` */
+  accountId: string;
+  /** How often a follower tries to become the leader of cluster-wide loops. @defaultValue 1 s */
+  leaderPollMs: number;
   /** @defaultValue `127.0.0.1` */
   host: string;
   /** @defaultValue `7600` (0 picks a free port) */
@@ -67,6 +89,18 @@ export interface AuthConfig {
 
 export type ConfigOverrides = Partial<Omit<Config, "auth">> & { auth?: Partial<AuthConfig> };
 
+export type ObjectStoreConfig =
+  | { kind: "fs" }
+  | {
+      kind: "s3";
+      /** Omitted means AWS itself. */
+      endpoint?: string;
+      region: string;
+      /** Omitted means the AWS SDK's own chain (AWS_ACCESS_KEY_ID, profiles, instance roles). */
+      credentials?: { accessKeyId: string; secretAccessKey: string };
+      forcePathStyle: boolean;
+    };
+
 type Env = Record<string, string | undefined>;
 
 /** The built-in model: multilingual, so any language works out of the box (tiny.en is the fast English one). */
@@ -78,10 +112,6 @@ const int = (v: string | undefined, name: string): number | undefined => {
   if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: expected a non-negative number, got "${v}"`);
   return n;
 };
-
-export function defaultModelsDir(env: Env = process.env): string {
-  return env.KIKITORI_MODELS ?? join(homedir(), ".cache", "kikitori", "models");
-}
 
 /** Builds the configuration from defaults, then the environment (`KIKITORI_*`), then explicit overrides. */
 export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.env): Readonly<Config> {
@@ -113,8 +143,17 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     bodyTimeoutMs: int(env.KIKITORI_BODY_TIMEOUT_MS, "KIKITORI_BODY_TIMEOUT_MS") ?? 30_000,
     ...overrides.auth,
   };
+  const region = env.KIKITORI_REGION ?? "us-east-1";
+  const accountId = env.KIKITORI_ACCOUNT_ID ?? "000000000000";
   const config: Config = {
     dataDir: resolve(env.KIKITORI_DATA_DIR ?? "kikitori-data"),
+    databaseUrl: env.KIKITORI_DATABASE_URL || undefined,
+    databasePoolMax: int(env.KIKITORI_DATABASE_POOL_MAX, "KIKITORI_DATABASE_POOL_MAX") ?? 10,
+    objectStore: objectStoreConfig(env, region),
+    defaultBucket: env.KIKITORI_BUCKET ?? "kikitori",
+    region,
+    accountId,
+    leaderPollMs: int(env.KIKITORI_LEADER_POLL_MS, "KIKITORI_LEADER_POLL_MS") ?? 1000,
     host: env.KIKITORI_HOST ?? "127.0.0.1",
     port: int(env.KIKITORI_PORT, "KIKITORI_PORT") ?? 7600,
     modelsDir: defaultModelsDir(env),
@@ -133,10 +172,16 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     shutdownGraceMs: int(env.KIKITORI_SHUTDOWN_GRACE_MS, "KIKITORI_SHUTDOWN_GRACE_MS") ?? 10_000,
     maxConsecutiveStartFailures: 3,
     log: env.KIKITORI_QUIET !== "1",
-    notify: loadNotifyOptions(env),
+    notify: loadNotifyOptions(env, { region, accountId }),
     ...overrides,
     auth,
   };
+  if (config.databaseUrl && !/^postgres(ql)?:\/\//.test(config.databaseUrl)) {
+    throw new Error(
+      `KIKITORI_DATABASE_URL: expected postgres://user:password@host:port/database, got "${config.databaseUrl}"`,
+    );
+  }
+  if (config.databasePoolMax < 2) throw new Error("KIKITORI_DATABASE_POOL_MAX: at least 2 connections");
   if (config.auth.mode === "open") checkOpenListener(config);
   return Object.freeze(config);
 }
@@ -160,4 +205,31 @@ export function modelFile(config: Pick<Config, "modelsDir">, name: string): stri
   const quantized = join(config.modelsDir, `ggml-${name}-${DEFAULT_QUANTIZATION}.bin`);
   if (DEFAULT_QUANTIZATION !== "f16" && !splitQuantName(name).type && existsSync(quantized)) return quantized;
   return join(config.modelsDir, `ggml-${name}.bin`);
+}
+
+/** S3 when `KIKITORI_S3_ENDPOINT` names a server or `KIKITORI_OBJECT_STORE=s3` (AWS itself); else the data directory. */
+function objectStoreConfig(env: Env, region: string): ObjectStoreConfig {
+  const kind = env.KIKITORI_OBJECT_STORE ?? (env.KIKITORI_S3_ENDPOINT ? "s3" : "fs");
+  if (kind === "fs") return { kind };
+  if (kind !== "s3") throw new Error(`KIKITORI_OBJECT_STORE: expected fs or s3, got "${kind}"`);
+  const endpoint = env.KIKITORI_S3_ENDPOINT || undefined;
+  if (endpoint && !/^https?:\/\//.test(endpoint))
+    throw new Error(`KIKITORI_S3_ENDPOINT: expected an http(s):// URL, got "${endpoint}"`);
+  const id = env.KIKITORI_S3_ACCESS_KEY_ID;
+  const secret = env.KIKITORI_S3_SECRET_ACCESS_KEY;
+  if (!id !== !secret)
+    throw new Error(
+      "KIKITORI_S3_ACCESS_KEY_ID and KIKITORI_S3_SECRET_ACCESS_KEY go together: set both or neither",
+    );
+  const pathStyle = env.KIKITORI_S3_FORCE_PATH_STYLE;
+  if (pathStyle !== undefined && pathStyle !== "0" && pathStyle !== "1")
+    throw new Error(`KIKITORI_S3_FORCE_PATH_STYLE: expected 0 or 1, got "${pathStyle}"`);
+  return {
+    kind,
+    endpoint,
+    region: env.KIKITORI_S3_REGION ?? region,
+    credentials: id && secret ? { accessKeyId: id, secretAccessKey: secret } : undefined,
+    // Self-hosted S3 servers rarely have wildcard DNS for bucket subdomains; AWS itself does.
+    forcePathStyle: pathStyle === undefined ? !!endpoint : pathStyle === "1",
+  };
 }

@@ -1,16 +1,17 @@
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { checkOpenListener, type Config, modelFile } from "./config.js";
+import { openBackends } from "./backends.js";
+import type { KeyStore } from "./queue/key-store.js";
 import { Service } from "./core/service.js";
-import { SqliteStateStore } from "./queue/sqlite/store.js";
-import { FsObjectStore } from "./storage/index.js";
+import { Sweeper } from "./core/sweeper.js";
+import { Leader } from "./queue/leader.js";
 import { InstanceManager } from "./instances/manager.js";
 import { ModelDataCache } from "./instances/model-data.js";
 import { buildApp } from "./api/server.js";
 import { checkWebhook, createNotifier } from "./notify/index.js";
 import { snsService } from "./api/aws/sns.js";
 import { registerEvents } from "./api/rest/events.js";
-import { SqliteScalingStore } from "./queue/sqlite/scaling-store.js";
 import { autoscalingService } from "./api/aws/autoscaling.js";
 import { Autoscaler } from "./autoscale/autoscaler.js";
 import { registerScalingRoutes } from "./autoscale/routes.js";
@@ -18,10 +19,8 @@ import { Metrics } from "./metrics/metrics.js";
 import { registerMetricsRoutes } from "./metrics/routes.js";
 import { registerEndpointEvents } from "./api/rest/endpoint-events.js";
 import { registerModelCache } from "./api/rest/model-cache.js";
-import { SqliteAwsStore } from "./queue/sqlite/aws-store.js";
 import { Alarms } from "./autoscale/alarms.js";
 import { cloudwatchService } from "./api/aws/cloudwatch.js";
-import { SqliteKeyStore } from "./queue/sqlite/key-store.js";
 import { createAwsAuth } from "./api/aws/sigv4.js";
 import { checkImage } from "./instances/images.js";
 
@@ -30,11 +29,13 @@ export interface Kikitori {
   config: Readonly<Config>;
   /** The auth mode in force (`auto` resolved). */
   authMode: "open" | "keys";
-  keys: SqliteKeyStore;
+  keys: KeyStore;
   service: Service;
   manager: InstanceManager;
   autoscaler: Autoscaler;
   metrics: Metrics;
+  /** Whether this process runs the cluster-wide loops (autoscaler, sweeper, outbox dispatch). */
+  leader: Leader;
   app: FastifyInstance;
   close(): Promise<void>;
 }
@@ -42,9 +43,8 @@ export interface Kikitori {
 /** Builds everything from the configuration and owns shutdown. The only place that knows the wiring. */
 export async function startKikitori(config: Readonly<Config>): Promise<Kikitori> {
   const log = config.log ? (msg: string) => console.error(`[kikitori] ${msg}`) : () => {};
-  const state = new SqliteStateStore(join(config.dataDir, "kikitori.db"));
-  const objects = new FsObjectStore({ root: join(config.dataDir, "objects") });
-  const keys = new SqliteKeyStore(state.db);
+  const backends = await openBackends(config);
+  const { objects, keys } = backends;
   // auto: keys as soon as there is any credential to check; open (loopback only) when there is none.
   const mode =
     config.auth.mode !== "auto"
@@ -53,15 +53,15 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
         ? "keys"
         : "open";
   if (mode === "open") checkOpenListener(config);
-  const service = new Service(state, objects, {
+  const service = new Service(backends.state, objects, {
     maxInputBytes: config.maxInputBytes,
     maxAttempts: config.maxAttempts,
-    defaultBucket: "kikitori",
+    defaultBucket: config.defaultBucket,
     checkWebhook: (w) => checkWebhook(w, config.notify.egress),
     checkImage: (image) => checkImage(image, config.localImages),
   });
-  const notifier = createNotifier(service, state.db, config.notify, log);
-  await objects.createBucket("kikitori").catch(() => {});
+  const notifier = createNotifier(service, backends.notify, config.notify, log);
+  await objects.createBucket(config.defaultBucket).catch(() => {});
   const manager = new InstanceManager(
     service,
     new ModelDataCache(join(config.dataDir, "model-cache"), objects),
@@ -76,12 +76,27 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       log,
     },
   );
-  const scaling = new SqliteScalingStore(state.db);
   const metrics = new Metrics(service, manager, { log });
-  const awsStore = new SqliteAwsStore(state.db);
-  const { region, accountId } = config.notify;
-  const alarms = new Alarms(awsStore, metrics, { region, accountId, log });
-  const autoscaler = new Autoscaler(service, scaling, manager, metrics, { log, region, accountId }, alarms);
+  const { region, accountId } = config;
+  const alarms = new Alarms(backends.aws, metrics, { region, accountId, log });
+  const autoscaler = new Autoscaler(
+    service,
+    backends.scaling,
+    manager,
+    metrics,
+    { region, accountId, log },
+    alarms,
+  );
+  // Work committed by any process wakes this one's instances; a finished invocation wakes the outbox.
+  backends.coordinator.onWake("queued", (endpoint) => manager.wake(endpoint));
+  backends.coordinator.onWake("finished", () => notifier.dispatcher.wake());
+  const leader = new Leader(backends.coordinator, { pollMs: config.leaderPollMs });
+  leader.on("error", (e) => log(`leader: ${e.message}`));
+  leader.on("leader:acquired", () => log(`this process leads the cluster-wide loops (${backends.database})`));
+  leader.on("leader:lost", () => log("this process no longer leads the cluster-wide loops"));
+  leader.register(new Sweeper(service, { intervalMs: 1000, log }));
+  leader.register(autoscaler);
+  leader.register(notifier.dispatcher);
   const app = await buildApp(service, {
     logRequests: config.log,
     auth: {
@@ -98,10 +113,12 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       service,
       manager,
       store: objects,
-      resources: awsStore,
+      resources: backends.aws,
+      region,
+      accountId,
       services: {
         "application-autoscaling": autoscalingService(autoscaler),
-        sns: snsService(notifier.topics, config.notify.accountId),
+        sns: snsService(notifier.topics, accountId),
         monitoring: cloudwatchService(alarms, metrics),
       },
     },
@@ -113,12 +130,12 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
   await registerEvents(app, service, notifier);
   await manager.start();
   metrics.start();
-  autoscaler.start();
   await app.listen({ host: config.host, port: config.port });
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-  notifier.start(`http://${host}:${port}`);
+  notifier.setBaseUrl(`http://${host}:${port}`);
+  await leader.start();
   let closing: Promise<void> | undefined;
   return {
     url: `http://${host}:${port}`,
@@ -129,15 +146,15 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
     manager,
     autoscaler,
     metrics,
+    leader,
     app,
     close: () =>
       (closing ??= (async () => {
         await app.close();
-        await autoscaler.stop();
+        await leader.stop();
         metrics.stop();
         await manager.stop();
-        await notifier.stop();
-        await state.close();
+        await backends.close();
       })()),
   };
 }

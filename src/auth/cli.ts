@@ -1,20 +1,17 @@
-import { join } from "node:path";
 import { Command, Option } from "commander";
+import { openBackends } from "../backends.js";
 import { loadConfig } from "../config.js";
-import { SqliteStateStore } from "../queue/sqlite/store.js";
-import { SqliteKeyStore } from "../queue/sqlite/key-store.js";
 import type { KeyStore } from "../queue/key-store.js";
 import { createKey, keyView, revokeKey } from "./keys.js";
 import { SCOPES } from "./types.js";
 
-/** Opens the key store of the configured data directory for one command. */
+/** Opens the configured key store (the data directory's, or KIKITORI_DATABASE_URL's) for one command. */
 async function withKeys<T>(dataDir: string | undefined, f: (keys: KeyStore) => Promise<T>): Promise<T> {
-  const config = loadConfig(dataDir ? { dataDir } : {});
-  const state = new SqliteStateStore(join(config.dataDir, "kikitori.db"));
+  const backends = await openBackends(loadConfig(dataDir ? { dataDir } : {}));
   try {
-    return await f(new SqliteKeyStore(state.db));
+    return await f(backends.keys);
   } finally {
-    await state.close();
+    await backends.close();
   }
 }
 

@@ -48,19 +48,14 @@ export interface CapacityControl {
 export interface AutoscalerOptions {
   /** How often every scalable target is evaluated; a new request also triggers an evaluation. @defaultValue 1000 */
   evaluationIntervalMs: number;
-  /** Used in ARNs. @defaultValue `us-east-1` */
+  /** Used in ARNs (config.ts). */
   region: string;
-  /** Used in ARNs. @defaultValue `000000000000` */
+  /** Used in ARNs (config.ts). */
   accountId: string;
   log: (msg: string) => void;
 }
 
-export const DEFAULT_AUTOSCALER_OPTIONS: AutoscalerOptions = {
-  evaluationIntervalMs: 1000,
-  region: "us-east-1",
-  accountId: "000000000000",
-  log: () => {},
-};
+const DEFAULT_EVALUATION_INTERVAL_MS = 1000;
 
 const epochS = (ms: number) => ms / 1000;
 const MAX_RESULTS = 50;
@@ -85,7 +80,8 @@ export class Autoscaler {
   private timer?: NodeJS.Timeout;
   private running = Promise.resolve();
   private pending = false;
-  private stopped = false;
+  /** Runs only between start() and stop(): on the cluster's leader. */
+  private stopped = true;
   private readonly onQueued = () => this.evaluateSoon();
 
   constructor(
@@ -93,14 +89,17 @@ export class Autoscaler {
     private readonly store: ScalingStore,
     private readonly control: CapacityControl,
     private readonly metrics: ScalingMetricsSource,
-    options: Partial<AutoscalerOptions> = {},
+    options: Omit<AutoscalerOptions, "evaluationIntervalMs"> & Partial<AutoscalerOptions>,
     /** CloudWatch alarms, evaluated with the policies; step policies they name follow them. */
     private readonly alarms?: Alarms,
   ) {
-    this.o = { ...DEFAULT_AUTOSCALER_OPTIONS, ...options };
+    this.o = { evaluationIntervalMs: DEFAULT_EVALUATION_INTERVAL_MS, ...options };
   }
 
+  readonly name = "autoscaler";
+
   start(): void {
+    this.stopped = false;
     this.service.on("invocation:queued", this.onQueued);
     this.timer = setInterval(() => this.evaluateSoon(), this.o.evaluationIntervalMs);
     this.evaluateSoon();
@@ -132,7 +131,7 @@ export class Autoscaler {
     const snapshots = new Map<string, Record<ScalingMetricName, number>>();
     for (const target of targets) {
       const { endpoint, variant } = parseResourceId(target.ResourceId);
-      const ep = await this.service.state.getEndpoint(endpoint);
+      const ep = await this.service.findEndpoint(endpoint);
       if (!ep || ep.status === "Deleting" || ep.status === "Failed") continue;
       const count = this.control.counts(endpoint).get(variant);
       const mem = this.remember(target.ResourceId);
@@ -163,7 +162,7 @@ export class Autoscaler {
   }
 
   private async initialCount(configName: string, variant: string): Promise<number> {
-    const config = await this.service.state.getEndpointConfig(configName);
+    const config = await this.service.findEndpointConfig(configName);
     return config?.variants.find((v) => v.variantName === variant)?.initialInstanceCount ?? 0;
   }
 
@@ -228,9 +227,9 @@ export class Autoscaler {
 
   private async checkResource(resourceId: unknown): Promise<string> {
     const { endpoint, variant } = parseResourceId(resourceId);
-    const ep = await this.service.state.getEndpoint(endpoint);
+    const ep = await this.service.findEndpoint(endpoint);
     if (!ep) throw validation("ResourceId", `endpoint ${endpoint} does not exist`);
-    const config = await this.service.state.getEndpointConfig(ep.configName);
+    const config = await this.service.findEndpointConfig(ep.configName);
     if (!config?.variants.some((v) => v.variantName === variant)) {
       throw validation("ResourceId", `endpoint ${endpoint} has no variant ${variant}`);
     }

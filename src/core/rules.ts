@@ -4,7 +4,6 @@ import { parseS3Prefix, parseS3Url } from "../storage/index.js";
 /** Limits as SageMaker documents them for asynchronous inference. */
 export const REQUEST_TTL_SECONDS = { min: 60, max: 6 * 3600, default: 6 * 3600 };
 export const INVOCATION_TIMEOUT_SECONDS = { min: 1, max: 3600, default: 15 * 60 };
-export const DEFAULT_MAX_ATTEMPTS = 3;
 export const MAX_CONCURRENT_PER_INSTANCE = { min: 1, max: 1000, default: 1 };
 
 const NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;

@@ -2,10 +2,18 @@ import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { ObjectStore } from "../storage/types.js";
-import type { Guard, NewInvocation, Outcome, StateStore } from "../queue/types.js";
-import { KikitoriError, notFound, validation } from "../errors.js";
+import type {
+  BacklogStats,
+  Guard,
+  HeartbeatResult,
+  InvocationFilter,
+  NewInvocation,
+  OutboxEvent,
+  Outcome,
+  StateStore,
+} from "../queue/types.js";
+import { ERRORS, KikitoriError, notFound, validation, type ErrorCode } from "../errors.js";
 import {
-  DEFAULT_MAX_ATTEMPTS,
   INVOCATION_TIMEOUT_SECONDS,
   MAX_CONCURRENT_PER_INSTANCE,
   REQUEST_TTL_SECONDS,
@@ -23,6 +31,7 @@ import type {
   AsyncInferenceConfig,
   Endpoint,
   EndpointConfig,
+  InstanceRecord,
   Invocation,
   InvocationError,
   Model,
@@ -41,12 +50,6 @@ export interface ServiceOptions {
   /** Refuses an image no instance may run (unknown, or `local:` not allowed); set by main.ts. */
   checkImage?: (image: string) => Promise<void>;
 }
-
-export const DEFAULT_SERVICE_OPTIONS: ServiceOptions = {
-  maxInputBytes: 1024 * 1024 * 1024,
-  maxAttempts: DEFAULT_MAX_ATTEMPTS,
-  defaultBucket: "kikitori",
-};
 
 export interface InvokeRequest {
   endpoint: string;
@@ -90,16 +93,29 @@ export interface InvocationTiming {
   uploadMs: number;
 }
 
+/** Why work is handed back by a runner, the sweeper or a restart: a catalogue code and what happened. */
+export interface GiveBackCause {
+  code: ErrorCode;
+  message: string;
+}
+
+export type GiveBackResult = "requeued" | "failed" | "gone";
+
 /**
- * The one core behind every front door: control-plane rules and the invocation state machine.
- * Writes the result document before committing the terminal state, so a crash in between only
- * repeats an idempotent write.
+ * The one core behind every front door: control-plane rules and the invocation state machine. It is the
+ * only writer of invocation, endpoint and instance state: front doors read through its queries, runners
+ * report to it. Writes the result document before committing the terminal state, so a crash in between
+ * only repeats an idempotent write.
  */
 export class Service extends EventEmitter<ServiceEvents> {
+  /**
+   * @param objects The object store: the data plane. Front doors for objects (S3, /v1/objects) and runners
+   *   read and write inputs through it; result documents are written only here.
+   */
   constructor(
-    readonly state: StateStore,
+    private readonly state: StateStore,
     readonly objects: ObjectStore,
-    readonly options: ServiceOptions = DEFAULT_SERVICE_OPTIONS,
+    readonly options: ServiceOptions,
   ) {
     super();
     this.setMaxListeners(0);
@@ -137,6 +153,15 @@ export class Service extends EventEmitter<ServiceEvents> {
     const m = await this.state.getModel(name);
     if (!m) throw notFound("Model", name);
     return m;
+  }
+
+  /** The model, or undefined (for callers that treat a missing one as a normal case). */
+  findModel(name: string): Promise<Model | undefined> {
+    return this.state.getModel(name);
+  }
+
+  listModels(): Promise<Model[]> {
+    return this.state.listModels();
   }
 
   async deleteModel(name: string): Promise<void> {
@@ -202,6 +227,15 @@ export class Service extends EventEmitter<ServiceEvents> {
     return c;
   }
 
+  /** The config, or undefined (for callers that treat a missing one as a normal case). */
+  findEndpointConfig(name: string): Promise<EndpointConfig | undefined> {
+    return this.state.getEndpointConfig(name);
+  }
+
+  listEndpointConfigs(): Promise<EndpointConfig[]> {
+    return this.state.listEndpointConfigs();
+  }
+
   async deleteEndpointConfig(name: string): Promise<void> {
     if (!(await this.state.deleteEndpointConfig(name))) throw notFound("EndpointConfig", name);
   }
@@ -230,6 +264,15 @@ export class Service extends EventEmitter<ServiceEvents> {
     return e;
   }
 
+  /** The endpoint, or undefined (for callers that treat a missing one as a normal case). */
+  findEndpoint(name: string): Promise<Endpoint | undefined> {
+    return this.state.getEndpoint(name);
+  }
+
+  listEndpoints(): Promise<Endpoint[]> {
+    return this.state.listEndpoints();
+  }
+
   async updateEndpoint(name: string, configName: string): Promise<Endpoint> {
     const cur = await this.getEndpoint(name);
     if (cur.status === "Deleting") throw new KikitoriError("Conflict", `Endpoint "${name}" is being deleted`);
@@ -252,6 +295,12 @@ export class Service extends EventEmitter<ServiceEvents> {
     await this.state.updateEndpoint(name, { status: "Deleting" });
     const e = await this.getEndpoint(name);
     this.emit("endpoint:changed", e);
+  }
+
+  /** Removes an endpoint once its instances are stopped (the instance manager's last step of a delete). */
+  async removeDeletedEndpoint(name: string): Promise<void> {
+    const e = await this.state.getEndpoint(name);
+    if (e?.status === "Deleting") await this.state.deleteEndpoint(name);
   }
 
   async describeEndpoint(name: string) {
@@ -349,6 +398,24 @@ export class Service extends EventEmitter<ServiceEvents> {
     return stored;
   }
 
+  listInvocations(filter: InvocationFilter): Promise<Invocation[]> {
+    return this.state.listInvocations(filter);
+  }
+
+  /** 1-based position among the endpoint's queued invocations, or undefined when not queued. */
+  queuePosition(id: string): Promise<number | undefined> {
+    return this.state.queuePosition(id);
+  }
+
+  backlog(endpoint: string): Promise<BacklogStats> {
+    return this.state.backlog(endpoint);
+  }
+
+  /** The invocation, or undefined (for callers that treat a missing one as a normal case). */
+  findInvocation(id: string): Promise<Invocation | undefined> {
+    return this.state.getInvocation(id);
+  }
+
   async getInvocation(id: string): Promise<Invocation & { queuePosition?: number }> {
     const inv = await this.state.getInvocation(id);
     if (!inv) throw notFound("Invocation", id);
@@ -422,6 +489,72 @@ export class Service extends EventEmitter<ServiceEvents> {
     return done;
   }
 
+  // --- what runners report ---
+
+  /** Takes up to `max` queued invocations of the endpoint for `owner` (never one past its attempt bound). */
+  lease(endpoint: string, owner: string, max: number, leaseMs: number): Promise<Invocation[]> {
+    return this.state.lease(endpoint, owner, max, leaseMs, Date.now());
+  }
+
+  heartbeat(
+    id: string,
+    owner: string,
+    leaseMs: number,
+    progress?: { processedSeconds: number; totalSeconds: number },
+  ): Promise<HeartbeatResult> {
+    return this.state.heartbeat(id, owner, leaseMs, Date.now(), progress);
+  }
+
+  /**
+   * The one requeue-or-fail rule, for every path that gives work back (a crashed or drained instance, a
+   * lapsed lease, a restart): requeued while the cause is retryable (the error catalogue says) and attempts
+   * remain, else failed with the cause. `owner` guards against a runner that already lost the lease.
+   */
+  async giveBack(inv: Invocation, owner: string | undefined, cause: GiveBackCause): Promise<GiveBackResult> {
+    const guard: Guard = { from: ["Running"], owner };
+    const retryable = ERRORS[cause.code].retryable;
+    if (retryable && inv.attempts < inv.maxAttempts) {
+      if (await this.state.requeue(inv.id, guard)) {
+        this.emit("invocation:queued", { ...inv, state: "Queued" });
+        return "requeued";
+      }
+      return "gone";
+    }
+    const message = retryable ? `${cause.message}; gave up after ${inv.attempts} attempts` : cause.message;
+    const done = await this.fail(inv, { state: "Failed", error: { code: cause.code, message } }, guard);
+    return done ? "failed" : "gone";
+  }
+
+  /** Fails every queued invocation of an endpoint (its model cannot start). */
+  async failQueued(endpoint: string, cause: GiveBackCause): Promise<number> {
+    let n = 0;
+    for (;;) {
+      const queued = await this.state.listInvocations({ endpoint, state: "Queued", limit: 500 });
+      if (!queued.length) return n;
+      for (const inv of queued) {
+        if (await this.fail(inv, { state: "Failed", error: cause }, { from: ["Queued"] })) n++;
+      }
+    }
+  }
+
+  recordInstance(record: InstanceRecord): Promise<void> {
+    return this.state.upsertInstance(record);
+  }
+
+  listInstances(filter: { endpoint?: string; live?: boolean }): Promise<InstanceRecord[]> {
+    return this.state.listInstances(filter);
+  }
+
+  // --- the outbox, for the notify box ---
+
+  pendingEvents(limit: number): Promise<OutboxEvent[]> {
+    return this.state.pendingEvents(limit);
+  }
+
+  markEventsDelivered(ids: number[]): Promise<void> {
+    return this.state.markEventsDelivered(ids);
+  }
+
   private async emitFinished(id: string): Promise<void> {
     const cur = await this.state.getInvocation(id);
     if (cur) this.emit("invocation:finished", cur);
@@ -447,17 +580,12 @@ export class Service extends EventEmitter<ServiceEvents> {
         expired++;
     }
     for (const inv of await this.state.findLapsedLeases(now, 500)) {
-      const guard: Guard = { from: ["Running"], owner: inv.leaseOwner };
-      if (inv.attempts < inv.maxAttempts) {
-        if (await this.state.requeue(inv.id, guard)) {
-          requeued++;
-          this.emit("invocation:queued", { ...inv, state: "Queued" });
-        }
-      } else {
-        const message = `the instance processing it stopped responding; gave up after ${inv.attempts} attempts`;
-        if (await this.fail(inv, { state: "Failed", error: { code: "LeaseExpired", message } }, guard))
-          failed++;
-      }
+      const r = await this.giveBack(inv, inv.leaseOwner, {
+        code: "LeaseExpired",
+        message: "the instance processing it stopped renewing its lease",
+      });
+      if (r === "requeued") requeued++;
+      if (r === "failed") failed++;
     }
     return { expired, requeued, failed };
   }

@@ -123,6 +123,8 @@ export interface InstanceRecord {
   endpoint: string;
   variant: string;
   host: string;
+  /** The kikitori process that runs it: `<host>/<pid>/<process start, epoch ms>`. */
+  node?: string;
   state: InstanceState;
   port?: number;
   pid?: number;

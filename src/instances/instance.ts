@@ -9,6 +9,7 @@ import { s3Location } from "../core/rules.js";
 import { containerName, explainContainerFailure, removeContainer, stopContainer } from "./container.js";
 import type { ImageSpec } from "./images.js";
 import { ping, spawnModelServer } from "./model-server.js";
+import { THIS_NODE } from "./node.js";
 
 export interface InstanceOptions {
   endpoint: string;
@@ -79,6 +80,7 @@ export class Instance {
       endpoint: this.o.endpoint,
       variant: this.o.variant,
       host: hostname(),
+      node: THIS_NODE,
       state: this.state,
       port: this.o.port,
       pid: this.child?.pid,
@@ -108,7 +110,7 @@ export class Instance {
     this.o.log(
       `instance ${this.id} (${this.o.endpoint}/${this.o.variant}) ${state}${reason ? `: ${reason}` : ""}`,
     );
-    await this.service.state.upsertInstance(this.record);
+    await this.service.recordInstance(this.record);
   }
 
   /** Pending → InService, or Failed with the reason (the startup health check). */
@@ -198,8 +200,8 @@ export class Instance {
     }
     if (this.freeSlots <= 0) return;
     this.leasing = true;
-    void this.service.state
-      .lease(this.o.endpoint, this.id, this.freeSlots, this.o.leaseMs, Date.now())
+    void this.service
+      .lease(this.o.endpoint, this.id, this.freeSlots, this.o.leaseMs)
       .then((invs) => {
         for (const inv of invs) void this.run(inv);
       })
@@ -245,8 +247,8 @@ export class Instance {
 
   private async beat(job: Job): Promise<void> {
     const progress = this.o.image.kind === "builtin" ? await this.progressOf(job.inv.id) : undefined;
-    const r = await this.service.state
-      .heartbeat(job.inv.id, this.id, this.o.leaseMs, Date.now(), progress)
+    const r = await this.service
+      .heartbeat(job.inv.id, this.id, this.o.leaseMs, progress)
       .catch(() => "ok" as const);
     if (r === "lost") this.abort(job.inv.id, "lease-lost");
     if (r === "cancel-requested") this.abort(job.inv.id, "cancel");
@@ -344,41 +346,23 @@ export class Instance {
         );
         return;
       case "timeout":
-        await this.service.fail(
-          inv,
-          {
-            state: "Failed",
-            error: {
-              code: "InvocationTimeout",
-              message: `the model server did not finish within InvocationTimeoutSeconds (${inv.invocationTimeoutSeconds} s)`,
-            },
-          },
-          guard,
-        );
+        await this.service.giveBack(inv, this.id, {
+          code: "InvocationTimeout",
+          message: `the model server did not finish within InvocationTimeoutSeconds (${inv.invocationTimeoutSeconds} s)`,
+        });
         return;
       case "lease-lost":
         return; // another instance owns it now
+      case "shutdown":
+        return; // drain() gives it back
       default:
-        // The model server went away (crash, kill, shutdown): retry elsewhere while attempts remain.
+        // The model server went away (crash, kill): retry elsewhere while attempts remain.
         this.suspect = true;
         void this.recheck();
-        if (inv.attempts < inv.maxAttempts) {
-          if (await this.service.state.requeue(inv.id, guard)) {
-            this.service.emit("invocation:queued", { ...inv, state: "Queued" });
-          }
-        } else {
-          await this.service.fail(
-            inv,
-            {
-              state: "Failed",
-              error: {
-                code: "ModelServerUnavailable",
-                message: `the model server failed ${inv.attempts} times: ${e.message}`,
-              },
-            },
-            guard,
-          );
-        }
+        await this.service.giveBack(inv, this.id, {
+          code: "ModelServerUnavailable",
+          message: `the model server failed: ${e.message}`,
+        });
     }
   }
 
@@ -401,9 +385,10 @@ export class Instance {
     for (const job of this.jobs.values()) {
       job.reason ??= "shutdown";
       job.controller.abort();
-      if (await this.service.state.requeue(job.inv.id, { from: ["Running"], owner: this.id })) {
-        this.service.emit("invocation:queued", { ...job.inv, state: "Queued" });
-      }
+      await this.service.giveBack(job.inv, this.id, {
+        code: "ModelServerUnavailable",
+        message: `instance ${this.id} was stopped (scale-in or shutdown) before the invocation finished`,
+      });
     }
     await this.kill();
     await this.setState("Terminated");

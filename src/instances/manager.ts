@@ -5,25 +5,8 @@ import { resolveImage, type LocalImagePolicy } from "./images.js";
 import { Instance } from "./instance.js";
 import type { ModelDataCache } from "./model-data.js";
 import { freePort } from "./model-server.js";
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-
-/**
- * Whether process `pid` started within a few seconds of `startedAtMs`, so a recorded pid that the system
- * has since given to another process is never killed. Linux only (/proc); elsewhere nothing is killed.
- */
-function startedNear(pid: number, startedAtMs: number): boolean {
-  try {
-    const btime = Number(/^btime (\d+)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1]);
-    // Field 22 of /proc/<pid>/stat, counted after the parenthesised command name (which may hold spaces).
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const ticks = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
-    const startedMs = (btime + ticks / 100) * 1000;
-    return Number.isFinite(startedMs) && Math.abs(startedMs - startedAtMs) < 10_000;
-  } catch {
-    return false;
-  }
-}
+import { THIS_NODE, nodeGone, startedNear } from "./node.js";
 
 export interface ManagerOptions {
   leaseMs: number;
@@ -84,8 +67,8 @@ export class InstanceManager {
    */
   private async reapOrphans(): Promise<void> {
     // Only this host's instances: other hosts sharing the database keep theirs.
-    const orphans = (await this.service.state.listInstances({ live: true })).filter(
-      (r) => r.host === hostname(),
+    const orphans = (await this.service.listInstances({ live: true })).filter(
+      (r) => r.host === hostname() && r.node !== THIS_NODE && nodeGone(r.node),
     );
     if (!orphans.length) return;
     // A container outlives its runtime's client: remove it by name (a container image's instances only).
@@ -99,7 +82,7 @@ export class InstanceManager {
           // already gone
         }
       }
-      await this.service.state.upsertInstance({
+      await this.service.recordInstance({
         ...rec,
         state: "Terminated",
         reason: "service restarted",
@@ -107,21 +90,24 @@ export class InstanceManager {
       });
     }
     const owners = new Set(orphans.map((r) => r.id));
-    for (const inv of await this.service.state.listInvocations({ state: "Running", limit: 1000 })) {
+    for (const inv of await this.service.listInvocations({ state: "Running", limit: 1000 })) {
       if (inv.leaseOwner && owners.has(inv.leaseOwner)) {
-        await this.service.state.requeue(inv.id, { from: ["Running"], owner: inv.leaseOwner });
+        await this.service.giveBack(inv, inv.leaseOwner, {
+          code: "ModelServerUnavailable",
+          message: "the service running it restarted",
+        });
       }
     }
   }
 
   private tick(): void {
-    void this.service.sweep().catch((e: unknown) => this.o.log(`sweep failed: ${(e as Error).message}`));
     this.schedule();
     // A safety net for missed wake-ups (and the only signal for work enqueued by other hosts).
     for (const v of this.variants.values()) for (const i of v.instances) i.wake();
   }
 
-  private wake(endpoint: string): void {
+  /** Leases work for the endpoint's instance that has a free slot (work arrived, here or on another host). */
+  wake(endpoint: string): void {
     for (const [k, v] of this.variants) {
       if (!k.startsWith(endpoint + "\0")) continue;
       for (const i of v.instances) {
@@ -180,16 +166,16 @@ export class InstanceManager {
   }
 
   private async reconcileAll(): Promise<void> {
-    for (const endpoint of await this.service.state.listEndpoints()) await this.reconcile(endpoint);
+    for (const endpoint of await this.service.listEndpoints()) await this.reconcile(endpoint);
   }
 
   private async reconcile(endpoint: Endpoint): Promise<void> {
-    const config = await this.service.state.getEndpointConfig(endpoint.configName);
+    const config = await this.service.findEndpointConfig(endpoint.configName);
     if (endpoint.status === "Deleting" || !config) {
       await Promise.all(this.instancesOf(endpoint.name).map((i) => i.drain()));
       for (const k of [...this.variants.keys()])
         if (k.startsWith(endpoint.name + "\0")) this.variants.delete(k);
-      if (endpoint.status === "Deleting") await this.service.state.deleteEndpoint(endpoint.name);
+      if (endpoint.status === "Deleting") await this.service.removeDeletedEndpoint(endpoint.name);
       return;
     }
     if (endpoint.status === "Failed") return;
@@ -306,24 +292,10 @@ export class InstanceManager {
     // A crash-looping model shows as a Failed endpoint with the reason, and its queue is failed, not kept forever.
     const why = `variant ${variant}: ${v.consecutiveFailures} instance starts failed in a row; last: ${reason}`;
     await this.service.setEndpointStatus(endpoint.name, "Failed", why);
-    for (;;) {
-      const queued = await this.service.state.listInvocations({
-        endpoint: endpoint.name,
-        state: "Queued",
-        limit: 500,
-      });
-      if (!queued.length) break;
-      for (const inv of queued) {
-        await this.service.fail(
-          inv,
-          {
-            state: "Failed",
-            error: { code: "ModelServerUnavailable", message: `endpoint ${endpoint.name} failed: ${why}` },
-          },
-          { from: ["Queued"] },
-        );
-      }
-    }
+    await this.service.failQueued(endpoint.name, {
+      code: "ModelServerUnavailable",
+      message: `endpoint ${endpoint.name} failed: ${why}`,
+    });
   }
 
   async stop(): Promise<void> {

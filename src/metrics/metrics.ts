@@ -232,7 +232,7 @@ export class Metrics {
 
   /** The endpoint's scaling metrics now (read from the queue and the instance manager). */
   async snapshot(endpoint: string): Promise<Record<GaugeName, number>> {
-    const b = await this.service.state.backlog(endpoint);
+    const b = await this.service.backlog(endpoint);
     const backlog = b.queued + b.running;
     let live = 0;
     let desired = 0;
@@ -251,7 +251,7 @@ export class Metrics {
 
   /** Takes one sample of every endpoint: updates the gauges and (when `record`) appends to the time series. */
   async sampleAll(now = Date.now(), record = true): Promise<void> {
-    const names = new Set((await this.service.state.listEndpoints()).map((e) => e.name));
+    const names = new Set((await this.service.listEndpoints()).map((e) => e.name));
     for (const endpoint of names) {
       const values: Sample["values"] = await this.snapshot(endpoint);
       for (const [k, v] of Object.entries(values)) this.gauges[k as GaugeName].set({ endpoint }, v);

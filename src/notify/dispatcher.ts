@@ -5,7 +5,7 @@ import type { Invocation } from "../core/types.js";
 import { s3Location } from "../core/rules.js";
 import { coerceError } from "../errors.js";
 import type { OutboxEvent } from "../queue/types.js";
-import type { Delivery, NewDelivery, NotifyStore } from "../queue/sqlite/notify-store.js";
+import type { Delivery, NewDelivery, NotifyStore } from "./store.js";
 import { postChecked } from "./egress.js";
 import { backoffMs, type NotifyOptions } from "./options.js";
 import { sageMakerMessage } from "./sns-message.js";
@@ -24,6 +24,11 @@ export interface DispatcherEvents {
 }
 
 const shortHash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 24);
+/** A UUID-shaped id derived from `seed`: SNS MessageIds that stay the same when an event is expanded again. */
+function stableUuid(seed: string): string {
+  const h = createHash("sha256").update(seed).digest("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
 const secretScope = (endpoint: string) => `webhook:endpoint:${endpoint}`;
 
 /**
@@ -36,7 +41,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private again = false;
-  private stopped = false;
+  /** Runs only between start() and stop(): on the cluster's leader. */
+  private stopped = true;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly onFinished = () => this.wake();
 
@@ -48,6 +54,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   ) {
     super();
   }
+
+  readonly name = "outbox dispatch";
 
   start(): void {
     this.stopped = false;
@@ -85,33 +93,33 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   }
 
   /** The endpoint's signing secret, created on first use. */
-  secretFor(endpoint: string): string {
-    const cur = this.store.getSecret(secretScope(endpoint));
-    if (cur) return cur.secret;
-    this.store.setSecret(secretScope(endpoint), newSecret(), Date.now());
-    return this.store.getSecret(secretScope(endpoint))!.secret;
+  async secretFor(endpoint: string): Promise<string> {
+    return (await this.store.ensureSecret(secretScope(endpoint), newSecret(), Date.now())).secret;
   }
 
   /** Replaces the endpoint's secret and returns it: the only time the API shows a secret. */
-  rotateSecret(endpoint: string): { secret: string; createdAt: number } {
+  async rotateSecret(endpoint: string): Promise<{ secret: string; createdAt: number }> {
     const secret = newSecret();
     const createdAt = Date.now();
-    this.store.setSecret(secretScope(endpoint), secret, createdAt);
+    await this.store.setSecret(secretScope(endpoint), secret, createdAt);
     return { secret, createdAt };
   }
 
-  secretInfo(endpoint: string): { createdAt: number } | undefined {
-    const s = this.store.getSecret(secretScope(endpoint));
+  async secretInfo(endpoint: string): Promise<{ createdAt: number } | undefined> {
+    const s = await this.store.getSecret(secretScope(endpoint));
     return s ? { createdAt: s.createdAt } : undefined;
   }
 
   private async pass(): Promise<void> {
-    for (const ev of await this.service.state.pendingEvents(100)) {
+    // The outbox hand-off in two idempotent steps: deliveries (ids derived from the event) are added, then
+    // the event is marked delivered. A crash in between expands it again, adding nothing new.
+    for (const ev of await this.service.pendingEvents(100)) {
       if (this.stopped) return;
-      this.store.expand(ev, await this.deliveriesFor(ev));
+      await this.store.add(await this.deliveriesFor(ev));
+      await this.service.markEventsDelivered([ev.id]);
     }
     await this.liveWebhooks();
-    this.deliverDue();
+    await this.deliverDue();
   }
 
   private newDelivery(
@@ -145,6 +153,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
           inv,
           "invocation.completed",
           webhookBody("invocation.completed", inv, transcript),
+          `msg_${shortHash(`completed:${inv.id}`)}`,
         ),
         eventId: ev.id,
       });
@@ -185,13 +194,13 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
 
   /** SageMaker-shaped messages to the endpoint config's SuccessTopic / ErrorTopic. */
   private async snsDeliveries(inv: Invocation, eventId: number): Promise<NewDelivery[]> {
-    const endpoint = await this.service.state.getEndpoint(inv.endpoint);
-    const config = endpoint && (await this.service.state.getEndpointConfig(endpoint.configName));
+    const endpoint = await this.service.findEndpoint(inv.endpoint);
+    const config = endpoint && (await this.service.findEndpointConfig(endpoint.configName));
     const n = config?.asyncConfig?.notification;
     if (!n) return [];
     const ok = inv.state === "Succeeded";
     const topic = ok ? n.successTopic : n.errorTopic;
-    if (!topic || !this.store.getTopic(topic)) return [];
+    if (!topic || !(await this.store.getTopic(topic))) return [];
     const include = n.includeInferenceResponseIn?.includes(
       ok ? "SUCCESS_NOTIFICATION_TOPIC" : "ERROR_NOTIFICATION_TOPIC",
     );
@@ -199,35 +208,37 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       ? await this.readObject(ok ? inv.outputLocation : inv.failureLocation, SNS_RESPONSE_MAX_BYTES)
       : undefined;
     const message = JSON.stringify(sageMakerMessage(inv, this.o.region, response));
-    return this.topics.fanOut(topic, message, undefined, inv.id, eventId).deliveries;
+    const messageId = stableUuid(`sagemaker:${inv.id}:${topic}`);
+    return (await this.topics.fanOut(topic, message, undefined, { invocationId: inv.id, eventId, messageId }))
+      .deliveries;
   }
 
   /** `start` and `progress` webhooks of running invocations; ids are derived, so a restart does not repeat them. */
   private async liveWebhooks(): Promise<void> {
-    const running = await this.service.state.listInvocations({ state: "Running", limit: 1000 });
+    const running = await this.service.listInvocations({ state: "Running", limit: 1000 });
     const add: NewDelivery[] = [];
     for (const inv of running) {
       const events = inv.webhook?.events ?? [];
       if (events.includes("start")) {
         const id = `msg_${shortHash(`start:${inv.id}`)}`;
-        if (!this.store.getDelivery(id))
+        if (!(await this.store.getDelivery(id)))
           add.push(this.newDelivery(inv, "invocation.started", webhookBody("invocation.started", inv), id));
       }
       if (events.includes("progress") && inv.progressSeconds !== undefined) {
         const id = `msg_${shortHash(`progress:${inv.id}:${Math.floor(Date.now() / PROGRESS_EVERY_MS)}`)}`;
-        if (!this.store.getDelivery(id))
+        if (!(await this.store.getDelivery(id)))
           add.push(this.newDelivery(inv, "invocation.progress", webhookBody("invocation.progress", inv), id));
       }
     }
-    if (add.length) this.store.add(add);
+    if (add.length) await this.store.add(add);
   }
 
-  private deliverDue(): void {
+  private async deliverDue(): Promise<void> {
     const free = this.o.concurrency - this.inflight.size;
     if (free <= 0 || this.stopped) return;
     const now = Date.now();
     // A claim outlives one attempt; after a crash the delivery is retried once the claim lapses.
-    for (const d of this.store.claimDue(now, now + this.o.requestTimeoutMs + 30_000, free)) {
+    for (const d of await this.store.claimDue(now, now + this.o.requestTimeoutMs + 30_000, free)) {
       const p = this.attempt(d)
         .catch((e: unknown) => {
           this.emit("error", coerceError(e));
@@ -245,7 +256,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     const at = Date.now();
     const headers =
       d.kind === "webhook"
-        ? signedHeaders(this.secretFor(d.scope ?? ""), d.id, new Date(at), d.body)
+        ? signedHeaders(await this.secretFor(d.scope ?? ""), d.id, new Date(at), d.body)
         : (d.headers ?? {});
     const r = await postChecked(d.target, this.o.egress, d.body, headers, {
       timeoutMs: this.o.requestTimeoutMs,
@@ -253,13 +264,16 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     });
     const attempt = { n, at, status: r.status, error: r.error, durationMs: Date.now() - at };
     if (r.ok) {
-      this.store.recordAttempt(d.id, attempt, { delivered: true });
+      await this.store.recordAttempt(d.id, attempt, { delivered: true });
       this.emit("delivery:delivered", { ...d, attempts: n });
       return;
     }
     const next = Date.now() + backoffMs(n, this.o);
     const giveUp = r.refused || next > d.giveUpAt;
-    this.store.recordAttempt(d.id, attempt, { delivered: false, nextAttemptAt: giveUp ? undefined : next });
+    await this.store.recordAttempt(d.id, attempt, {
+      delivered: false,
+      nextAttemptAt: giveUp ? undefined : next,
+    });
     if (giveUp) this.emit("delivery:failed", { ...d, attempts: n }, r.error ?? "failed");
   }
 }

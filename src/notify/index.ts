@@ -1,7 +1,6 @@
-import type Database from "better-sqlite3";
 import type { Service } from "../core/service.js";
 import { validation } from "../errors.js";
-import { SqliteNotifyStore, type NotifyStore } from "../queue/sqlite/notify-store.js";
+import type { NotifyStore } from "./store.js";
 import { Dispatcher } from "./dispatcher.js";
 import { checkTarget, EgressRefused, type EgressPolicy } from "./egress.js";
 import type { NotifyOptions } from "./options.js";
@@ -20,16 +19,19 @@ export {
 export { Topics } from "./topics.js";
 export { Dispatcher } from "./dispatcher.js";
 export { WEBHOOK_EVENTS } from "./webhook.js";
+export type * from "./store.js";
 
-/** The notify box as main.ts wires it: the store, SNS-style topics and the delivery loop. */
+/**
+ * The notify box as main.ts wires it: the store, SNS-style topics and the delivery loop (the dispatcher: a
+ * cluster-wide loop that main.ts starts on the leader).
+ */
 export interface Notifier {
   store: NotifyStore;
   topics: Topics;
   dispatcher: Dispatcher;
   options: NotifyOptions;
-  /** Starts delivering; `baseUrl` is this service's URL for SNS links unless `publicUrl` is configured. */
-  start(baseUrl: string): void;
-  stop(): Promise<void>;
+  /** This service's URL for SNS links, unless `publicUrl` is configured; set once it listens. */
+  setBaseUrl(baseUrl: string): void;
 }
 
 /** Refuses a webhook before its invocation is accepted: unknown events, or a URL the egress policy forbids. */
@@ -50,11 +52,10 @@ export async function checkWebhook(
 
 export function createNotifier(
   service: Service,
-  db: Database.Database,
+  store: NotifyStore,
   options: NotifyOptions,
   log: (msg: string) => void,
 ): Notifier {
-  const store = new SqliteNotifyStore(db);
   // Topics wake the dispatcher, which needs the topics: the closure reads `d` once both exist.
   const topics: Topics = new Topics(store, options, () => d.wake());
   const d = new Dispatcher(service, store, topics, options);
@@ -67,10 +68,8 @@ export function createNotifier(
     topics,
     dispatcher: d,
     options,
-    start(baseUrl) {
+    setBaseUrl(baseUrl) {
       topics.baseUrl = options.publicUrl ?? baseUrl;
-      d.start();
     },
-    stop: () => d.stop(),
   };
 }

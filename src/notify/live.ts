@@ -156,15 +156,15 @@ export async function* invocationListEvents<T>(
     while (!signal?.aborted) {
       if (shown) {
         for (const inv of enqueued.splice(0)) {
-          const v = { ...inv, queuePosition: await service.state.queuePosition(inv.id) };
+          const v = { ...inv, queuePosition: await service.queuePosition(inv.id) };
           if (shown.get(v.id) === fingerprint(v)) continue;
           shown.set(v.id, fingerprint(v));
           yield { event: "invocation", data: view(v) };
         }
       }
       const list: View[] = [];
-      for (const inv of await service.state.listInvocations(filter)) {
-        const queuePosition = inv.state === "Queued" ? await service.state.queuePosition(inv.id) : undefined;
+      for (const inv of await service.listInvocations(filter)) {
+        const queuePosition = inv.state === "Queued" ? await service.queuePosition(inv.id) : undefined;
         list.push({ ...inv, queuePosition });
       }
       const now = new Map(list.map((v) => [v.id, fingerprint(v)]));

@@ -43,8 +43,8 @@ const list = (v: string | undefined) =>
         .filter(Boolean)
     : [];
 
-/** Defaults, then `KIKITORI_WEBHOOK_*` / `KIKITORI_SNS_*` environment variables. */
-export function loadNotifyOptions(env: Env = process.env): NotifyOptions {
+/** Defaults, then `KIKITORI_WEBHOOK_*` / `KIKITORI_NOTIFY_*` environment variables (called by config.ts). */
+export function loadNotifyOptions(env: Env, ids: Pick<NotifyOptions, "region" | "accountId">): NotifyOptions {
   return {
     egress: {
       allowLoopback: env.KIKITORI_WEBHOOK_ALLOW_LOOPBACK === "1",
@@ -60,8 +60,7 @@ export function loadNotifyOptions(env: Env = process.env): NotifyOptions {
     maxTranscriptBytes: num(env, "KIKITORI_WEBHOOK_MAX_TRANSCRIPT_BYTES", 256 * 1024),
     pollMs: num(env, "KIKITORI_NOTIFY_POLL_MS", 500),
     concurrency: 8,
-    region: env.KIKITORI_REGION ?? "us-east-1",
-    accountId: env.KIKITORI_ACCOUNT_ID ?? "000000000000",
+    ...ids,
     publicUrl: env.KIKITORI_PUBLIC_URL,
   };
 }

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { KikitoriError, notFound, validation } from "../errors.js";
-import type { NewDelivery, NotifyStore, Subscription, Topic } from "../queue/sqlite/notify-store.js";
+import type { NewDelivery, NotifyStore, Subscription, Topic } from "./store.js";
 import { checkTarget, EgressRefused, type EgressPolicy } from "./egress.js";
 import {
   keyFingerprint,
@@ -37,22 +37,25 @@ export class Topics {
 
   topicArn = (name: string) => `arn:aws:sns:${this.o.region}:${this.o.accountId}:${name}`;
 
-  private signingKey(): string {
-    const cur = this.store.getSecret(SIGNING_KEY_SCOPE);
-    if (cur) return cur.secret;
-    this.store.setSecret(SIGNING_KEY_SCOPE, newSigningKey(), Date.now());
-    return this.store.getSecret(SIGNING_KEY_SCOPE)!.secret;
+  private signingKeyPem?: string;
+
+  /** The key that signs envelopes: one per installation, made on first use (racing processes agree on one). */
+  private async signingKey(): Promise<string> {
+    this.signingKeyPem ??= (
+      await this.store.ensureSecret(SIGNING_KEY_SCOPE, newSigningKey(), Date.now())
+    ).secret;
+    return this.signingKeyPem;
   }
 
   private certificate?: string;
 
   /** The X.509 certificate (PEM) whose public key verifies every envelope's Signature (at SigningCertURL). */
-  signingCertificate = () => (this.certificate ??= signingCertificatePem(this.signingKey()));
+  signingCertificate = async () => (this.certificate ??= signingCertificatePem(await this.signingKey()));
   /** SNS's shape of the name (`SimpleNotificationService-<32 hex>.pem`), so validators' URL checks pass. */
-  signingCertUrl = () =>
-    `${this.baseUrl}/sns/SimpleNotificationService-${keyFingerprint(this.signingKey())}.pem`;
+  signingCertUrl = async () =>
+    `${this.baseUrl}/sns/SimpleNotificationService-${keyFingerprint(await this.signingKey())}.pem`;
 
-  createTopic(name: string, attributes: Record<string, string> = {}): Topic {
+  async createTopic(name: string, attributes: Record<string, string> = {}): Promise<Topic> {
     if (!/^[A-Za-z0-9_-]{1,256}$/.test(name)) {
       throw validation(
         "Name",
@@ -62,21 +65,21 @@ export class Topics {
     return this.store.createTopic({ arn: this.topicArn(name), name, attributes, createdAt: Date.now() });
   }
 
-  getTopic(arn: string): Topic {
-    const t = this.store.getTopic(arn);
+  async getTopic(arn: string): Promise<Topic> {
+    const t = await this.store.getTopic(arn);
     if (!t) throw notFound("Topic", arn);
     return t;
   }
 
   listTopics = () => this.store.listTopics();
 
-  deleteTopic(arn: string): void {
-    this.store.deleteTopic(arn);
+  async deleteTopic(arn: string): Promise<void> {
+    await this.store.deleteTopic(arn);
   }
 
   /** Records a pending subscription and sends the endpoint a SubscriptionConfirmation to GET. */
   async subscribe(topicArn: string, protocol: string, endpoint: string): Promise<Subscription> {
-    this.getTopic(topicArn);
+    await this.getTopic(topicArn);
     if (protocol !== "http" && protocol !== "https") {
       throw validation("Protocol", `"${protocol}" is not supported; use http or https`);
     }
@@ -89,7 +92,7 @@ export class Topics {
       if (e instanceof EgressRefused) throw validation("Endpoint", e.message);
       throw e;
     }
-    const sub = this.store.addSubscription({
+    const sub = await this.store.addSubscription({
       arn: `${topicArn}:${randomUUID()}`,
       topicArn,
       protocol,
@@ -98,14 +101,14 @@ export class Topics {
       status: "PendingConfirmation",
       createdAt: Date.now(),
     });
-    if (sub.status === "PendingConfirmation") this.sendConfirmation(sub);
+    if (sub.status === "PendingConfirmation") await this.sendConfirmation(sub);
     return sub;
   }
 
-  private sendConfirmation(sub: Subscription): void {
+  private async sendConfirmation(sub: Subscription): Promise<void> {
     const q = (action: string) =>
       `${this.baseUrl}/sns/?Action=${action}&TopicArn=${encodeURIComponent(sub.topicArn)}&Token=${sub.token}`;
-    const envelope = this.envelope({
+    const envelope = await this.envelope({
       Type: "SubscriptionConfirmation",
       MessageId: randomUUID(),
       Token: sub.token,
@@ -114,63 +117,72 @@ export class Topics {
       SubscribeURL: q("ConfirmSubscription"),
       Timestamp: new Date().toISOString(),
     });
-    this.store.add([this.delivery(sub, envelope)]);
+    await this.store.add([this.delivery(sub, envelope)]);
     this.wake();
   }
 
-  confirm(topicArn: string, token: string): Subscription {
-    const sub = this.store.confirmSubscription(topicArn, token, Date.now());
+  async confirm(topicArn: string, token: string): Promise<Subscription> {
+    const sub = await this.store.confirmSubscription(topicArn, token, Date.now());
     if (!sub) throw new KikitoriError("NotFound", "no pending subscription of that topic has this Token");
     return sub;
   }
 
-  unsubscribe(arn: string): void {
-    if (!this.store.deleteSubscription(arn)) throw notFound("Subscription", arn);
+  async unsubscribe(arn: string): Promise<void> {
+    if (!(await this.store.deleteSubscription(arn))) throw notFound("Subscription", arn);
   }
 
   listSubscriptions = (topicArn?: string) => this.store.listSubscriptions(topicArn);
 
   /** Publishes to every confirmed subscription; returns the MessageId. */
-  publish(topicArn: string, message: string, subject?: string): string {
-    const { messageId, deliveries } = this.fanOut(topicArn, message, subject);
-    this.store.add(deliveries);
+  async publish(topicArn: string, message: string, subject?: string): Promise<string> {
+    const { messageId, deliveries } = await this.fanOut(topicArn, message, subject);
+    await this.store.add(deliveries);
     this.wake();
     return messageId;
   }
 
-  /** The deliveries of one message to a topic (for the dispatcher, which commits them with its outbox row). */
-  fanOut(
+  /**
+   * The deliveries of one message to a topic. The dispatcher passes a `messageId` derived from the outbox
+   * event, so expanding the event again yields the same delivery ids (added once).
+   */
+  async fanOut(
     topicArn: string,
     message: string,
     subject?: string,
-    invocationId?: string,
-    eventId?: number,
-  ): { messageId: string; deliveries: NewDelivery[] } {
-    this.getTopic(topicArn);
+    cause: { invocationId?: string; eventId?: number; messageId?: string } = {},
+  ): Promise<{ messageId: string; deliveries: NewDelivery[] }> {
+    await this.getTopic(topicArn);
     if (typeof message !== "string" || message.length === 0) throw validation("Message", "is required");
     if (Buffer.byteLength(message) > MAX_MESSAGE_BYTES)
       throw validation("Message", `larger than ${MAX_MESSAGE_BYTES} bytes`);
-    const messageId = randomUUID();
-    const deliveries = this.store
-      .listSubscriptions(topicArn)
-      .filter((s) => s.status === "Confirmed")
-      .map((sub) => {
-        const envelope = this.envelope({
-          Type: "Notification",
-          MessageId: messageId,
-          TopicArn: topicArn,
-          Subject: subject,
-          Message: message,
-          Timestamp: new Date().toISOString(),
-        });
-        envelope.UnsubscribeURL = `${this.baseUrl}/sns/?Action=Unsubscribe&SubscriptionArn=${encodeURIComponent(sub.arn)}`;
-        return { ...this.delivery(sub, envelope), invocationId, eventId };
+    const messageId = cause.messageId ?? randomUUID();
+    const subscriptions = (await this.store.listSubscriptions(topicArn)).filter(
+      (s) => s.status === "Confirmed",
+    );
+    const deliveries: NewDelivery[] = [];
+    for (const sub of subscriptions) {
+      const envelope = await this.envelope({
+        Type: "Notification",
+        MessageId: messageId,
+        TopicArn: topicArn,
+        Subject: subject,
+        Message: message,
+        Timestamp: new Date().toISOString(),
       });
+      envelope.UnsubscribeURL = `${this.baseUrl}/sns/?Action=Unsubscribe&SubscriptionArn=${encodeURIComponent(sub.arn)}`;
+      deliveries.push({
+        ...this.delivery(sub, envelope),
+        invocationId: cause.invocationId,
+        eventId: cause.eventId,
+      });
+    }
     return { messageId, deliveries };
   }
 
-  private envelope(fields: Omit<Envelope, "Signature" | "SignatureVersion" | "SigningCertURL">): Envelope {
-    return signEnvelope(fields, this.signingKey(), this.signingCertUrl());
+  private async envelope(
+    fields: Omit<Envelope, "Signature" | "SignatureVersion" | "SigningCertURL">,
+  ): Promise<Envelope> {
+    return signEnvelope(fields, await this.signingKey(), await this.signingCertUrl());
   }
 
   private delivery(sub: Subscription, e: Envelope): NewDelivery {

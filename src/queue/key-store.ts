@@ -21,9 +21,12 @@ export interface SessionRecord {
   expiresAt: number;
 }
 
+/** Uses are recorded at most this often per key: a busy key must not write on every request. */
+export const TOUCH_EVERY_MS = 60_000;
+
 /**
- * API keys and browser sessions. SQLite implements it (src/queue/sqlite/key-store.ts); a PostgreSQL
- * implementation must pass the same contract tests (test/queue/key-contract.ts).
+ * API keys and browser sessions, on SQLite (src/queue/sqlite/key-store.ts) and PostgreSQL
+ * (src/queue/postgres/key-store.ts); both pass test/queue/key-contract.ts.
  */
 export interface KeyStore {
   /** Throws AlreadyExists for a duplicate id. */

@@ -85,7 +85,10 @@ export interface StateStore {
   queuePosition(id: string): Promise<number | undefined>;
   backlog(endpoint: string): Promise<BacklogStats>;
 
-  /** Takes up to `max` queued, unexpired invocations of the endpoint, oldest first. */
+  /**
+   * Takes up to `max` queued, unexpired invocations of the endpoint, oldest first, counting an attempt for
+   * each; an invocation whose attempts reached maxAttempts is never leased.
+   */
   lease(endpoint: string, owner: string, max: number, leaseMs: number, now: number): Promise<Invocation[]>;
   heartbeat(
     id: string,
@@ -112,4 +115,27 @@ export interface StateStore {
   /** Outbox: undelivered events, oldest first. */
   pendingEvents(limit: number): Promise<OutboxEvent[]>;
   markEventsDelivered(ids: number[]): Promise<void>;
+}
+
+/**
+ * Wake-ups between processes, raised by the store when it commits the change: `queued` (payload: the
+ * endpoint name) when work becomes leasable, `finished` (payload: the invocation id) when one ends.
+ */
+export type WakeTopic = "queued" | "finished";
+
+/**
+ * What a backend offers for running as several processes on one database: one leader at a time for the
+ * cluster-wide loops, and wake-ups. src/queue/leader.ts builds the leader's life cycle on `tryLead`.
+ */
+export interface Coordinator {
+  /**
+   * Becomes the leader if no live process is, or confirms that this process still is; false otherwise.
+   * A leader that dies (its database session ends) is replaced at the next call of another process.
+   */
+  tryLead(): Promise<boolean>;
+  /** Gives leadership up, so another process takes it at once (shutdown). */
+  resign(): Promise<void>;
+  /** Calls `fn` for each wake-up on `topic` committed by any process, this one included. */
+  onWake(topic: WakeTopic, fn: (payload: string) => void): void;
+  close(): Promise<void>;
 }

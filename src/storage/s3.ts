@@ -69,7 +69,8 @@ export class S3ObjectStore implements ObjectStore {
     this.client = new S3Client({
       endpoint: opts.endpoint,
       region: opts.region,
-      credentials: opts.credentials,
+      // A copy: the SDK annotates the object it is given, and the caller's may be shared or frozen.
+      credentials: opts.credentials && { ...opts.credentials },
       forcePathStyle: opts.forcePathStyle,
     });
   }

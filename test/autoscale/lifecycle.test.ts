@@ -14,7 +14,11 @@ async function setup() {
   const dir = tempDir("kk-life-");
   const state = new SqliteStateStore(join(dir, "kikitori.db"));
   const objects = new FsObjectStore({ root: join(dir, "objects") });
-  const service = new Service(state, objects);
+  const service = new Service(state, objects, {
+    maxInputBytes: 1 << 20,
+    maxAttempts: 3,
+    defaultBucket: "kikitori",
+  });
   await objects.createBucket("kikitori");
   const manager = new InstanceManager(service, new ModelDataCache(join(dir, "cache"), objects), {
     leaseMs: 30_000,
@@ -66,11 +70,7 @@ test("a hung model server fails its health checks, is killed and replaced, and i
     const victim = manager.instancesOf("m")[0]!;
     await service.objects.putObject("kikitori", "in.bin", Buffer.from("abc"));
     const inv = await service.invokeAsync({ endpoint: "m", inputLocation: "s3://kikitori/in.bin" });
-    await waitFor(
-      async () => (await service.state.getInvocation(inv.id))?.state === "Running",
-      5000,
-      "Running",
-    );
+    await waitFor(async () => (await service.getInvocation(inv.id))?.state === "Running", 5000, "Running");
     process.kill(victim.pid!, "SIGSTOP"); // still running, but answers nothing: only a health check can tell
     await waitFor(() => victim.state === "Failed", 5000, "victim Failed");
     assert.match(victim.reason!, /failed 3 health checks in a row \(GET \/ping answered nothing\)/);
@@ -81,12 +81,12 @@ test("a hung model server fails its health checks, is killed and replaced, and i
       "replacement InService",
     );
     await waitFor(
-      async () => (await service.state.getInvocation(inv.id))?.state === "Succeeded",
+      async () => (await service.getInvocation(inv.id))?.state === "Succeeded",
       15_000,
       "retried and Succeeded",
     );
-    assert.equal((await service.state.getInvocation(inv.id))!.attempts, 2);
-    const records = await service.state.listInstances({ endpoint: "m" });
+    assert.equal((await service.getInvocation(inv.id))!.attempts, 2);
+    const records = await service.listInstances({ endpoint: "m" });
     assert.equal(records.find((r) => r.id === victim.id)?.state, "Failed");
   } finally {
     await close();
@@ -100,21 +100,17 @@ test("scale-in drains: the in-flight invocation finishes, then SIGTERM and Termi
     const inst = manager.instancesOf("m")[0]!;
     await service.objects.putObject("kikitori", "in.bin", Buffer.from("abc"));
     const inv = await service.invokeAsync({ endpoint: "m", inputLocation: "s3://kikitori/in.bin" });
-    await waitFor(
-      async () => (await service.state.getInvocation(inv.id))?.state === "Running",
-      5000,
-      "Running",
-    );
+    await waitFor(async () => (await service.getInvocation(inv.id))?.state === "Running", 5000, "Running");
     manager.setDesired("m", "AllTraffic", 0);
     await waitFor(() => inst.state === "Draining", 2000, "Draining");
     // shutdownGraceMs is 500 ms and the invocation takes 1.5 s: it is handed back, not lost.
     await waitFor(() => inst.state === "Terminated", 5000, "Terminated");
     assert.ok(!alive(inst.pid!), "process gone");
-    const cur = (await service.state.getInvocation(inv.id))!;
+    const cur = (await service.getInvocation(inv.id))!;
     assert.equal(cur.state, "Queued", "handed back to the queue");
     manager.setDesired("m", "AllTraffic", 1);
     await waitFor(
-      async () => (await service.state.getInvocation(inv.id))?.state === "Succeeded",
+      async () => (await service.getInvocation(inv.id))?.state === "Succeeded",
       15_000,
       "done on a new instance",
     );

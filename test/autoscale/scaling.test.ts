@@ -49,8 +49,7 @@ async function zeroEndpoint(
   });
 }
 
-const live = async (k: Kikitori) =>
-  (await k.service.state.listInstances({ endpoint: "zero", live: true })).length;
+const live = async (k: Kikitori) => (await k.service.listInstances({ endpoint: "zero", live: true })).length;
 const invoke = async (api: Api, input: string) =>
   (await api.ok("POST", "/v1/endpoints/zero/invocations", { inputLocation: input })).inferenceId as string;
 

@@ -90,7 +90,7 @@ describe(
         )
       ).InferenceId!;
     const outputOf = async (id: string) => {
-      const inv = await srv.kikitori.service.state.getInvocation(id);
+      const inv = await srv.kikitori.service.getInvocation(id);
       assert.ok(inv);
       return inv;
     };
@@ -173,7 +173,7 @@ describe(
         normalize(body.text).split("ask not what your country can do for you").length - 1 >= 2,
         body.text,
       );
-      const records = await srv.kikitori.service.state.listInstances({ endpoint: name });
+      const records = await srv.kikitori.service.listInstances({ endpoint: name });
       const dead = records.find((r) => `kikitori-${r.id}` === killed);
       assert.equal(dead?.state, "Failed");
       assert.match(dead?.reason ?? "", /model server exited with code 137/);
@@ -273,7 +273,7 @@ describe(
       let reason = "";
       await waitFor(
         async () => {
-          const records = await srv.kikitori.service.state.listInstances({ endpoint: doomed });
+          const records = await srv.kikitori.service.listInstances({ endpoint: doomed });
           reason = records.find((r) => /before answering/.test(r.reason ?? ""))?.reason ?? "";
           return reason !== "";
         },

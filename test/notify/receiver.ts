@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after } from "node:test";
-import { loadNotifyOptions, type NotifyOptions } from "../../src/notify/options.js";
+import type { NotifyOptions } from "../../src/notify/options.js";
+import { loadConfig } from "../../src/config.js";
 import { startTestServer } from "../helpers/server.js";
 
 export interface Received {
@@ -55,7 +56,7 @@ export class Receiver {
 export async function startNotifyServer(over: Partial<NotifyOptions> = {}) {
   const k = await startTestServer({
     notify: {
-      ...loadNotifyOptions({}),
+      ...loadConfig({}, {}).notify,
       egress: { allowLoopback: true, allowPrivate: false, allowHosts: [], denyHosts: [] },
       initialBackoffMs: 200,
       pollMs: 100,

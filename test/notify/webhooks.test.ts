@@ -2,7 +2,8 @@ import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { Webhook } from "standardwebhooks";
-import { loadNotifyOptions } from "../../src/notify/options.js";
+import { loadConfig } from "../../src/config.js";
+import type { NotifyOptions } from "../../src/notify/index.js";
 import { noopModelServer, startTestServer, waitFor } from "../helpers/server.js";
 import { Receiver, type Received } from "./receiver.js";
 
@@ -27,8 +28,8 @@ function verify(
     });
 }
 
-const notify = (over: Partial<ReturnType<typeof loadNotifyOptions>> = {}) => ({
-  ...loadNotifyOptions({}),
+const notify = (over: Partial<NotifyOptions> = {}) => ({
+  ...loadConfig({}, {}).notify,
   egress: { allowLoopback: true, allowPrivate: false, allowHosts: [], denyHosts: [] },
   initialBackoffMs: 200,
   maxBackoffMs: 1000,

@@ -1,18 +1,13 @@
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SqliteStateStore } from "../../src/queue/sqlite/store.js";
-import { stateStoreContract } from "./contract.js";
+import { tempDir } from "../helpers/fixtures.js";
 
-stateStoreContract(
-  "sqlite",
-  async () => new SqliteStateStore(join(mkdtempSync(join(tmpdir(), "kk-q-")), "db.sqlite")),
-);
-
+// What only the embedded backend promises; the shared contract runs in stores.test.ts.
 test("sqlite: the database runs in WAL mode and survives reopening", async () => {
-  const file = join(mkdtempSync(join(tmpdir(), "kk-q-")), "db.sqlite");
+  const file = join(tempDir("kk-q-"), "db.sqlite");
   const a = new SqliteStateStore(file);
   await a.createModel({ name: "m", image: "kikitori/whisper", environment: {}, createdAt: 1 });
   assert.ok(existsSync(file + "-wal"), "a write-ahead log beside the database");

@@ -28,10 +28,10 @@ export interface AwsFrontDoorOptions {
   store: ObjectStore;
   /** IAM roles and resource tags. */
   resources: AwsResourceStore;
-  /** Reported in ARNs and by GetCallerIdentity. @defaultValue "000000000000" */
-  accountId?: string;
-  /** Region when a request carries no credential scope. @defaultValue "us-east-1" */
-  region?: string;
+  /** Reported in ARNs and by GetCallerIdentity (config.ts). */
+  accountId: string;
+  /** Region when a request carries no credential scope (config.ts). */
+  region: string;
   /** Built-in IAM roles: always there, beside those made with CreateRole. @defaultValue ["kikitori-execution-role"] */
   roles?: string[];
   /**
@@ -87,8 +87,8 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
       principal: request.principal!,
       resources: o.resources,
       roles,
-      region: identity.region ?? scopeRegion ?? o.region ?? "us-east-1",
-      accountId: o.accountId ?? "000000000000",
+      region: identity.region ?? scopeRegion ?? o.region,
+      accountId: o.accountId,
     };
   };
 

@@ -202,7 +202,7 @@ async function authorizeS3(deps: S3Deps, req: S3Request): Promise<void> {
 async function ownsResult(deps: S3Deps, p: Principal, bucket: string, key: string): Promise<boolean> {
   const m = /([^/]+?)(-error)?\.out$/.exec(key);
   if (!m || !deps.service) return false;
-  const inv = await deps.service.state.getInvocation(m[1]!);
+  const inv = await deps.service.findInvocation(m[1]!);
   const location = `s3://${bucket}/${key}`;
   return (
     !!inv && maySeeInvocation(p, inv) && (inv.outputLocation === location || inv.failureLocation === location)

@@ -88,7 +88,7 @@ async function createModel(input: JsonInput, ctx: AwsContext) {
   const c = container("CreateModel", def, primary ? "PrimaryContainer." : "Containers[0].");
   await checkModelImage(ctx, c.image);
   // SageMaker's wording and code: the sagemaker SDK reuses the model when it sees them.
-  if (await ctx.service.state.getModel(name))
+  if (await ctx.service.findModel(name))
     throw awsValidation(`Cannot create already existing model "${arn(ctx, "model", name)}".`);
   const role = optionalString(input, "ExecutionRoleArn");
   if (role !== undefined) await checkRole(ctx, role);
@@ -212,7 +212,7 @@ async function createEndpointConfig(input: JsonInput, ctx: AwsContext) {
   const op = "CreateEndpointConfig";
   checkMembers(op, "", input, ["EndpointConfigName", "ProductionVariants", "AsyncInferenceConfig", "Tags"]);
   const name = requiredString(input, "EndpointConfigName");
-  if (await ctx.service.state.getEndpointConfig(name))
+  if (await ctx.service.findEndpointConfig(name))
     throw awsValidation(
       `Cannot create already existing endpoint configuration "${arn(ctx, "endpoint-config", name)}".`,
     );
@@ -284,7 +284,7 @@ async function createEndpoint(input: JsonInput, ctx: AwsContext) {
   checkMembers("CreateEndpoint", "", input, ["EndpointName", "EndpointConfigName", "Tags"]);
   const name = requiredString(input, "EndpointName");
   const configName = requiredString(input, "EndpointConfigName");
-  if (await ctx.service.state.getEndpoint(name))
+  if (await ctx.service.findEndpoint(name))
     throw awsValidation(`Cannot create already existing endpoint "${arn(ctx, "endpoint", name)}".`);
   await checkConfigImages(ctx, configName);
   const tags = tagsOf("CreateEndpoint", input);
@@ -297,7 +297,7 @@ async function describeEndpoint(input: JsonInput, ctx: AwsContext) {
   checkMembers("DescribeEndpoint", "", input, ["EndpointName"]);
   const name = requiredString(input, "EndpointName");
   const e = await found("endpoint", name, () => ctx.service.getEndpoint(name));
-  const config = await ctx.service.state.getEndpointConfig(e.configName);
+  const config = await ctx.service.findEndpointConfig(e.configName);
   const counts = ctx.manager.counts(name);
   return {
     EndpointName: e.name,
@@ -346,7 +346,7 @@ async function listEndpoints(input: JsonInput, ctx: AwsContext) {
   const status = optionalString(input, "StatusEquals");
   if (status !== undefined && !STATUSES.includes(status as EndpointStatus))
     throw awsValidation(`ListEndpoints: StatusEquals must be one of ${STATUSES.join(", ")}`);
-  const all = sorted("ListEndpoints", await ctx.service.state.listEndpoints(), input).filter(
+  const all = sorted("ListEndpoints", await ctx.service.listEndpoints(), input).filter(
     (e) => !status || e.status === status,
   );
   const { items, nextToken } = page(all, input);
@@ -418,10 +418,10 @@ async function taggable(ctx: AwsContext, input: JsonInput): Promise<string> {
   const [, kind, lower] = m;
   const list =
     kind === "model"
-      ? await ctx.service.state.listModels()
+      ? await ctx.service.listModels()
       : kind === "endpoint-config"
-        ? await ctx.service.state.listEndpointConfigs()
-        : await ctx.service.state.listEndpoints();
+        ? await ctx.service.listEndpointConfigs()
+        : await ctx.service.listEndpoints();
   const item = list.find((x) => x.name.toLowerCase() === lower);
   if (!item) throw awsValidation(`Could not find resource "${resourceArn}".`);
   // Tags live under the canonical ARN, whatever the case the caller wrote.
@@ -518,10 +518,7 @@ export function sagemakerService(): JsonService {
       },
       ListModels: async (input, ctx) => {
         checkMembers("ListModels", "", input, LIST_MEMBERS);
-        const { items, nextToken } = page(
-          sorted("ListModels", await ctx.service.state.listModels(), input),
-          input,
-        );
+        const { items, nextToken } = page(sorted("ListModels", await ctx.service.listModels(), input), input);
         return {
           Models: items.map((m) => ({
             ModelName: m.name,
@@ -547,7 +544,7 @@ export function sagemakerService(): JsonService {
       },
       ListEndpointConfigs: async (input, ctx) => {
         checkMembers("ListEndpointConfigs", "", input, LIST_MEMBERS);
-        const all = sorted("ListEndpointConfigs", await ctx.service.state.listEndpointConfigs(), input);
+        const all = sorted("ListEndpointConfigs", await ctx.service.listEndpointConfigs(), input);
         const { items, nextToken } = page(all, input);
         return {
           EndpointConfigs: items.map((c) => ({

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { KikitoriError } from "../../errors.js";
-import type { Subscription } from "../../queue/sqlite/notify-store.js";
+import type { Subscription } from "../../notify/index.js";
 import type { Topics } from "../../notify/topics.js";
 import type { QueryService } from "./context.js";
 import { AwsApiError } from "./json-protocol.js";
@@ -62,19 +62,19 @@ export function snsService(topics: Topics, accountId = "000000000000"): QuerySer
     protocol: "query",
     namespace: NAMESPACE,
     actions: {
-      CreateTopic: wrap((p) => ({
-        TopicArn: topics.createTopic(required(p, "Name"), attributeMap(p, "Attributes")).arn,
+      CreateTopic: wrap(async (p) => ({
+        TopicArn: (await topics.createTopic(required(p, "Name"), attributeMap(p, "Attributes"))).arn,
       })),
-      DeleteTopic: wrap((p) => {
-        topics.deleteTopic(required(p, "TopicArn"));
+      DeleteTopic: wrap(async (p) => {
+        await topics.deleteTopic(required(p, "TopicArn"));
         return undefined;
       }),
-      ListTopics: wrap(() => ({
-        Topics: { member: topics.listTopics().map((t) => ({ TopicArn: t.arn })) },
+      ListTopics: wrap(async () => ({
+        Topics: { member: (await topics.listTopics()).map((t) => ({ TopicArn: t.arn })) },
       })),
-      GetTopicAttributes: wrap((p) => {
-        const t = topics.getTopic(required(p, "TopicArn"));
-        const subs = topics.listSubscriptions(t.arn);
+      GetTopicAttributes: wrap(async (p) => {
+        const t = await topics.getTopic(required(p, "TopicArn"));
+        const subs = await topics.listSubscriptions(t.arn);
         const attrs: Record<string, string> = {
           TopicArn: t.arn,
           Owner: accountId,
@@ -95,22 +95,23 @@ export function snsService(topics: Topics, accountId = "000000000000"): QuerySer
         const showArn = sub.status === "Confirmed" || p.get("ReturnSubscriptionArn") === "true";
         return { SubscriptionArn: showArn ? sub.arn : "pending confirmation" };
       }),
-      ConfirmSubscription: wrap((p) => ({
-        SubscriptionArn: topics.confirm(required(p, "TopicArn"), required(p, "Token")).arn,
+      ConfirmSubscription: wrap(async (p) => ({
+        SubscriptionArn: (await topics.confirm(required(p, "TopicArn"), required(p, "Token"))).arn,
       })),
-      Unsubscribe: wrap((p) => {
-        topics.unsubscribe(required(p, "SubscriptionArn"));
+      Unsubscribe: wrap(async (p) => {
+        await topics.unsubscribe(required(p, "SubscriptionArn"));
         return undefined;
       }),
-      ListSubscriptions: wrap(() => ({
-        Subscriptions: { member: topics.listSubscriptions().map((s) => member(s, accountId)) },
+      ListSubscriptions: wrap(async () => ({
+        Subscriptions: { member: (await topics.listSubscriptions()).map((s) => member(s, accountId)) },
       })),
-      ListSubscriptionsByTopic: wrap((p) => {
+      ListSubscriptionsByTopic: wrap(async (p) => {
         const arn = required(p, "TopicArn");
-        topics.getTopic(arn);
-        return { Subscriptions: { member: topics.listSubscriptions(arn).map((s) => member(s, accountId)) } };
+        await topics.getTopic(arn);
+        const subs = await topics.listSubscriptions(arn);
+        return { Subscriptions: { member: subs.map((s) => member(s, accountId)) } };
       }),
-      Publish: wrap((p) => {
+      Publish: wrap(async (p) => {
         if (p.get("TargetArn") || p.get("PhoneNumber"))
           throw new AwsApiError(
             "InvalidParameter",
@@ -118,7 +119,7 @@ export function snsService(topics: Topics, accountId = "000000000000"): QuerySer
             "Invalid parameter: only TopicArn targets are supported",
           );
         return {
-          MessageId: topics.publish(
+          MessageId: await topics.publish(
             required(p, "TopicArn"),
             required(p, "Message"),
             p.get("Subject") ?? undefined,
@@ -160,8 +161,8 @@ export function registerSnsLinks(app: FastifyInstance, topics: Topics, accountId
     },
   );
   // The certificate at SigningCertURL; signing-key.pem is the name envelopes signed before 0.2 carry.
-  const sendCertificate = (reply: FastifyReply) =>
-    reply.header("content-type", "application/x-pem-file").send(topics.signingCertificate());
+  const sendCertificate = async (reply: FastifyReply) =>
+    reply.header("content-type", "application/x-pem-file").send(await topics.signingCertificate());
   app.get(
     "/sns/signing-key.pem",
     { config: { auth: { allow: "public" } }, schema: { hide: true } },
@@ -171,7 +172,7 @@ export function registerSnsLinks(app: FastifyInstance, topics: Topics, accountId
     "/sns/SimpleNotificationService-:file",
     { config: { auth: { allow: "public" } }, schema: { hide: true } },
     async (req, reply) =>
-      topics.signingCertUrl().endsWith(`/SimpleNotificationService-${req.params.file}`)
+      (await topics.signingCertUrl()).endsWith(`/SimpleNotificationService-${req.params.file}`)
         ? sendCertificate(reply)
         : reply.code(404).send({ error: "NotFound", message: "no such signing certificate" }),
   );

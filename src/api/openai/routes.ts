@@ -158,9 +158,7 @@ export async function registerOpenAi(
               // A stream is built from the segments of the json format.
               format: stream ? "json" : FORMATS[format],
             };
-            const endpoint = (await service.state.getEndpoint(fields.model))
-              ? fields.model
-              : o.defaultEndpoint;
+            const endpoint = (await service.findEndpoint(fields.model)) ? fields.model : o.defaultEndpoint;
             // OpenAI clients never create endpoints: the default one is made on first use.
             await service.ensureBuiltinEndpoint(endpoint);
             const inv = await service.invokeAsync({
@@ -230,7 +228,7 @@ async function checkField(name: string, value: string, service: Service, o: Open
       if (
         !OPENAI_MODELS.has(value) &&
         value !== o.defaultEndpoint &&
-        !(await service.state.getEndpoint(value))
+        !(await service.findEndpoint(value))
       )
         throw new OpenAiError(
           404,

@@ -19,7 +19,7 @@ export interface EndpointEventsDeps {
 export async function endpointDetail(d: EndpointEventsDeps, name: string) {
   const view = await endpointView(d.service, name);
   const variants = view.config?.variants ?? [];
-  const models = await Promise.all(variants.map((v) => d.service.state.getModel(v.modelName)));
+  const models = await Promise.all(variants.map((v) => d.service.findModel(v.modelName)));
   const scaling = [];
   for (const v of variants) {
     const ResourceId = `endpoint/${name}/variant/${v.variantName}`;
@@ -55,7 +55,7 @@ export async function* endpointEvents(
   let since = Date.now() - historySeconds * 1000;
   const activities = new Map<string, string>();
   while (!signal.aborted) {
-    if (!(await d.service.state.getEndpoint(name))) {
+    if (!(await d.service.findEndpoint(name))) {
       yield { event: "deleted", data: { name } };
       return;
     }

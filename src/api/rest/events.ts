@@ -44,7 +44,7 @@ export async function registerEvents(
       await visibleInvocation(req.principal, req.params.id, (id) => service.getInvocation(id));
       const iso = (ms?: number) => (ms === undefined ? undefined : new Date(ms).toISOString());
       return {
-        deliveries: notifier.store.deliveriesOf(req.params.id).map((d) => ({
+        deliveries: (await notifier.store.deliveriesOf(req.params.id)).map((d) => ({
           id: d.id,
           kind: d.kind,
           eventType: d.eventType,
@@ -77,7 +77,7 @@ export async function registerEvents(
     },
     async (req, reply) => {
       await service.getEndpoint(req.params.name);
-      const { secret, createdAt } = notifier.dispatcher.rotateSecret(req.params.name);
+      const { secret, createdAt } = await notifier.dispatcher.rotateSecret(req.params.name);
       return reply
         .code(201)
         .send({ endpoint: req.params.name, secret, createdAt: new Date(createdAt).toISOString() });
@@ -95,7 +95,7 @@ export async function registerEvents(
     },
     async (req) => {
       await service.getEndpoint(req.params.name);
-      const info = notifier.dispatcher.secretInfo(req.params.name);
+      const info = await notifier.dispatcher.secretInfo(req.params.name);
       return {
         endpoint: req.params.name,
         exists: !!info,

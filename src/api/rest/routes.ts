@@ -68,7 +68,7 @@ export function invocationView(inv: Invocation & { queuePosition?: number }) {
 /** The public view of an endpoint: its status, config, live instances and backlog. */
 export async function endpointView(service: Service, name: string) {
   const { endpoint, config, instances } = await service.describeEndpoint(name);
-  const backlog = await service.state.backlog(endpoint.name);
+  const backlog = await service.backlog(endpoint.name);
   return { ...endpoint, config, instances, backlog };
 }
 
@@ -187,7 +187,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
         .send(await service.createModel({ ...req.body, image: req.body.image ?? "kikitori/whisper" })),
   );
   app.get("/v1/models", { config: { auth: { allow: "admin" } }, schema: { tags: ["models"] } }, async () => ({
-    models: await service.state.listModels(),
+    models: await service.listModels(),
   }));
   app.get<{ Params: { name: string } }>(
     "/v1/models/:name",
@@ -276,7 +276,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
     "/v1/endpoint-configs",
     { config: { auth: { allow: "admin" } }, schema: { tags: ["endpoints"] } },
     async () => ({
-      endpointConfigs: await service.state.listEndpointConfigs(),
+      endpointConfigs: await service.listEndpointConfigs(),
     }),
   );
   app.get<{ Params: { name: string } }>(
@@ -319,7 +319,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
     "/v1/endpoints",
     { config: { auth: { allow: "admin" } }, schema: { tags: ["endpoints"] } },
     async () => ({
-      endpoints: await service.state.listEndpoints(),
+      endpoints: await service.listEndpoints(),
     }),
   );
   app.get<{ Params: { name: string } }>(
@@ -466,7 +466,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
           invocationListEvents(service, filter, invocationView, signal),
         );
       }
-      const invs = await service.state.listInvocations({
+      const invs = await service.listInvocations({
         endpoint: q.endpoint,
         state: q.state,
         principal: req.principal?.scope === "admin" ? undefined : req.principal?.id,

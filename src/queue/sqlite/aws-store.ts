@@ -1,29 +1,8 @@
 import type Database from "better-sqlite3";
 import type { AwsResource, AwsResourceKind, AwsResourceStore } from "../aws-store.js";
-import type { Migration } from "./schema.js";
-import type { Row } from "./rows.js";
+import { toAwsResource, type Row } from "../rows.js";
 
-export const AWS_MIGRATION: Migration = {
-  name: "0005-aws",
-  sql: `
-  CREATE TABLE aws_resources (
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    body TEXT NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (kind, name)
-  );
-  `,
-};
-
-const resource = (r: Row): AwsResource => ({
-  kind: String(r.kind) as AwsResourceKind,
-  name: String(r.name),
-  body: String(r.body),
-  updatedAt: Number(r.updated_at),
-});
-
-/** AWS metadata in the shared SQLite file (migration 0005-aws). */
+/** AWS metadata in the shared SQLite file (migrations/sqlite/0005-aws.sql). */
 export class SqliteAwsStore implements AwsResourceStore {
   constructor(private readonly db: Database.Database) {}
 
@@ -50,7 +29,7 @@ export class SqliteAwsStore implements AwsResourceStore {
   async get(kind: AwsResourceKind, name: string): Promise<AwsResource | undefined> {
     const r = this.db.prepare("SELECT * FROM aws_resources WHERE kind = ? AND name = ?").get(kind, name) as
       Row | undefined;
-    return r ? resource(r) : undefined;
+    return r ? toAwsResource(r) : undefined;
   }
 
   async list(kind: AwsResourceKind, prefix = ""): Promise<AwsResource[]> {
@@ -58,7 +37,7 @@ export class SqliteAwsStore implements AwsResourceStore {
     const rows = this.db
       .prepare("SELECT * FROM aws_resources WHERE kind = ? AND substr(name, 1, ?) = ? ORDER BY name")
       .all(kind, prefix.length, prefix) as Row[];
-    return rows.map(resource);
+    return rows.map(toAwsResource);
   }
 
   async delete(kind: AwsResourceKind, name: string): Promise<boolean> {

@@ -1,27 +1,9 @@
 import type Database from "better-sqlite3";
-import type { Scope } from "../../auth/types.js";
 import { alreadyExists } from "../../errors.js";
-import type { ApiKeyRecord, KeyStore, SessionRecord } from "../key-store.js";
-import { opt, type Row } from "./rows.js";
+import { TOUCH_EVERY_MS, type ApiKeyRecord, type KeyStore, type SessionRecord } from "../key-store.js";
+import { toApiKey, toSession, type Row } from "../rows.js";
 
-const num = (v: unknown) => opt(v, Number);
-
-function toKey(r: Row): ApiKeyRecord {
-  return {
-    id: String(r.id),
-    name: String(r.name),
-    scope: String(r.scope) as Scope,
-    hash: String(r.hash),
-    createdAt: Number(r.created_at),
-    revokedAt: num(r.revoked_at),
-    lastUsedAt: num(r.last_used_at),
-  };
-}
-
-/** Uses are recorded at most this often per key: a busy key must not write on every request. */
-const TOUCH_EVERY_MS = 60_000;
-
-/** API keys and sessions in the shared SQLite file (migration 0006-auth). */
+/** API keys and sessions in the shared SQLite file (migrations/sqlite/0006-auth.sql). */
 export class SqliteKeyStore implements KeyStore {
   constructor(private readonly db: Database.Database) {}
 
@@ -41,11 +23,11 @@ export class SqliteKeyStore implements KeyStore {
 
   async getKey(id: string): Promise<ApiKeyRecord | undefined> {
     const r = this.db.prepare("SELECT * FROM api_keys WHERE id = ?").get(id) as Row | undefined;
-    return r ? toKey(r) : undefined;
+    return r ? toApiKey(r) : undefined;
   }
 
   async listKeys(): Promise<ApiKeyRecord[]> {
-    return (this.db.prepare("SELECT * FROM api_keys ORDER BY created_at, id").all() as Row[]).map(toKey);
+    return (this.db.prepare("SELECT * FROM api_keys ORDER BY created_at, id").all() as Row[]).map(toApiKey);
   }
 
   async revokeKey(id: string, now: number): Promise<boolean> {
@@ -81,14 +63,7 @@ export class SqliteKeyStore implements KeyStore {
     const r = this.db
       .prepare("SELECT * FROM auth_sessions WHERE hash = ? AND expires_at > ?")
       .get(hash, now) as Row | undefined;
-    return r
-      ? {
-          hash: String(r.hash),
-          keyId: String(r.key_id),
-          createdAt: Number(r.created_at),
-          expiresAt: Number(r.expires_at),
-        }
-      : undefined;
+    return r ? toSession(r) : undefined;
   }
 
   async deleteSession(hash: string): Promise<void> {

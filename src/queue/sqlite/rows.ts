@@ -1,12 +1,5 @@
 import type Database from "better-sqlite3";
 
-/** A result row as better-sqlite3 returns it: column name → value. */
-export type Row = Record<string, unknown>;
-
-/** A nullable column: undefined for SQL NULL, otherwise the value converted by `f`. */
-export const opt = <T>(v: unknown, f: (x: unknown) => T): T | undefined =>
-  v === null || v === undefined ? undefined : f(v);
-
 /** `?,?,…` for an `IN (…)` list of `n` values. */
 export const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(",");
 

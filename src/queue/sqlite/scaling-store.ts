@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { ScalableTarget, ScalingActivity, ScalingPolicy, ScalingStore } from "../../autoscale/types.js";
 
-import type { Row } from "./rows.js";
+import type { Row } from "../rows.js";
 
 /**
  * The autoscaler's tables in the shared SQLite file (migration 0002-scaling). Each record is kept as its

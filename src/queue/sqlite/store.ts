@@ -1,14 +1,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type {
-  Endpoint,
-  EndpointConfig,
-  InstanceRecord,
-  Invocation,
-  InvocationState,
-  Model,
-} from "../../core/types.js";
+import type { Endpoint, EndpointConfig, InstanceRecord, Invocation, Model } from "../../core/types.js";
 import { alreadyExists } from "../../errors.js";
 import type {
   BacklogStats,
@@ -20,57 +13,9 @@ import type {
   OutboxEvent,
   StateStore,
 } from "../types.js";
-import { opt, placeholders, statementCache, type Row } from "./rows.js";
-import { MIGRATIONS } from "./schema.js";
-
-const str = (v: unknown) => opt(v, String);
-const num = (v: unknown) => opt(v, Number);
-
-function toInvocation(r: Row): Invocation {
-  return {
-    id: String(r.id),
-    endpoint: String(r.endpoint),
-    state: r.state as InvocationState,
-    inputLocation: String(r.input_location),
-    outputLocation: String(r.output_location),
-    failureLocation: String(r.failure_location),
-    contentType: str(r.content_type),
-    accept: str(r.accept),
-    customAttributes: str(r.custom_attributes),
-    requestTtlSeconds: Number(r.request_ttl_s),
-    invocationTimeoutSeconds: Number(r.invocation_timeout_s),
-    attempts: Number(r.attempts),
-    maxAttempts: Number(r.max_attempts),
-    createdAt: Number(r.created_at),
-    startedAt: num(r.started_at),
-    finishedAt: num(r.finished_at),
-    seq: Number(r.seq),
-    leaseOwner: str(r.lease_owner),
-    leaseExpiresAt: num(r.lease_expires_at),
-    progressSeconds: num(r.progress_s),
-    totalSeconds: num(r.total_s),
-    error: r.error_code ? { code: String(r.error_code), message: String(r.error_message ?? "") } : undefined,
-    modelTimeMs: num(r.model_time_ms),
-    webhook: r.webhook ? (JSON.parse(String(r.webhook)) as Invocation["webhook"]) : undefined,
-    principal: str(r.principal),
-  };
-}
-
-function toInstance(r: Row): InstanceRecord {
-  return {
-    id: String(r.id),
-    endpoint: String(r.endpoint),
-    variant: String(r.variant),
-    host: String(r.host),
-    state: r.state as InstanceRecord["state"],
-    port: num(r.port),
-    pid: num(r.pid),
-    reason: str(r.reason),
-    startedAt: Number(r.started_at),
-    inServiceAt: num(r.in_service_at),
-    endedAt: num(r.ended_at),
-  };
-}
+import { num, toEndpoint, toInstance, toInvocation, toOutboxEvent, type Row } from "../rows.js";
+import { placeholders, statementCache } from "./rows.js";
+import { migrate } from "./schema.js";
 
 /** The embedded StateStore: one SQLite file in WAL mode. Every method is one short transaction. */
 export class SqliteStateStore implements StateStore {
@@ -87,25 +32,7 @@ export class SqliteStateStore implements StateStore {
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("foreign_keys = ON");
     this.q = statementCache(this.db);
-    this.migrate();
-  }
-
-  private migrate(): void {
-    this.db.exec(
-      "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
-    );
-    const done = new Set(
-      (this.db.prepare("SELECT name FROM schema_migrations").all() as { name: string }[]).map((r) => r.name),
-    );
-    for (const m of MIGRATIONS) {
-      if (done.has(m.name)) continue;
-      this.db.transaction(() => {
-        this.db.exec(m.sql);
-        this.db
-          .prepare("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)")
-          .run(m.name, Date.now());
-      })();
-    }
+    migrate(this.db);
   }
 
   async close(): Promise<void> {
@@ -317,6 +244,7 @@ export class SqliteStateStore implements StateStore {
                  started_at = COALESCE(started_at, @now), progress_s = NULL
            WHERE seq IN (SELECT seq FROM invocations
                          WHERE endpoint = @endpoint AND state = 'Queued' AND expires_at > @now
+                           AND attempts < max_attempts
                          ORDER BY seq LIMIT @max)
            RETURNING *`,
     ).all({ endpoint, owner, max, now, until: now + leaseMs }) as Row[];
@@ -428,12 +356,13 @@ export class SqliteStateStore implements StateStore {
 
   async upsertInstance(i: InstanceRecord): Promise<void> {
     this.q(
-      `INSERT INTO instances (id, endpoint, variant, host, state, port, pid, reason, started_at, in_service_at, ended_at)
-         VALUES (@id, @endpoint, @variant, @host, @state, @port, @pid, @reason, @startedAt, @inServiceAt, @endedAt)
+      `INSERT INTO instances (id, endpoint, variant, host, node, state, port, pid, reason, started_at, in_service_at, ended_at)
+         VALUES (@id, @endpoint, @variant, @host, @node, @state, @port, @pid, @reason, @startedAt, @inServiceAt, @endedAt)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, port = excluded.port, pid = excluded.pid,
            reason = excluded.reason, in_service_at = excluded.in_service_at, ended_at = excluded.ended_at`,
     ).run({
       ...i,
+      node: i.node ?? null,
       port: i.port ?? null,
       pid: i.pid ?? null,
       reason: i.reason ?? null,
@@ -460,13 +389,7 @@ export class SqliteStateStore implements StateStore {
     const rows = this.q("SELECT * FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT ?").all(
       limit,
     ) as Row[];
-    return rows.map((r) => ({
-      id: Number(r.id),
-      invocationId: String(r.invocation_id),
-      type: String(r.type),
-      payload: JSON.parse(String(r.payload)),
-      createdAt: Number(r.created_at),
-    }));
+    return rows.map(toOutboxEvent);
   }
 
   async markEventsDelivered(ids: number[]): Promise<void> {
@@ -476,15 +399,4 @@ export class SqliteStateStore implements StateStore {
       ...ids,
     );
   }
-}
-
-function toEndpoint(r: Row): Endpoint {
-  return {
-    name: String(r.name),
-    configName: String(r.config_name),
-    status: r.status as Endpoint["status"],
-    failureReason: str(r.failure_reason),
-    createdAt: Number(r.created_at),
-    updatedAt: Number(r.updated_at),
-  };
 }

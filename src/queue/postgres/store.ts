@@ -1,0 +1,431 @@
+import type pg from "pg";
+import type { Endpoint, EndpointConfig, InstanceRecord, Invocation, Model } from "../../core/types.js";
+import { alreadyExists } from "../../errors.js";
+import { num, toEndpoint, toInstance, toInvocation, toOutboxEvent, type Row } from "../rows.js";
+import type {
+  BacklogStats,
+  Guard,
+  HeartbeatResult,
+  InvocationFilter,
+  NewInvocation,
+  OutboxEvent,
+  Outcome,
+  StateStore,
+} from "../types.js";
+import { isUniqueViolation, params, rows, tx } from "./db.js";
+
+/** The NOTIFY channels of the wake-ups (coordinator.ts listens). */
+export const CHANNEL = { queued: "kikitori_queued", finished: "kikitori_finished" } as const;
+
+/** Columns of one new invocation, in INSERT order. */
+const INSERT_COLUMNS = [
+  "id",
+  "endpoint",
+  "state",
+  "input_location",
+  "output_location",
+  "failure_location",
+  "content_type",
+  "accept",
+  "custom_attributes",
+  "request_ttl_s",
+  "invocation_timeout_s",
+  "max_attempts",
+  "created_at",
+  "expires_at",
+  "webhook",
+  "principal",
+];
+const insertValues = (inv: NewInvocation): unknown[] => [
+  inv.id,
+  inv.endpoint,
+  "Queued",
+  inv.inputLocation,
+  inv.outputLocation,
+  inv.failureLocation,
+  inv.contentType ?? null,
+  inv.accept ?? null,
+  inv.customAttributes ?? null,
+  inv.requestTtlSeconds,
+  inv.invocationTimeoutSeconds,
+  inv.maxAttempts,
+  inv.createdAt,
+  inv.createdAt + inv.requestTtlSeconds * 1000,
+  inv.webhook ? JSON.stringify(inv.webhook) : null,
+  inv.principal ?? null,
+];
+/** PostgreSQL takes at most 65535 parameters in one statement. */
+const MAX_BATCH = Math.floor(65535 / INSERT_COLUMNS.length);
+
+interface PendingEnqueue {
+  inv: NewInvocation;
+  resolve: (i: Invocation) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * The StateStore on PostgreSQL. Leases take rows with `FOR UPDATE SKIP LOCKED`, so any number of
+ * processes lease from one queue without waiting on each other or getting the same row; state changes that
+ * make work leasable or end it send a NOTIFY in the same transaction (delivered on commit).
+ */
+export class PgStateStore implements StateStore {
+  private pending: PendingEnqueue[] = [];
+  private flushing = new Set<Promise<void>>();
+
+  constructor(private readonly pool: pg.Pool) {}
+
+  async close(): Promise<void> {
+    while (this.pending.length || this.flushing.size) {
+      if (this.pending.length) this.flush();
+      await Promise.all(this.flushing);
+    }
+  }
+
+  // --- models, configs, endpoints: JSON bodies keyed by name ---
+
+  private async insertNamed(table: string, what: string, name: string, body: unknown, createdAt: number) {
+    try {
+      await this.pool.query(`INSERT INTO ${table} (name, body, created_at) VALUES ($1, $2, $3)`, [
+        name,
+        JSON.stringify(body),
+        createdAt,
+      ]);
+    } catch (e) {
+      if (isUniqueViolation(e)) throw alreadyExists(what, name);
+      throw e;
+    }
+  }
+  private async getNamed<T>(table: string, name: string): Promise<T | undefined> {
+    const [r] = await rows(this.pool, `SELECT body FROM ${table} WHERE name = $1`, [name]);
+    return r ? (JSON.parse(String(r.body)) as T) : undefined;
+  }
+  private async listNamed<T>(table: string): Promise<T[]> {
+    const rs = await rows(this.pool, `SELECT body FROM ${table} ORDER BY created_at, name COLLATE "C"`);
+    return rs.map((r) => JSON.parse(String(r.body)) as T);
+  }
+  private async deleteNamed(table: string, name: string): Promise<boolean> {
+    return ((await this.pool.query(`DELETE FROM ${table} WHERE name = $1`, [name])).rowCount ?? 0) > 0;
+  }
+
+  createModel = (m: Model) => this.insertNamed("models", "Model", m.name, m, m.createdAt);
+  getModel = (name: string) => this.getNamed<Model>("models", name);
+  listModels = () => this.listNamed<Model>("models");
+  deleteModel = (name: string) => this.deleteNamed("models", name);
+
+  createEndpointConfig = (c: EndpointConfig) =>
+    this.insertNamed("endpoint_configs", "EndpointConfig", c.name, c, c.createdAt);
+  getEndpointConfig = (name: string) => this.getNamed<EndpointConfig>("endpoint_configs", name);
+  listEndpointConfigs = () => this.listNamed<EndpointConfig>("endpoint_configs");
+  deleteEndpointConfig = (name: string) => this.deleteNamed("endpoint_configs", name);
+
+  async createEndpoint(e: Endpoint): Promise<void> {
+    try {
+      await this.pool.query(
+        `INSERT INTO endpoints (name, config_name, status, failure_reason, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6)`,
+        [e.name, e.configName, e.status, e.failureReason ?? null, e.createdAt, e.updatedAt],
+      );
+    } catch (err) {
+      if (isUniqueViolation(err)) throw alreadyExists("Endpoint", e.name);
+      throw err;
+    }
+  }
+  async getEndpoint(name: string): Promise<Endpoint | undefined> {
+    const [r] = await rows(this.pool, "SELECT * FROM endpoints WHERE name = $1", [name]);
+    return r ? toEndpoint(r) : undefined;
+  }
+  async listEndpoints(): Promise<Endpoint[]> {
+    return (await rows(this.pool, `SELECT * FROM endpoints ORDER BY created_at, name COLLATE "C"`)).map(
+      toEndpoint,
+    );
+  }
+  async updateEndpoint(name: string, patch: Partial<Omit<Endpoint, "name" | "createdAt">>): Promise<void> {
+    await tx(this.pool, async (c) => {
+      const [r] = await rows(c, "SELECT * FROM endpoints WHERE name = $1 FOR UPDATE", [name]);
+      if (!r) return;
+      const next = { ...toEndpoint(r), ...patch, updatedAt: patch.updatedAt ?? Date.now() };
+      await c.query(
+        "UPDATE endpoints SET config_name = $1, status = $2, failure_reason = $3, updated_at = $4 WHERE name = $5",
+        [next.configName, next.status, next.failureReason ?? null, next.updatedAt, name],
+      );
+    });
+  }
+  deleteEndpoint = (name: string) => this.deleteNamed("endpoints", name);
+
+  // --- invocations ---
+
+  /**
+   * Group commit: enqueues that arrive in the same turn of the event loop share one INSERT (one commit,
+   * one NOTIFY per endpoint). Each promise resolves only after that commit; a duplicate id fails alone.
+   */
+  enqueue(inv: NewInvocation): Promise<Invocation> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ inv, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending.splice(0, MAX_BATCH);
+    if (this.pending.length) setImmediate(() => this.flush());
+    if (!batch.length) return;
+    const p = this.insertBatch(batch).finally(() => this.flushing.delete(p));
+    this.flushing.add(p);
+  }
+
+  private async insertBatch(batch: PendingEnqueue[]): Promise<void> {
+    const first = new Map<string, PendingEnqueue>();
+    const values: unknown[] = [];
+    const tuples: string[] = [];
+    for (const p of batch) {
+      if (first.has(p.inv.id)) continue;
+      first.set(p.inv.id, p);
+      tuples.push(`(${params(INSERT_COLUMNS.length, values.length + 1)})`);
+      values.push(...insertValues(p.inv));
+    }
+    let inserted: Map<string, Row>;
+    try {
+      const rs = await rows(
+        this.pool,
+        `WITH ins AS (
+           INSERT INTO invocations (${INSERT_COLUMNS.join(", ")}) VALUES ${tuples.join(", ")}
+           ON CONFLICT (id) DO NOTHING RETURNING *),
+         wake AS (SELECT pg_notify('${CHANNEL.queued}', endpoint) FROM (SELECT DISTINCT endpoint FROM ins) e)
+         SELECT ins.*, (SELECT count(*) FROM wake) AS woken FROM ins`,
+        values,
+      );
+      inserted = new Map(rs.map((r) => [String(r.id), r]));
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    for (const p of batch) {
+      const r = first.get(p.inv.id) === p ? inserted.get(p.inv.id) : undefined;
+      if (r) p.resolve(toInvocation(r));
+      else p.reject(alreadyExists("Invocation", p.inv.id));
+    }
+  }
+
+  async getInvocation(id: string): Promise<Invocation | undefined> {
+    const [r] = await rows(this.pool, "SELECT * FROM invocations WHERE id = $1", [id]);
+    return r ? toInvocation(r) : undefined;
+  }
+
+  async listInvocations(f: InvocationFilter): Promise<Invocation[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (cond: string, v: unknown) => {
+      args.push(v);
+      where.push(cond.replace("?", `$${args.length}`));
+    };
+    if (f.endpoint) add("endpoint = ?", f.endpoint);
+    if (f.state) add("state = ?", f.state);
+    if (f.principal) add("principal = ?", f.principal);
+    if (f.beforeSeq !== undefined) add("seq < ?", f.beforeSeq);
+    args.push(Math.min(Math.max(f.limit ?? 100, 1), 1000));
+    const sql = `SELECT * FROM invocations ${where.length ? "WHERE " + where.join(" AND ") : ""}
+                 ORDER BY seq DESC LIMIT $${args.length}`;
+    return (await rows(this.pool, sql, args)).map(toInvocation);
+  }
+
+  async queuePosition(id: string): Promise<number | undefined> {
+    const [r] = await rows(
+      this.pool,
+      `SELECT (SELECT count(*) FROM invocations q
+                 WHERE q.endpoint = i.endpoint AND q.state = 'Queued' AND q.seq <= i.seq) AS pos
+         FROM invocations i WHERE i.id = $1 AND i.state = 'Queued'`,
+      [id],
+    );
+    return r ? Number(r.pos) : undefined;
+  }
+
+  async backlog(endpoint: string): Promise<BacklogStats> {
+    const [r] = await rows(
+      this.pool,
+      `SELECT count(*) FILTER (WHERE state = 'Queued') AS queued, count(*) FILTER (WHERE state = 'Running') AS running,
+              min(created_at) FILTER (WHERE state = 'Queued') AS oldest
+         FROM invocations WHERE endpoint = $1 AND state IN ('Queued', 'Running')`,
+      [endpoint],
+    );
+    return { queued: Number(r!.queued), running: Number(r!.running), oldestQueuedAt: num(r!.oldest) };
+  }
+
+  async lease(
+    endpoint: string,
+    owner: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<Invocation[]> {
+    if (max <= 0) return [];
+    // SKIP LOCKED: rows another leaser is taking right now are passed over, not waited for.
+    const rs = await rows(
+      this.pool,
+      `WITH picked AS (
+         SELECT seq FROM invocations
+          WHERE endpoint = $1 AND state = 'Queued' AND expires_at > $4 AND attempts < max_attempts
+          ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED)
+       UPDATE invocations i
+          SET state = 'Running', lease_owner = $2, lease_expires_at = $5, attempts = i.attempts + 1,
+              started_at = COALESCE(i.started_at, $4), progress_s = NULL
+         FROM picked WHERE i.seq = picked.seq
+        RETURNING i.*`,
+      [endpoint, owner, max, now, now + leaseMs],
+    );
+    return rs.map(toInvocation).sort((a, b) => a.seq - b.seq);
+  }
+
+  async heartbeat(
+    id: string,
+    owner: string,
+    leaseMs: number,
+    now: number,
+    progress?: { processedSeconds: number; totalSeconds: number },
+  ): Promise<HeartbeatResult> {
+    const [r] = await rows(
+      this.pool,
+      `UPDATE invocations SET lease_expires_at = $1, progress_s = COALESCE($2, progress_s), total_s = COALESCE($3, total_s)
+         WHERE id = $4 AND state = 'Running' AND lease_owner = $5
+         RETURNING cancel_requested`,
+      [now + leaseMs, progress?.processedSeconds ?? null, progress?.totalSeconds ?? null, id, owner],
+    );
+    if (!r) return "lost";
+    return r.cancel_requested ? "cancel-requested" : "ok";
+  }
+
+  /** ` AND state IN (…) [AND lease_owner = …]`, numbering its parameters after `args`. */
+  private guardSql(guard: Guard, args: unknown[]): string {
+    const from = params(guard.from.length, args.length + 1);
+    args.push(...guard.from);
+    let sql = ` AND state IN (${from})`;
+    if (guard.owner !== undefined) {
+      args.push(guard.owner);
+      sql += ` AND lease_owner = $${args.length}`;
+    }
+    return sql;
+  }
+
+  async requeue(id: string, guard: Guard): Promise<boolean> {
+    const args: unknown[] = [id];
+    const where = this.guardSql(guard, args);
+    const rs = await rows(
+      this.pool,
+      `WITH r AS (
+         UPDATE invocations SET state = 'Queued', lease_owner = NULL, lease_expires_at = NULL
+          WHERE id = $1${where} RETURNING endpoint)
+       SELECT pg_notify('${CHANNEL.queued}', endpoint) FROM r`,
+      args,
+    );
+    return rs.length > 0;
+  }
+
+  async finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<boolean> {
+    const args: unknown[] = [
+      outcome.state,
+      now,
+      outcome.error?.code ?? null,
+      outcome.error?.message ?? null,
+      outcome.modelTimeMs ?? null,
+      id,
+    ];
+    const where = this.guardSql(guard, args);
+    return tx(this.pool, async (c) => {
+      const [r] = await rows(
+        c,
+        `UPDATE invocations SET state = $1, finished_at = $2, error_code = $3, error_message = $4, model_time_ms = $5,
+             lease_owner = NULL, lease_expires_at = NULL WHERE id = $6${where} RETURNING *`,
+        args,
+      );
+      if (!r) return false;
+      // The terminal event is committed with the state change (the outbox), so a crash cannot lose it.
+      await c.query("INSERT INTO outbox (invocation_id, type, payload, created_at) VALUES ($1, $2, $3, $4)", [
+        id,
+        "invocation.completed",
+        JSON.stringify(toInvocation(r)),
+        now,
+      ]);
+      await c.query("SELECT pg_notify($1, $2)", [CHANNEL.finished, id]);
+      return true;
+    });
+  }
+
+  async requestCancel(id: string): Promise<boolean> {
+    const r = await this.pool.query(
+      "UPDATE invocations SET cancel_requested = TRUE WHERE id = $1 AND state = 'Running'",
+      [id],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async findExpiredQueued(now: number, limit: number): Promise<Invocation[]> {
+    const rs = await rows(
+      this.pool,
+      "SELECT * FROM invocations WHERE state = 'Queued' AND expires_at <= $1 ORDER BY seq LIMIT $2",
+      [now, limit],
+    );
+    return rs.map(toInvocation);
+  }
+
+  async findLapsedLeases(now: number, limit: number): Promise<Invocation[]> {
+    const rs = await rows(
+      this.pool,
+      "SELECT * FROM invocations WHERE state = 'Running' AND lease_expires_at <= $1 ORDER BY seq LIMIT $2",
+      [now, limit],
+    );
+    return rs.map(toInvocation);
+  }
+
+  // --- instances ---
+
+  async upsertInstance(i: InstanceRecord): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO instances (id, endpoint, variant, host, state, port, pid, reason, started_at, in_service_at, ended_at, node)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, port = excluded.port, pid = excluded.pid,
+           reason = excluded.reason, in_service_at = excluded.in_service_at, ended_at = excluded.ended_at`,
+      [
+        i.id,
+        i.endpoint,
+        i.variant,
+        i.host,
+        i.state,
+        i.port ?? null,
+        i.pid ?? null,
+        i.reason ?? null,
+        i.startedAt,
+        i.inServiceAt ?? null,
+        i.endedAt ?? null,
+        i.node ?? null,
+      ],
+    );
+  }
+
+  async listInstances(filter: { endpoint?: string; live?: boolean }): Promise<InstanceRecord[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.endpoint) {
+      args.push(filter.endpoint);
+      where.push(`endpoint = $${args.length}`);
+    }
+    if (filter.live) where.push("state IN ('Pending', 'InService', 'Draining')");
+    const sql = `SELECT * FROM instances ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY started_at, id COLLATE "C"`;
+    return (await rows(this.pool, sql, args)).map(toInstance);
+  }
+
+  // --- outbox ---
+
+  async pendingEvents(limit: number): Promise<OutboxEvent[]> {
+    const rs = await rows(this.pool, "SELECT * FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $1", [
+      limit,
+    ]);
+    return rs.map(toOutboxEvent);
+  }
+
+  async markEventsDelivered(ids: number[]): Promise<void> {
+    if (!ids.length) return;
+    await this.pool.query("UPDATE outbox SET delivered_at = $1 WHERE id = ANY($2::bigint[])", [
+      Date.now(),
+      ids,
+    ]);
+  }
+}

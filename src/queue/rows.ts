@@ -1,0 +1,152 @@
+import type { Endpoint, InstanceRecord, Invocation, InvocationState } from "../core/types.js";
+import type { Delivery, Subscription, Topic } from "../notify/store.js";
+import type { Scope } from "../auth/types.js";
+import type { AwsResource, AwsResourceKind } from "./aws-store.js";
+import type { ApiKeyRecord, SessionRecord } from "./key-store.js";
+import type { OutboxEvent } from "./types.js";
+
+/**
+ * Result rows of either database as column name → value, and their mapping to kikitori's types. Both
+ * backends use the same column names; numbers may arrive as strings (PostgreSQL's bigint), so every numeric
+ * column goes through Number.
+ */
+export type Row = Record<string, unknown>;
+
+/** A nullable column: undefined for SQL NULL, otherwise the value converted by `f`. */
+export const opt = <T>(v: unknown, f: (x: unknown) => T): T | undefined =>
+  v === null || v === undefined ? undefined : f(v);
+
+export const str = (v: unknown) => opt(v, String);
+export const num = (v: unknown) => opt(v, Number);
+
+export function toInvocation(r: Row): Invocation {
+  return {
+    id: String(r.id),
+    endpoint: String(r.endpoint),
+    state: r.state as InvocationState,
+    inputLocation: String(r.input_location),
+    outputLocation: String(r.output_location),
+    failureLocation: String(r.failure_location),
+    contentType: str(r.content_type),
+    accept: str(r.accept),
+    customAttributes: str(r.custom_attributes),
+    requestTtlSeconds: Number(r.request_ttl_s),
+    invocationTimeoutSeconds: Number(r.invocation_timeout_s),
+    attempts: Number(r.attempts),
+    maxAttempts: Number(r.max_attempts),
+    createdAt: Number(r.created_at),
+    startedAt: num(r.started_at),
+    finishedAt: num(r.finished_at),
+    seq: Number(r.seq),
+    leaseOwner: str(r.lease_owner),
+    leaseExpiresAt: num(r.lease_expires_at),
+    progressSeconds: num(r.progress_s),
+    totalSeconds: num(r.total_s),
+    error: r.error_code ? { code: String(r.error_code), message: String(r.error_message ?? "") } : undefined,
+    modelTimeMs: num(r.model_time_ms),
+    webhook: r.webhook ? (JSON.parse(String(r.webhook)) as Invocation["webhook"]) : undefined,
+    principal: str(r.principal),
+  };
+}
+
+export function toInstance(r: Row): InstanceRecord {
+  return {
+    id: String(r.id),
+    endpoint: String(r.endpoint),
+    variant: String(r.variant),
+    host: String(r.host),
+    node: str(r.node),
+    state: r.state as InstanceRecord["state"],
+    port: num(r.port),
+    pid: num(r.pid),
+    reason: str(r.reason),
+    startedAt: Number(r.started_at),
+    inServiceAt: num(r.in_service_at),
+    endedAt: num(r.ended_at),
+  };
+}
+
+export function toEndpoint(r: Row): Endpoint {
+  return {
+    name: String(r.name),
+    configName: String(r.config_name),
+    status: r.status as Endpoint["status"],
+    failureReason: str(r.failure_reason),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+export function toDelivery(r: Row): Delivery {
+  return {
+    id: String(r.id),
+    eventId: opt(r.event_id, Number),
+    invocationId: opt(r.invocation_id, String),
+    kind: r.kind as Delivery["kind"],
+    eventType: String(r.event_type),
+    target: String(r.target),
+    scope: opt(r.scope, String),
+    body: String(r.body),
+    headers: opt(r.headers, (h) => JSON.parse(String(h)) as Record<string, string>),
+    attempts: Number(r.attempts),
+    createdAt: Number(r.created_at),
+    nextAttemptAt: Number(r.next_attempt_at),
+    giveUpAt: Number(r.give_up_at),
+    lastStatus: opt(r.last_status, Number),
+    lastError: opt(r.last_error, String),
+    deliveredAt: opt(r.delivered_at, Number),
+    failedAt: opt(r.failed_at, Number),
+  };
+}
+
+export function toSubscription(r: Row): Subscription {
+  return {
+    arn: String(r.arn),
+    topicArn: String(r.topic_arn),
+    protocol: r.protocol as Subscription["protocol"],
+    endpoint: String(r.endpoint),
+    token: String(r.token),
+    status: r.status as Subscription["status"],
+    createdAt: Number(r.created_at),
+    confirmedAt: opt(r.confirmed_at, Number),
+  };
+}
+
+export const toTopic = (r: Row): Topic => ({
+  arn: String(r.arn),
+  name: String(r.name),
+  attributes: JSON.parse(String(r.attributes)) as Record<string, string>,
+  createdAt: Number(r.created_at),
+});
+
+export const toOutboxEvent = (r: Row): OutboxEvent => ({
+  id: Number(r.id),
+  invocationId: String(r.invocation_id),
+  type: String(r.type),
+  payload: JSON.parse(String(r.payload)),
+  createdAt: Number(r.created_at),
+});
+
+export const toAwsResource = (r: Row): AwsResource => ({
+  kind: String(r.kind) as AwsResourceKind,
+  name: String(r.name),
+  body: String(r.body),
+  updatedAt: Number(r.updated_at),
+});
+
+export const toApiKey = (r: Row): ApiKeyRecord => ({
+  id: String(r.id),
+  name: String(r.name),
+  scope: String(r.scope) as Scope,
+  hash: String(r.hash),
+  createdAt: Number(r.created_at),
+  revokedAt: num(r.revoked_at),
+  lastUsedAt: num(r.last_used_at),
+});
+
+export const toSession = (r: Row): SessionRecord => ({
+  hash: String(r.hash),
+  keyId: String(r.key_id),
+  createdAt: Number(r.created_at),
+  expiresAt: Number(r.expires_at),
+});

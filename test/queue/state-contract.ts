@@ -1,0 +1,483 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { NewInvocation } from "../../src/queue/types.js";
+import type { Stores, TestDatabase } from "../helpers/backends.js";
+
+let n = 0;
+export function newInvocation(over: Partial<NewInvocation> = {}): NewInvocation {
+  const id = `inv-${++n}-${Math.random().toString(36).slice(2, 8)}`;
+  return {
+    id,
+    endpoint: "ep",
+    inputLocation: "s3://bucket/in.wav",
+    outputLocation: `s3://bucket/out/${id}.out`,
+    failureLocation: `s3://bucket/out/${id}-error.out`,
+    requestTtlSeconds: 3600,
+    invocationTimeoutSeconds: 900,
+    maxAttempts: 2,
+    createdAt: Date.now(),
+    ...over,
+  };
+}
+
+/** A test on a fresh database with one open connection (more with `db.open()`). */
+export function withStores(
+  name: string,
+  fresh: () => Promise<TestDatabase>,
+): (title: string, fn: (s: Stores, db: TestDatabase) => Promise<void>) => void {
+  return (title, fn) =>
+    test(`${name}: ${title}`, async () => {
+      const db = await fresh();
+      const s = await db.open();
+      try {
+        await fn(s, db);
+      } finally {
+        await s.close();
+      }
+    });
+}
+
+/** The behaviour every StateStore shows, on every backend: each method of the contract is exercised here. */
+export function stateStoreContract(name: string, fresh: () => Promise<TestDatabase>): void {
+  const t = withStores(`state ${name}`, fresh);
+
+  t(
+    "models and endpoint configs: create, get, list in creation order, delete, and refuse duplicates",
+    async ({ state: s }) => {
+      await s.createModel({ name: "b", image: "kikitori/whisper", environment: { A: "1" }, createdAt: 2 });
+      await s.createModel({
+        name: "a",
+        image: "local:x",
+        modelDataUrl: "s3://m/model.tar.gz",
+        environment: {},
+        createdAt: 1,
+      });
+      await assert.rejects(
+        s.createModel({ name: "a", image: "y", environment: {}, createdAt: 3 }),
+        /Model "a" already exists/,
+      );
+      assert.deepEqual(await s.getModel("b"), {
+        name: "b",
+        image: "kikitori/whisper",
+        environment: { A: "1" },
+        createdAt: 2,
+      });
+      assert.deepEqual(
+        (await s.listModels()).map((m) => m.name),
+        ["a", "b"],
+      );
+      assert.equal(await s.deleteModel("a"), true);
+      assert.equal(await s.deleteModel("a"), false);
+      assert.equal(await s.getModel("a"), undefined);
+
+      const config = {
+        name: "c",
+        variants: [
+          { variantName: "AllTraffic", modelName: "b", instanceType: "local", initialInstanceCount: 1 },
+        ],
+        asyncConfig: { outputPath: "s3://o/p", maxConcurrentInvocationsPerInstance: 2 },
+        createdAt: 5,
+      };
+      await s.createEndpointConfig(config);
+      await assert.rejects(s.createEndpointConfig(config), /EndpointConfig "c" already exists/);
+      assert.deepEqual(await s.getEndpointConfig("c"), config);
+      assert.deepEqual(
+        (await s.listEndpointConfigs()).map((c) => c.name),
+        ["c"],
+      );
+      assert.equal(await s.deleteEndpointConfig("c"), true);
+      assert.deepEqual(await s.listEndpointConfigs(), []);
+    },
+  );
+
+  t("endpoints: create, update a patch (clearing a reason), list, delete", async ({ state: s }) => {
+    await s.createEndpoint({ name: "e2", configName: "c", status: "Creating", createdAt: 2, updatedAt: 2 });
+    await s.createEndpoint({ name: "e1", configName: "c", status: "Creating", createdAt: 1, updatedAt: 1 });
+    await assert.rejects(
+      s.createEndpoint({ name: "e1", configName: "c", status: "Creating", createdAt: 1, updatedAt: 1 }),
+      /Endpoint "e1" already exists/,
+    );
+    await s.updateEndpoint("e1", { status: "Failed", failureReason: "model crashed", updatedAt: 10 });
+    assert.deepEqual(await s.getEndpoint("e1"), {
+      name: "e1",
+      configName: "c",
+      status: "Failed",
+      failureReason: "model crashed",
+      createdAt: 1,
+      updatedAt: 10,
+    });
+    await s.updateEndpoint("e1", {
+      configName: "c2",
+      status: "Updating",
+      failureReason: undefined,
+      updatedAt: 11,
+    });
+    const e1 = await s.getEndpoint("e1");
+    assert.deepEqual([e1?.configName, e1?.status, e1?.failureReason], ["c2", "Updating", undefined]);
+    await s.updateEndpoint("missing", { status: "InService" });
+    assert.deepEqual(
+      (await s.listEndpoints()).map((e) => e.name),
+      ["e1", "e2"],
+    );
+    assert.equal(await s.deleteEndpoint("e2"), true);
+    assert.equal(await s.deleteEndpoint("e2"), false);
+    assert.equal(await s.getEndpoint("e2"), undefined);
+  });
+
+  t("enqueue is durable, keeps every field, and rejects a duplicate id", async ({ state: s }, db) => {
+    const webhook = { url: "https://h/x", events: ["completed"], includeTranscript: true };
+    const inv = await s.enqueue(
+      newInvocation({
+        id: "dup",
+        contentType: "audio/wav",
+        accept: "text/srt",
+        customAttributes: "language=ja",
+        webhook,
+      }),
+    );
+    assert.deepEqual([inv.state, inv.attempts, inv.maxAttempts], ["Queued", 0, 2]);
+    await assert.rejects(s.enqueue(newInvocation({ id: "dup" })), /Invocation "dup" already exists/);
+    const other = await db.open(); // another connection (another process) sees it committed
+    try {
+      const got = await other.state.getInvocation("dup");
+      assert.deepEqual(got, inv);
+      assert.deepEqual(got?.webhook, webhook);
+      assert.equal(got?.customAttributes, "language=ja");
+    } finally {
+      await other.close();
+    }
+    assert.equal(await s.getInvocation("nope"), undefined);
+  });
+
+  t("concurrent enqueues all become durable; a duplicate among them fails alone", async ({ state: s }) => {
+    const invs = Array.from({ length: 20 }, () => newInvocation());
+    const results = await Promise.allSettled([
+      ...invs.map((i) => s.enqueue(i)),
+      s.enqueue(newInvocation({ id: invs[3]!.id })),
+    ]);
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 20);
+    const failed = results.filter((r) => r.status === "rejected");
+    assert.equal(failed.length, 1);
+    assert.match(String((failed[0] as PromiseRejectedResult).reason), /already exists/);
+    for (const i of invs) assert.equal((await s.getInvocation(i.id))?.state, "Queued");
+    assert.equal((await s.backlog("ep")).queued, 20);
+  });
+
+  t("listing pages newest first by seq, filtered by endpoint and state", async ({ state: s }) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++)
+      ids.push((await s.enqueue(newInvocation({ endpoint: i % 2 ? "odd" : "ep" }))).id);
+    const all = await s.listInvocations({ limit: 3 });
+    assert.deepEqual(
+      all.map((i) => i.id),
+      ids.slice(-3).reverse(),
+    );
+    const page2 = await s.listInvocations({ limit: 3, beforeSeq: all[2]!.seq });
+    assert.deepEqual(
+      page2.map((i) => i.id),
+      ids.slice(1, 4).reverse(),
+    );
+    const last = await s.listInvocations({ limit: 3, beforeSeq: page2[2]!.seq });
+    assert.deepEqual(
+      last.map((i) => i.id),
+      [ids[0]],
+    );
+    assert.deepEqual(
+      (await s.listInvocations({ endpoint: "odd" })).map((i) => i.id),
+      [ids[5], ids[3], ids[1]],
+    );
+    await s.lease("ep", "w", 1, 10_000, Date.now());
+    assert.deepEqual(
+      (await s.listInvocations({ state: "Running" })).map((i) => i.id),
+      [ids[0]],
+    );
+    assert.deepEqual(
+      (await s.listInvocations({ endpoint: "ep", state: "Queued" })).map((i) => i.id),
+      [ids[6], ids[4], ids[2]],
+    );
+  });
+
+  t("queue positions count only queued work of the same endpoint, in order", async ({ state: s }) => {
+    const a = await s.enqueue(newInvocation());
+    const b = await s.enqueue(newInvocation());
+    await s.enqueue(newInvocation({ endpoint: "other" }));
+    const c = await s.enqueue(newInvocation());
+    assert.deepEqual(
+      [await s.queuePosition(a.id), await s.queuePosition(b.id), await s.queuePosition(c.id)],
+      [1, 2, 3],
+    );
+    await s.lease("ep", "w1", 1, 10_000, Date.now());
+    assert.equal(await s.queuePosition(a.id), undefined);
+    assert.equal(await s.queuePosition(c.id), 2);
+    assert.equal(await s.queuePosition("nope"), undefined);
+  });
+
+  t("backlog counts queued and running work and the oldest queued request", async ({ state: s }) => {
+    assert.deepEqual(await s.backlog("ep"), { queued: 0, running: 0, oldestQueuedAt: undefined });
+    await s.enqueue(newInvocation({ createdAt: 1000 }));
+    await s.enqueue(newInvocation({ createdAt: Date.now() }));
+    await s.enqueue(newInvocation({ createdAt: 500, endpoint: "other" }));
+    await s.lease("ep", "w", 1, 10_000, 2000);
+    const b = await s.backlog("ep");
+    assert.deepEqual([b.queued, b.running], [1, 1]);
+    assert.ok(b.oldestQueuedAt! > 1000, "the leased one is no longer the oldest queued");
+  });
+
+  t("a lease hands each invocation to one owner, oldest first, up to max", async ({ state: s }) => {
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push((await s.enqueue(newInvocation())).id);
+    const now = Date.now();
+    const [first, second] = await Promise.all([
+      s.lease("ep", "w1", 3, 10_000, now),
+      s.lease("ep", "w2", 3, 10_000, now),
+    ]);
+    const got = [...first, ...second].map((i) => i.id);
+    assert.equal(new Set(got).size, 5, "no invocation leased twice");
+    assert.ok(first.every((i) => i.state === "Running" && i.attempts === 1 && i.leaseOwner === "w1"));
+    assert.ok(first.every((i) => i.leaseExpiresAt === now + 10_000 && i.startedAt === now));
+    assert.deepEqual(await s.lease("ep", "w3", 3, 10_000, now), []);
+    assert.deepEqual(await s.lease("ep", "w3", 0, 10_000, now), []);
+    const b = await s.backlog("ep");
+    assert.deepEqual([b.queued, b.running], [0, 5]);
+  });
+
+  t("two connections leasing concurrently get each invocation once", async ({ state: s }, db) => {
+    const total = 200;
+    await Promise.all(Array.from({ length: total }, () => s.enqueue(newInvocation())));
+    const other = await db.open();
+    try {
+      const got: string[][] = [[], []];
+      await Promise.all(
+        [s, other.state].map(async (store, k) => {
+          for (;;) {
+            const batch = await store.lease("ep", `w${k}`, 7, 60_000, Date.now());
+            if (!batch.length) return;
+            got[k]!.push(...batch.map((i) => i.id));
+          }
+        }),
+      );
+      const all = [...got[0]!, ...got[1]!];
+      assert.equal(all.length, total, "every invocation leased");
+      assert.equal(new Set(all).size, total, "none leased twice");
+      assert.ok(
+        got[0]!.length > 0 && got[1]!.length > 0,
+        `both connections leased (${got[0]!.length}/${got[1]!.length})`,
+      );
+    } finally {
+      await other.close();
+    }
+  });
+
+  t(
+    "heartbeats extend the lease for the owner only, record progress, and report cancel requests",
+    async ({ state: s }) => {
+      const inv = await s.enqueue(newInvocation());
+      const now = Date.now();
+      assert.equal(await s.requestCancel(inv.id), false, "only a running invocation can be asked to stop");
+      await s.lease("ep", "w1", 1, 1000, now);
+      assert.equal(await s.heartbeat(inv.id, "w2", 1000, now), "lost");
+      assert.equal(
+        await s.heartbeat(inv.id, "w1", 5000, now, { processedSeconds: 3, totalSeconds: 10 }),
+        "ok",
+      );
+      assert.equal(await s.heartbeat(inv.id, "w1", 5000, now), "ok", "no progress keeps the last");
+      const cur = await s.getInvocation(inv.id);
+      assert.deepEqual([cur?.leaseExpiresAt, cur?.progressSeconds, cur?.totalSeconds], [now + 5000, 3, 10]);
+      assert.equal(await s.requestCancel(inv.id), true);
+      assert.equal(await s.heartbeat(inv.id, "w1", 5000, now), "cancel-requested");
+    },
+  );
+
+  t(
+    "lease expiry and takeover: the lapsed lease is found, requeued, leased by another; the old owner is shut out",
+    async ({ state: s }) => {
+      const inv = await s.enqueue(newInvocation());
+      const now = Date.now();
+      await s.lease("ep", "w1", 1, 1000, now);
+      assert.deepEqual(
+        (await s.findLapsedLeases(now + 500, 10)).map((i) => i.id),
+        [],
+      );
+      assert.deepEqual(
+        (await s.findLapsedLeases(now + 1000, 10)).map((i) => i.id),
+        [inv.id],
+      );
+      assert.equal(
+        await s.requeue(inv.id, { from: ["Running"], owner: "w2" }),
+        false,
+        "not w2's to give back",
+      );
+      assert.equal(await s.requeue(inv.id, { from: ["Running"], owner: "w1" }), true);
+      assert.equal(await s.requeue(inv.id, { from: ["Running"], owner: "w1" }), false, "only once");
+      const [again] = await s.lease("ep", "w2", 1, 1000, now + 1000);
+      assert.deepEqual(
+        [again?.attempts, again?.leaseOwner, again?.startedAt],
+        [2, "w2", now],
+        "startedAt is the first start",
+      );
+      assert.equal(await s.heartbeat(inv.id, "w1", 1000, now), "lost");
+      assert.equal(
+        await s.finish(inv.id, { state: "Succeeded" }, { from: ["Running"], owner: "w1" }, now),
+        false,
+        "stale owner",
+      );
+      assert.equal(
+        await s.finish(
+          inv.id,
+          { state: "Succeeded", modelTimeMs: 12 },
+          { from: ["Running"], owner: "w2" },
+          now + 5,
+        ),
+        true,
+      );
+      assert.equal(
+        await s.finish(inv.id, { state: "Failed" }, { from: ["Running"], owner: "w2" }, now),
+        false,
+        "already terminal",
+      );
+      const done = await s.getInvocation(inv.id);
+      assert.deepEqual(
+        [done?.state, done?.modelTimeMs, done?.finishedAt, done?.leaseOwner, done?.leaseExpiresAt],
+        ["Succeeded", 12, now + 5, undefined, undefined],
+      );
+    },
+  );
+
+  t("an invocation whose attempts reached its bound is never leased again", async ({ state: s }) => {
+    const inv = await s.enqueue(newInvocation({ maxAttempts: 2 }));
+    for (const owner of ["w1", "w2"]) {
+      const [l] = await s.lease("ep", owner, 1, 1000, Date.now());
+      assert.equal(l?.id, inv.id);
+      assert.equal(await s.requeue(inv.id, { from: ["Running"], owner }), true);
+    }
+    assert.deepEqual(await s.lease("ep", "w3", 1, 1000, Date.now()), []);
+    assert.equal((await s.getInvocation(inv.id))?.attempts, 2);
+  });
+
+  t("finish records the error, and one outbox event per terminal change", async ({ state: s }) => {
+    const a = await s.enqueue(newInvocation());
+    const b = await s.enqueue(newInvocation());
+    const err = { code: "ModelError", message: "bad audio" };
+    assert.equal(
+      await s.finish(
+        a.id,
+        { state: "Cancelled", error: { code: "Cancelled", message: "x" } },
+        { from: ["Running"] },
+        1,
+      ),
+      false,
+    );
+    assert.equal(await s.finish(a.id, { state: "Failed", error: err }, { from: ["Queued"] }, 1), true);
+    assert.deepEqual((await s.getInvocation(a.id))?.error, err);
+    await s.lease("ep", "w", 1, 1000, Date.now());
+    assert.equal(
+      await s.finish(b.id, { state: "Succeeded" }, { from: ["Running"] }, 2),
+      true,
+      "no owner in the guard: any owner",
+    );
+    const events = await s.pendingEvents(100);
+    assert.deepEqual(
+      events.map((e) => [e.invocationId, e.type]),
+      [
+        [a.id, "invocation.completed"],
+        [b.id, "invocation.completed"],
+      ],
+    );
+    assert.equal((events[0]!.payload as { state: string }).state, "Failed");
+    assert.ok(events[0]!.id < events[1]!.id);
+    assert.deepEqual(
+      (await s.pendingEvents(1)).map((e) => e.id),
+      [events[0]!.id],
+    );
+    await s.markEventsDelivered([events[0]!.id]);
+    assert.deepEqual(
+      (await s.pendingEvents(100)).map((e) => e.id),
+      [events[1]!.id],
+    );
+    await s.markEventsDelivered([]);
+    await s.markEventsDelivered([events[1]!.id]);
+    assert.deepEqual(await s.pendingEvents(100), []);
+  });
+
+  t("queued invocations past their TTL are found and never leased", async ({ state: s }) => {
+    const old = await s.enqueue(newInvocation({ createdAt: Date.now() - 120_000, requestTtlSeconds: 60 }));
+    const fresh = await s.enqueue(newInvocation());
+    assert.deepEqual(
+      (await s.findExpiredQueued(Date.now(), 10)).map((i) => i.id),
+      [old.id],
+    );
+    assert.deepEqual(
+      (await s.findExpiredQueued(Date.now(), 0)).map((i) => i.id),
+      [],
+    );
+    assert.deepEqual(
+      (await s.lease("ep", "w1", 10, 1000, Date.now())).map((i) => i.id),
+      [fresh.id],
+    );
+    const expired = { state: "Expired" as const, error: { code: "RequestExpired", message: "ttl" } };
+    assert.equal(await s.finish(old.id, expired, { from: ["Queued"] }, Date.now()), true);
+    assert.equal((await s.getInvocation(old.id))?.error?.code, "RequestExpired");
+    assert.deepEqual(await s.findExpiredQueued(Date.now(), 10), []);
+  });
+
+  t(
+    "instances: upsert keeps the first fields and updates the state; listed by endpoint and liveness",
+    async ({ state: s }) => {
+      const base = { endpoint: "ep", variant: "AllTraffic", host: "h1", node: "h1/42/1000", startedAt: 1 };
+      await s.upsertInstance({ ...base, id: "i-1", state: "Pending" });
+      await s.upsertInstance({
+        ...base,
+        id: "i-2",
+        state: "InService",
+        port: 9000,
+        pid: 42,
+        startedAt: 2,
+        inServiceAt: 3,
+      });
+      await s.upsertInstance({ ...base, id: "i-3", endpoint: "other", state: "Draining", startedAt: 3 });
+      await s.upsertInstance({ ...base, id: "i-1", state: "Failed", reason: "crashed", endedAt: 9 });
+      assert.deepEqual(
+        (await s.listInstances({})).map((i) => [i.id, i.state]),
+        [
+          ["i-1", "Failed"],
+          ["i-2", "InService"],
+          ["i-3", "Draining"],
+        ],
+      );
+      assert.deepEqual(
+        (await s.listInstances({ live: true })).map((i) => i.id),
+        ["i-2", "i-3"],
+      );
+      assert.deepEqual(
+        (await s.listInstances({ endpoint: "ep", live: true })).map((i) => i.id),
+        ["i-2"],
+      );
+      const [i1] = await s.listInstances({ endpoint: "ep" });
+      assert.deepEqual(i1, {
+        ...base,
+        id: "i-1",
+        state: "Failed",
+        reason: "crashed",
+        endedAt: 9,
+        port: undefined,
+        pid: undefined,
+        inServiceAt: undefined,
+      });
+      const i2 = (await s.listInstances({ endpoint: "ep", live: true }))[0]!;
+      assert.deepEqual([i2.port, i2.pid, i2.inServiceAt], [9000, 42, 3]);
+    },
+  );
+
+  t("close waits for enqueues in flight, and a reopened store sees them", async (_s, db) => {
+    const own = await db.open();
+    const p = own.state.enqueue(newInvocation({ id: "late" }));
+    await own.close();
+    assert.equal((await p).id, "late");
+    const again = await db.open();
+    try {
+      assert.equal((await again.state.getInvocation("late"))?.state, "Queued");
+    } finally {
+      await again.close();
+    }
+  });
+}

@@ -1,0 +1,12 @@
+import { forEachBackend, freshDatabase } from "../helpers/backends.js";
+import { notifyStoreContract } from "./notify-contract.js";
+import { scalingStoreContract } from "./scaling-contract.js";
+import { stateStoreContract } from "./state-contract.js";
+
+// One suite for every backend: the same contract on SQLite and on PostgreSQL (KIKITORI_TEST_BACKEND picks one).
+forEachBackend((backend) => {
+  const fresh = () => freshDatabase(backend);
+  stateStoreContract(backend, fresh);
+  notifyStoreContract(backend, fresh);
+  scalingStoreContract(backend, fresh);
+});
