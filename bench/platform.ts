@@ -1,6 +1,6 @@
 /**
  * Platform overhead through the real service (`kikitori serve` as a child process; this process is
- * only the client, so the two do not share an event loop), on SQLite:
+ * only the client, so the two do not share an event loop), on SQLite and on PostgreSQL side by side:
  *  (a) latency: one-second clips submitted one at a time with free capacity, on the no-op model
  *      server: enqueue→start and end-to-end overhead (total − model time), p50/p99;
  *  (b) throughput: many invocations from concurrent keep-alive clients: accepted/s and completed/s;
@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { noopServer, serve, sleep, type Client } from "./lib/service.js";
+import { noopServer, postgresDatabase, serve, sleep, type Client, type ServeChild } from "./lib/service.js";
 import { summary, round, type Summary } from "./lib/stats.js";
 
 export interface PlatformOptions {
@@ -164,30 +164,48 @@ async function throughput(
 
 export async function runPlatform(o: PlatformOptions) {
   const results: Record<string, unknown> = {
-    store: "SQLite (WAL)",
+    store: "SQLite (WAL) and PostgreSQL, side by side",
     server: "kikitori serve as a child process",
   };
   const noop = { image: `local:${noopServer}`, environment: { NOOP_DELAY_MS: "0" } };
-  const svc = await serve();
+  // The same measurements on each state store, in one run: one service per store, both up at once, and
+  // the phases interleaved (latency on each, then throughput on each) so that load on the machine hits both.
+  const pg = await postgresDatabase(o.log);
+  const stores: { name: "sqlite" | "postgres"; svc: ServeChild }[] = [];
   try {
-    await svc.client.endpoint("noop", noop, { instances: 1, maxConcurrent: 4 });
-    o.log(`platform: latency, ${o.clips} clips on the no-op server`);
-    results.noopLatency = await latency(svc.client, "noop", o.clipPath, o.clips, Math.min(10, o.clips));
+    stores.push({ name: "sqlite", svc: await serve() });
+    if (pg.url) stores.push({ name: "postgres", svc: await serve({ KIKITORI_DATABASE_URL: pg.url }) });
+    else results.postgres = { skipped: pg.skipped };
     const instances = 2;
     const maxConcurrentPerInstance = 4;
-    await svc.client.endpoint("tput", noop, { instances, maxConcurrent: maxConcurrentPerInstance });
-    const input = await svc.client.put("bench", "tput.wav", readFileSync(o.clipPath), "audio/wav");
-    o.log(`platform: throughput, ${o.requests} requests from ${o.concurrency} clients`);
-    await throughput(svc.client, "tput", input, Math.min(100, o.requests), o.concurrency); // warm-up
-    results.noopThroughput = {
-      requests: o.requests,
-      concurrency: o.concurrency,
-      instances,
-      maxConcurrentPerInstance,
-      ...(await throughput(svc.client, "tput", input, o.requests, o.concurrency)),
-    } satisfies ThroughputResult;
+    const inputs = new Map<string, string>();
+    for (const { svc } of stores) {
+      await svc.client.endpoint("noop", noop, { instances: 1, maxConcurrent: 4 });
+      await svc.client.endpoint("tput", noop, { instances, maxConcurrent: maxConcurrentPerInstance });
+      inputs.set(svc.url, await svc.client.put("bench", "tput.wav", readFileSync(o.clipPath), "audio/wav"));
+    }
+    const into = (name: string) =>
+      name === "sqlite" ? results : (results.postgres as Record<string, unknown>);
+    if (pg.url) results.postgres = { database: pg.version };
+    for (const { name, svc } of stores) {
+      o.log(`platform (${name}): latency, ${o.clips} clips on the no-op server`);
+      into(name).noopLatency = await latency(svc.client, "noop", o.clipPath, o.clips, Math.min(10, o.clips));
+    }
+    for (const { name, svc } of stores) {
+      o.log(`platform (${name}): throughput, ${o.requests} requests from ${o.concurrency} clients`);
+      const input = inputs.get(svc.url)!;
+      await throughput(svc.client, "tput", input, Math.min(100, o.requests), o.concurrency); // warm-up
+      into(name).noopThroughput = {
+        requests: o.requests,
+        concurrency: o.concurrency,
+        instances,
+        maxConcurrentPerInstance,
+        ...(await throughput(svc.client, "tput", input, o.requests, o.concurrency)),
+      } satisfies ThroughputResult;
+    }
   } finally {
-    await svc.stop();
+    for (const { svc } of stores) await svc.stop();
+    await pg.drop();
   }
   if (o.tinyClips <= 0) results.tinyLatency = { skipped: "no tiny.en clips requested" };
   else if (!existsSync(o.modelPath))

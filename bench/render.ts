@@ -148,7 +148,7 @@ export function render(out: string, mdPath: string): void {
     ),
     "",
     "The machine is shared with other work: compare figures within one run (the ratios), not across runs. " +
-      "State store: **SQLite (WAL)** only; PostgreSQL does not exist yet, so it has no figures. " +
+      "State store: **SQLite (WAL)** and **PostgreSQL** side by side in the platform part (one service per store, phases interleaved); the other parts run on SQLite. " +
       "The service runs as `kikitori serve` in a child process and the benchmark is only its client (no shared event loop).",
     "",
   );
@@ -156,6 +156,8 @@ export function render(out: string, mdPath: string): void {
   // --- targets ---
   const noop = platform?.noopLatency;
   const tput = platform?.noopThroughput;
+  const pgNoop = platform?.postgres?.noopLatency;
+  const pgTput = platform?.postgres?.noopThroughput;
   const sfzNoop = sfz?.results?.["noop (local-command model server)"];
   const sfzTiny = sfz?.results?.["kikitori/whisper tiny.en (builtin)"];
   const longRssMB = long?.memory ? long.memory.servicePeakMiB * MiB_TO_MB : undefined;
@@ -177,6 +179,18 @@ export function render(out: string, mdPath: string): void {
       `≥ ${TARGETS.acceptsPerSecond}`,
       `${fmt(tput?.acceptedPerSecond, 0)}/s`,
       verdict(tput?.acceptedPerSecond, TARGETS.acceptsPerSecond, false, "/s"),
+    ],
+    [
+      "enqueue→start p50 (no-op model), PostgreSQL",
+      `≤ ${TARGETS.enqueueToStartP50Ms} ms`,
+      `${fmt(pgNoop?.enqueueToStartMs?.p50, 0)} ms`,
+      verdict(pgNoop?.enqueueToStartMs?.p50, TARGETS.enqueueToStartP50Ms, true, "ms"),
+    ],
+    [
+      "accepted invocations/s, PostgreSQL",
+      `≥ ${TARGETS.acceptsPerSecond}`,
+      `${fmt(pgTput?.acceptedPerSecond, 0)}/s`,
+      verdict(pgTput?.acceptedPerSecond, TARGETS.acceptsPerSecond, false, "/s"),
     ],
     [
       "scale from zero to InService, no-op model (median)",
@@ -433,7 +447,7 @@ export function render(out: string, mdPath: string): void {
   }
 
   // --- platform ---
-  s.push("## Platform overhead (no-op model server, SQLite)", "");
+  s.push("## Platform overhead (no-op model server, SQLite and PostgreSQL)", "");
   if (!platform || platform.error) s.push(`Not run${platform?.error ? `: ${platform.error}` : "."}`, "");
   else {
     const row = (name: string, l: Json | undefined) =>
@@ -463,13 +477,41 @@ export function render(out: string, mdPath: string): void {
           "accept (POST) p50/p99 ms",
           "client overhead p50/p99 ms",
         ],
-        [row("no-op", platform.noopLatency), row("tiny.en (built-in)", platform.tinyLatency)],
+        [
+          row("no-op, SQLite", platform.noopLatency),
+          row("no-op, PostgreSQL", platform.postgres?.noopLatency ?? { skipped: platform.postgres?.skipped }),
+          row("tiny.en (built-in), SQLite", platform.tinyLatency),
+        ],
       ),
       "",
     );
+    const stores = [
+      ["SQLite (WAL)", tput],
+      [platform.postgres?.database ?? "PostgreSQL", pgTput],
+    ] as [string, Json][];
+    if (tput && pgTput)
+      s.push(
+        "Side by side, in one run (the same client, requests and instances on each store; durable commits on both: " +
+          "SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`):",
+        "",
+        table(
+          ["state store", "accepted/s", "accept p50/p99 ms", "completed/s", "enqueue→start p50/p99 ms"],
+          stores.map(([name, t], i) => {
+            const l = i === 0 ? noop : pgNoop;
+            return [
+              name,
+              fmt(t.acceptedPerSecond, 0),
+              `${fmt(t.acceptMs.p50, 1)} / ${fmt(t.acceptMs.p99, 1)}`,
+              fmt(t.completedPerSecond, 0),
+              l ? `${fmt(l.enqueueToStartMs.p50, 0)} / ${fmt(l.enqueueToStartMs.p99, 0)}` : "–",
+            ];
+          }),
+        ),
+        "",
+      );
     if (tput)
       s.push(
-        `Throughput: ${tput.requests} invocations from ${tput.concurrency} keep-alive clients onto ${tput.instances} no-op instances × ${tput.maxConcurrentPerInstance} concurrent: ` +
+        `Throughput on SQLite: ${tput.requests} invocations from ${tput.concurrency} keep-alive clients onto ${tput.instances} no-op instances × ${tput.maxConcurrentPerInstance} concurrent: ` +
           `**${fmt(tput.acceptedPerSecond, 0)} accepted/s** (accept latency p50 ${fmt(tput.acceptMs.p50, 1)} ms, p99 ${fmt(tput.acceptMs.p99, 1)} ms), ` +
           `**${fmt(tput.completedPerSecond, 0)} completed/s** (all done ${fmt(tput.drainSeconds, 2)} s after the first request).`,
         "",

@@ -2,13 +2,14 @@
  * `kikitori serve` as a child process, so the benchmark client and the service do not share an event
  * loop, plus a small keep-alive JSON client and the process-tree memory readings the benchmarks need.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import pg from "pg";
 import { root } from "./env.js";
 
 /**
@@ -68,6 +69,50 @@ export async function serve(env: Record<string, string> = {}): Promise<ServeChil
       }
       rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A fresh database on the benchmarks' PostgreSQL server (`KIKITORI_BENCH_DATABASE_URL`, else the one
+ * scripts/test-postgres starts: durable commits, the server's defaults), dropped by `drop()`. Without a
+ * server, `skipped` says why.
+ */
+export async function postgresDatabase(
+  log: (msg: string) => void,
+): Promise<{ url?: string; version?: string; skipped?: string; drop(): Promise<void> }> {
+  let server: string;
+  try {
+    server =
+      process.env.KIKITORI_BENCH_DATABASE_URL ||
+      execFileSync(join(root, "scripts", "test-postgres"), { encoding: "utf8" }).trim();
+  } catch (e) {
+    log(`no PostgreSQL: ${(e as Error).message}`);
+    return {
+      skipped: `no PostgreSQL server (scripts/test-postgres): ${(e as Error).message}`,
+      drop: async () => {},
+    };
+  }
+  const name = `kikitori_bench_${process.pid}`;
+  const admin = async <T>(f: (c: pg.Client) => Promise<T>) => {
+    const c = new pg.Client({ connectionString: server });
+    await c.connect();
+    try {
+      return await f(c);
+    } finally {
+      await c.end();
+    }
+  };
+  const version = await admin(async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${name}`);
+    return String((await c.query("SHOW server_version")).rows[0].server_version);
+  });
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    version: `PostgreSQL ${version}`,
+    drop: () => admin(async (c) => void (await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))),
   };
 }
 

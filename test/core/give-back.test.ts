@@ -2,16 +2,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Service } from "../../src/core/service.js";
-import { SqliteStateStore } from "../../src/queue/sqlite/store.js";
 import { FsObjectStore } from "../../src/storage/index.js";
-import { tempDir } from "../helpers/fixtures.js";
+import { forEachBackend, freshDatabase, type TestBackend } from "../helpers/backends.js";
 
 /** A core over real stores, with one endpoint and an input object; no HTTP, no instances. */
-async function core(maxAttempts: number) {
-  const dir = tempDir("kk-giveback-");
-  const state = new SqliteStateStore(join(dir, "db.sqlite"));
-  const objects = new FsObjectStore({ root: join(dir, "objects"), fsync: false });
-  const service = new Service(state, objects, {
+async function core(backend: TestBackend, maxAttempts: number) {
+  const db = await freshDatabase(backend);
+  const stores = await db.open();
+  const objects = new FsObjectStore({ root: join(db.config.dataDir!, "objects"), fsync: false });
+  const service = new Service(stores.state, objects, {
     maxInputBytes: 1 << 20,
     maxAttempts,
     defaultBucket: "kikitori",
@@ -30,7 +29,7 @@ async function core(maxAttempts: number) {
     );
   };
   const close = async () => {
-    await state.close();
+    await stores.close();
     await objects.close();
   };
   return { service, invoke, exists, close };
@@ -38,73 +37,75 @@ async function core(maxAttempts: number) {
 
 const crashed = { code: "ModelServerUnavailable", message: "the model server failed" } as const;
 
-test("give back: a retryable cause requeues while attempts remain, then fails with one failure document", async () => {
-  const c = await core(2);
-  try {
-    const inv = await c.invoke();
-    const [first] = await c.service.lease("m", "w1", 1, 10_000);
-    assert.equal(await c.service.giveBack(first!, "w1", crashed), "requeued");
-    assert.equal((await c.service.getInvocation(inv.id)).state, "Queued");
-    const [second] = await c.service.lease("m", "w2", 1, 10_000);
-    assert.equal(second?.attempts, 2);
-    // The last attempt drained (scale-in): it must not run a third time.
-    assert.equal(await c.service.giveBack(second!, "w2", crashed), "failed");
-    const done = await c.service.getInvocation(inv.id);
-    assert.equal(done.state, "Failed");
-    assert.equal(done.error?.code, "ModelServerUnavailable");
-    assert.match(done.error!.message, /gave up after 2 attempts/);
-    assert.equal(await c.exists(done.failureLocation), true);
-    assert.equal(await c.exists(done.outputLocation), false);
-    assert.deepEqual(await c.service.lease("m", "w3", 1, 10_000), [], "nothing left to lease");
-  } finally {
-    await c.close();
-  }
-});
+forEachBackend((backend) => {
+  test(`${backend}: give back: a retryable cause requeues while attempts remain, then fails with one failure document`, async () => {
+    const c = await core(backend, 2);
+    try {
+      const inv = await c.invoke();
+      const [first] = await c.service.lease("m", "w1", 1, 10_000);
+      assert.equal(await c.service.giveBack(first!, "w1", crashed), "requeued");
+      assert.equal((await c.service.getInvocation(inv.id)).state, "Queued");
+      const [second] = await c.service.lease("m", "w2", 1, 10_000);
+      assert.equal(second?.attempts, 2);
+      // The last attempt drained (scale-in): it must not run a third time.
+      assert.equal(await c.service.giveBack(second!, "w2", crashed), "failed");
+      const done = await c.service.getInvocation(inv.id);
+      assert.equal(done.state, "Failed");
+      assert.equal(done.error?.code, "ModelServerUnavailable");
+      assert.match(done.error!.message, /gave up after 2 attempts/);
+      assert.equal(await c.exists(done.failureLocation), true);
+      assert.equal(await c.exists(done.outputLocation), false);
+      assert.deepEqual(await c.service.lease("m", "w3", 1, 10_000), [], "nothing left to lease");
+    } finally {
+      await c.close();
+    }
+  });
 
-test("give back: a cause the error catalogue calls not retryable fails on the first attempt", async () => {
-  const c = await core(3);
-  try {
-    const inv = await c.invoke();
-    const [leased] = await c.service.lease("m", "w1", 1, 10_000);
-    const r = await c.service.giveBack(leased!, "w1", { code: "InvocationTimeout", message: "too slow" });
-    assert.equal(r, "failed");
-    const done = await c.service.getInvocation(inv.id);
-    assert.deepEqual([done.state, done.attempts, done.error?.message], ["Failed", 1, "too slow"]);
-  } finally {
-    await c.close();
-  }
-});
+  test(`${backend}: give back: a cause the error catalogue calls not retryable fails on the first attempt`, async () => {
+    const c = await core(backend, 3);
+    try {
+      const inv = await c.invoke();
+      const [leased] = await c.service.lease("m", "w1", 1, 10_000);
+      const r = await c.service.giveBack(leased!, "w1", { code: "InvocationTimeout", message: "too slow" });
+      assert.equal(r, "failed");
+      const done = await c.service.getInvocation(inv.id);
+      assert.deepEqual([done.state, done.attempts, done.error?.message], ["Failed", 1, "too slow"]);
+    } finally {
+      await c.close();
+    }
+  });
 
-test("give back: a runner that lost its lease changes nothing", async () => {
-  const c = await core(3);
-  try {
-    const inv = await c.invoke();
-    const [leased] = await c.service.lease("m", "w1", 1, 10_000);
-    assert.equal(await c.service.giveBack(leased!, "someone-else", crashed), "gone");
-    assert.equal(
-      await c.service.giveBack(leased!, "someone-else", { code: "InvocationTimeout", message: "x" }),
-      "gone",
-    );
-    const cur = await c.service.getInvocation(inv.id);
-    assert.deepEqual([cur.state, cur.leaseOwner], ["Running", "w1"]);
-    assert.equal(await c.exists(cur.failureLocation), false, "the loser leaves no failure document");
-  } finally {
-    await c.close();
-  }
-});
+  test(`${backend}: give back: a runner that lost its lease changes nothing`, async () => {
+    const c = await core(backend, 3);
+    try {
+      const inv = await c.invoke();
+      const [leased] = await c.service.lease("m", "w1", 1, 10_000);
+      assert.equal(await c.service.giveBack(leased!, "someone-else", crashed), "gone");
+      assert.equal(
+        await c.service.giveBack(leased!, "someone-else", { code: "InvocationTimeout", message: "x" }),
+        "gone",
+      );
+      const cur = await c.service.getInvocation(inv.id);
+      assert.deepEqual([cur.state, cur.leaseOwner], ["Running", "w1"]);
+      assert.equal(await c.exists(cur.failureLocation), false, "the loser leaves no failure document");
+    } finally {
+      await c.close();
+    }
+  });
 
-test("the sweeper uses the same rule: a lapsed lease is requeued, and on its last attempt failed", async () => {
-  const c = await core(2);
-  try {
-    const inv = await c.invoke();
-    await c.service.lease("m", "w1", 1, 1);
-    assert.deepEqual(await c.service.sweep(Date.now() + 10), { expired: 0, requeued: 1, failed: 0 });
-    await c.service.lease("m", "w2", 1, 1);
-    assert.deepEqual(await c.service.sweep(Date.now() + 10), { expired: 0, requeued: 0, failed: 1 });
-    const done = await c.service.getInvocation(inv.id);
-    assert.equal(done.error?.code, "LeaseExpired");
-    assert.equal(done.attempts, 2);
-  } finally {
-    await c.close();
-  }
+  test(`${backend}: the sweeper uses the same rule: a lapsed lease is requeued, and on its last attempt failed`, async () => {
+    const c = await core(backend, 2);
+    try {
+      const inv = await c.invoke();
+      await c.service.lease("m", "w1", 1, 1);
+      assert.deepEqual(await c.service.sweep(Date.now() + 10), { expired: 0, requeued: 1, failed: 0 });
+      await c.service.lease("m", "w2", 1, 1);
+      assert.deepEqual(await c.service.sweep(Date.now() + 10), { expired: 0, requeued: 0, failed: 1 });
+      const done = await c.service.getInvocation(inv.id);
+      assert.equal(done.error?.code, "LeaseExpired");
+      assert.equal(done.attempts, 2);
+    } finally {
+      await c.close();
+    }
+  });
 });

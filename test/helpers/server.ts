@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { loadConfig, type ConfigOverrides } from "../../src/config.js";
 import { startKikitori, type Kikitori } from "../../src/main.js";
+import { freshDatabase } from "./backends.js";
 import { repoRoot, tempDir } from "./fixtures.js";
 import { createKey } from "../../src/auth/keys.js";
 
@@ -10,14 +11,17 @@ export { repoRoot, tempDir };
 export const noopModelServer = join(repoRoot, "test", "fixtures", "noop-model-server.mjs");
 
 /**
- * A real kikitori (HTTP, SQLite, instances as processes) in a temporary data directory. The test fixtures'
- * `local:` model servers are allowed (the product refuses them by default). With keys (SigV4 credentials
- * or `auth.mode: "keys"`), `api` carries an admin API key made for the test.
+ * A real kikitori (HTTP, instances as processes) in a temporary data directory, on SQLite; on a fresh
+ * PostgreSQL database instead when the run is `KIKITORI_TEST_BACKEND=postgres` (the whole suite on it).
+ * The test fixtures' `local:` model servers are allowed (the product refuses them by default). With keys
+ * (SigV4 credentials or `auth.mode: "keys"`), `api` carries an admin API key made for the test.
  */
 export async function startTestServer(over: ConfigOverrides = {}): Promise<Kikitori & { api: Api }> {
+  const backend = process.env.KIKITORI_TEST_BACKEND === "postgres" ? "postgres" : "sqlite";
+  const db = await freshDatabase(backend);
   const k = await startKikitori(
     loadConfig({
-      dataDir: tempDir(),
+      ...db.config,
       port: 0,
       log: false,
       localImages: { allowAll: true, commands: [] },
@@ -160,6 +164,15 @@ export async function waitFor(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
+export interface ServeProcess {
+  child: ChildProcess;
+  api: Api;
+  url: string;
+  /** Everything the process wrote to stderr (its log) so far. */
+  log(): string;
+  kill9(): Promise<void>;
+}
+
 /**
  * Runs `kikitori serve` as its own process, so a test can kill it with SIGKILL. `port` (default: any free
  * one) lets a test restart it where its clients expect it.
@@ -168,7 +181,7 @@ export async function serveProcess(
   dataDir: string,
   env: Record<string, string> = {},
   port = 0,
-): Promise<{ child: ChildProcess; api: Api }> {
+): Promise<ServeProcess> {
   const child = spawn(
     process.execPath,
     [join(repoRoot, "bin", "kikitori.js"), "serve", "--port", String(port), "--data-dir", dataDir],
@@ -184,6 +197,8 @@ export async function serveProcess(
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
+  let err = "";
+  child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (c: Buffer) => {
@@ -191,7 +206,17 @@ export async function serveProcess(
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m) resolve(m[1]!);
     });
-    child.on("exit", (code) => reject(new Error(`serve exited with ${code}: ${out}`)));
+    child.on("exit", (code) => reject(new Error(`serve exited with ${code}: ${out}${err}`)));
   });
-  return { child, api: new Api(url) };
+  return {
+    child,
+    url,
+    api: new Api(url),
+    log: () => err,
+    kill9: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+    },
+  };
 }
