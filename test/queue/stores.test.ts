@@ -1,4 +1,5 @@
 import { forEachBackend, freshDatabase } from "../helpers/backends.js";
+import { awsStoreContract } from "./aws-contract.js";
 import { notifyStoreContract } from "./notify-contract.js";
 import { scalingStoreContract } from "./scaling-contract.js";
 import { stateStoreContract } from "./state-contract.js";
@@ -9,4 +10,5 @@ forEachBackend((backend) => {
   stateStoreContract(backend, fresh);
   notifyStoreContract(backend, fresh);
   scalingStoreContract(backend, fresh);
+  awsStoreContract(backend, fresh);
 });
