@@ -48,20 +48,26 @@ describe("bench suite, smoke mode", { timeout: 300_000 }, () => {
   });
   after(() => rmSync(out, { recursive: true, force: true }));
 
-  it("platform: latency and throughput on the no-op model server", () => {
+  it("platform: latency and throughput on the no-op model server, on SQLite and PostgreSQL", () => {
     const r = read("platform");
     assertHeader(r, "platform");
-    assert.equal(r.store, "SQLite (WAL)");
-    for (const k of ["enqueueToStartMs", "overheadMs", "totalMs", "acceptMs", "clientOverheadMs"])
-      assertSummary(r.noopLatency[k], `noopLatency.${k}`);
-    assert.ok(r.noopLatency.overheadMs.p50 <= r.noopLatency.totalMs.p50, "overhead is part of the total");
-    const t = r.noopThroughput;
-    assert.ok(Number.isFinite(t.acceptedPerSecond) && t.acceptedPerSecond > 0, "accepted/s");
-    assert.ok(
-      t.completedPerSecond > 0 && t.completedPerSecond <= t.acceptedPerSecond,
-      "completed/s ≤ accepted/s",
-    );
-    assertSummary(t.acceptMs, "noopThroughput.acceptMs");
+    assert.equal(r.store, "SQLite (WAL) and PostgreSQL, side by side");
+    assert.match(r.postgres.database, /^PostgreSQL \d+/);
+    for (const [name, on] of [
+      ["sqlite", r],
+      ["postgres", r.postgres],
+    ]) {
+      for (const k of ["enqueueToStartMs", "overheadMs", "totalMs", "acceptMs", "clientOverheadMs"])
+        assertSummary(on.noopLatency[k], `${name} noopLatency.${k}`);
+      assert.ok(on.noopLatency.overheadMs.p50 <= on.noopLatency.totalMs.p50, "overhead is part of the total");
+      const t = on.noopThroughput;
+      assert.ok(Number.isFinite(t.acceptedPerSecond) && t.acceptedPerSecond > 0, `${name} accepted/s`);
+      assert.ok(
+        t.completedPerSecond > 0 && t.completedPerSecond <= t.acceptedPerSecond,
+        `${name} completed/s ≤ accepted/s`,
+      );
+      assertSummary(t.acceptMs, `${name} noopThroughput.acceptMs`);
+    }
   });
 
   it("engine speed: RTFx and WER for each configuration, ratios against faster-whisper", (t) => {
@@ -122,7 +128,8 @@ describe("bench suite, smoke mode", { timeout: 300_000 }, () => {
   it("renders BENCHMARKS.md with its figures", () => {
     const md = readFileSync(join(out, "BENCHMARKS.md"), "utf8");
     assert.match(md, /## Targets/);
-    assert.match(md, /PostgreSQL does not exist yet/);
+    assert.match(md, /\| SQLite \(WAL\) \| \d+ \|/, "the side-by-side table: SQLite");
+    assert.match(md, /\| PostgreSQL \d[^|]* \| \d+ \|/, "and PostgreSQL");
     assert.ok(existsSync(join(out, "figures", "platform-latency.svg")));
     assert.match(
       readFileSync(join(out, "figures", "platform-latency.svg"), "utf8"),
