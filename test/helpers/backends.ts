@@ -13,6 +13,7 @@ import type { ScalingStore } from "../../src/autoscale/types.js";
 import { openSqlite } from "../../src/backends.js";
 import type { Config } from "../../src/config.js";
 import type { AwsResourceStore } from "../../src/queue/aws-store.js";
+import type { KeyStore } from "../../src/queue/key-store.js";
 import type { NotifyStore } from "../../src/notify/store.js";
 import { openPostgres } from "../../src/queue/postgres/index.js";
 import type { Coordinator, StateStore } from "../../src/queue/types.js";
@@ -96,6 +97,7 @@ export interface Stores {
   notify: NotifyStore;
   scaling: ScalingStore;
   aws: AwsResourceStore;
+  keys: KeyStore;
   coordinator: Coordinator;
   close(): Promise<void>;
 }

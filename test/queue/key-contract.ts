@@ -1,6 +1,7 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { ApiKeyRecord, KeyStore } from "../../src/queue/key-store.js";
+import type { ApiKeyRecord } from "../../src/queue/key-store.js";
+import type { TestDatabase } from "../helpers/backends.js";
+import { withStores } from "./state-contract.js";
 
 let n = 0;
 const key = (over: Partial<ApiKeyRecord> = {}): ApiKeyRecord => ({
@@ -12,48 +13,45 @@ const key = (over: Partial<ApiKeyRecord> = {}): ApiKeyRecord => ({
   ...over,
 });
 
-/** The behaviour every KeyStore must show (SQLite now; PostgreSQL runs the same). */
-export function keyStoreContract(
-  name: string,
-  make: () => Promise<KeyStore & { close(): Promise<void> }>,
-): void {
-  const withStore = (title: string, fn: (s: KeyStore) => Promise<void>) =>
-    test(`${name} keys: ${title}`, async () => {
-      const s = await make();
-      try {
-        await fn(s);
-      } finally {
-        await s.close();
-      }
-    });
+/** The behaviour every KeyStore shows, on every backend; each method of the contract is exercised. */
+export function keyStoreContract(name: string, fresh: () => Promise<TestDatabase>): void {
+  const t = withStores(`keys ${name}`, fresh);
 
-  withStore("a created key reads back whole, and a duplicate id is refused", async (s) => {
+  t("a created key reads back whole, and a duplicate id is refused", async ({ keys: s }, db) => {
     const k = key({ scope: "admin", name: "ops laptop" });
     await s.createKey(k);
     assert.deepEqual(await s.getKey(k.id), { ...k, revokedAt: undefined, lastUsedAt: undefined });
     await assert.rejects(s.createKey({ ...k, name: "other" }), /already exists/);
     assert.equal(await s.getKey("ffffffffffff"), undefined);
+    const other = await db.open(); // `kikitori keys create` in one process, the server in another
+    try {
+      assert.equal((await other.keys.getKey(k.id))?.name, "ops laptop");
+      assert.equal(await other.keys.countActiveKeys(), 1);
+    } finally {
+      await other.close();
+    }
   });
 
-  withStore("list is oldest first and includes revoked keys; count counts active ones", async (s) => {
+  t("list is oldest first and includes revoked keys; count counts active ones", async ({ keys: s }) => {
     const a = key({ createdAt: 10 });
     const b = key({ createdAt: 20 });
     const c = key({ createdAt: 30 });
-    for (const k of [c, a, b]) await s.createKey(k);
+    const tie = key({ createdAt: 20 }); // same time as b, a greater id, stored before b: ordered by id
+    for (const k of [c, tie, a, b]) await s.createKey(k);
     assert.deepEqual(
       (await s.listKeys()).map((k) => k.id),
-      [a.id, b.id, c.id],
+      [a.id, b.id, tie.id, c.id],
     );
-    assert.equal(await s.countActiveKeys(), 3);
+    assert.equal(await s.countActiveKeys(), 4);
     assert.equal(await s.revokeKey(b.id, 99), true);
     assert.equal(await s.revokeKey(b.id, 100), false, "a second revoke changes nothing");
     assert.equal(await s.revokeKey("000000000bad", 100), false);
-    assert.equal(await s.countActiveKeys(), 2);
+    assert.equal(await s.countActiveKeys(), 3);
     assert.equal((await s.getKey(b.id))?.revokedAt, 99);
-    assert.equal((await s.listKeys()).length, 3);
+    assert.equal((await s.listKeys()).length, 4);
   });
 
-  withStore("touch records the last use, at most once a minute", async (s) => {
+  t("touch records the last use, at most once a minute", async ({ keys: s }) => {
     const k = key();
     await s.createKey(k);
     await s.touchKey(k.id, 100_000);
@@ -64,7 +62,7 @@ export function keyStoreContract(
     assert.equal((await s.getKey(k.id))?.lastUsedAt, 170_000);
   });
 
-  withStore("sessions expire, can be deleted, and end when their key is revoked", async (s) => {
+  t("sessions expire, can be deleted, and end when their key is revoked", async ({ keys: s }) => {
     const k = key();
     await s.createKey(k);
     const sess = { hash: "b".repeat(64), keyId: k.id, createdAt: 1000, expiresAt: 5000 };

@@ -197,6 +197,19 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
     );
   });
 
+  t("invocations record who created them (principal), and listing filters by it", async ({ state: s }) => {
+    const a = await s.enqueue(newInvocation({ principal: "key/000000000001" }));
+    const b = await s.enqueue(newInvocation({ principal: "key/000000000002" }));
+    const c = await s.enqueue(newInvocation());
+    assert.equal((await s.getInvocation(a.id))?.principal, "key/000000000001");
+    assert.equal((await s.getInvocation(c.id))?.principal, undefined);
+    assert.deepEqual(
+      (await s.listInvocations({ principal: "key/000000000002" })).map((i) => i.id),
+      [b.id],
+    );
+    assert.equal((await s.listInvocations({})).length, 3);
+  });
+
   t("queue positions count only queued work of the same endpoint, in order", async ({ state: s }) => {
     const a = await s.enqueue(newInvocation());
     const b = await s.enqueue(newInvocation());

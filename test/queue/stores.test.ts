@@ -1,5 +1,6 @@
 import { forEachBackend, freshDatabase } from "../helpers/backends.js";
 import { awsStoreContract } from "./aws-contract.js";
+import { keyStoreContract } from "./key-contract.js";
 import { notifyStoreContract } from "./notify-contract.js";
 import { scalingStoreContract } from "./scaling-contract.js";
 import { stateStoreContract } from "./state-contract.js";
@@ -11,4 +12,5 @@ forEachBackend((backend) => {
   notifyStoreContract(backend, fresh);
   scalingStoreContract(backend, fresh);
   awsStoreContract(backend, fresh);
+  keyStoreContract(backend, fresh);
 });

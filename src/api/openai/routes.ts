@@ -225,11 +225,7 @@ function refuseOpenAi(_req: FastifyRequest, reply: FastifyReply, r: Refusal): Fa
 async function checkField(name: string, value: string, service: Service, o: OpenAiOptions): Promise<void> {
   switch (name) {
     case "model":
-      if (
-        !OPENAI_MODELS.has(value) &&
-        value !== o.defaultEndpoint &&
-        !(await service.findEndpoint(value))
-      )
+      if (!OPENAI_MODELS.has(value) && value !== o.defaultEndpoint && !(await service.findEndpoint(value)))
         throw new OpenAiError(
           404,
           `The model \`${value.slice(0, 100)}\` does not exist: use whisper-1 or the name of an endpoint`,

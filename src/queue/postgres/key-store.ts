@@ -28,7 +28,9 @@ export class PgKeyStore implements KeyStore {
 
   async listKeys(): Promise<ApiKeyRecord[]> {
     // COLLATE "C": ties on created_at in byte order, as SQLite sorts.
-    return (await rows(this.pool, `SELECT * FROM api_keys ORDER BY created_at, id COLLATE "C"`)).map(toApiKey);
+    return (await rows(this.pool, `SELECT * FROM api_keys ORDER BY created_at, id COLLATE "C"`)).map(
+      toApiKey,
+    );
   }
 
   async revokeKey(id: string, now: number): Promise<boolean> {
