@@ -1,10 +1,6 @@
 import { join } from "node:path";
-import type { ScalingStore } from "./autoscale/types.js";
-import type { AwsResourceStore } from "./queue/aws-store.js";
-import type { KeyStore } from "./queue/key-store.js";
 import type { Config } from "./config.js";
-import type { NotifyStore } from "./notify/store.js";
-import type { Coordinator, StateStore } from "./queue/types.js";
+import type { DatabaseStores } from "./queue/stores.js";
 import { SqliteAwsStore } from "./queue/sqlite/aws-store.js";
 import { SqliteCoordinator } from "./queue/sqlite/coordinator.js";
 import { SqliteKeyStore } from "./queue/sqlite/key-store.js";
@@ -16,17 +12,9 @@ import { S3ObjectStore } from "./storage/s3.js";
 import type { ObjectStore } from "./storage/types.js";
 
 /** The stores of one process, on the backends the configuration names. */
-export interface Backends {
+export interface Backends extends DatabaseStores {
   /** `sqlite` (embedded) or `postgres`. */
   database: "sqlite" | "postgres";
-  state: StateStore;
-  notify: NotifyStore;
-  scaling: ScalingStore;
-  /** AWS-only metadata: IAM roles, tags, CloudWatch alarms. */
-  aws: AwsResourceStore;
-  /** API keys and browser sessions (src/auth). */
-  keys: KeyStore;
-  coordinator: Coordinator;
   objects: ObjectStore;
   /** Closes every store, the object store included. */
   close(): Promise<void>;
@@ -72,7 +60,7 @@ async function openDatabase(config: Readonly<Config>): Promise<Omit<Backends, "o
 }
 
 /** The embedded backend: every store in one SQLite file (WAL), for one process. */
-export function openSqlite(file: string) {
+export function openSqlite(file: string): DatabaseStores {
   const state = new SqliteStateStore(file);
   return {
     state,

@@ -9,14 +9,10 @@ import { execFileSync } from "node:child_process";
 import { after } from "node:test";
 import { join } from "node:path";
 import pg from "pg";
-import type { ScalingStore } from "../../src/autoscale/types.js";
 import { openSqlite } from "../../src/backends.js";
 import type { Config } from "../../src/config.js";
-import type { AwsResourceStore } from "../../src/queue/aws-store.js";
-import type { KeyStore } from "../../src/queue/key-store.js";
-import type { NotifyStore } from "../../src/notify/store.js";
 import { openPostgres } from "../../src/queue/postgres/index.js";
-import type { Coordinator, StateStore } from "../../src/queue/types.js";
+import type { DatabaseStores } from "../../src/queue/stores.js";
 import { repoRoot, tempDir } from "./fixtures.js";
 
 export type TestBackend = "sqlite" | "postgres";
@@ -92,15 +88,7 @@ export async function newPostgresDatabase(): Promise<string> {
 }
 
 /** The stores of one process on a database, as src/backends.ts builds them. */
-export interface Stores {
-  state: StateStore;
-  notify: NotifyStore;
-  scaling: ScalingStore;
-  aws: AwsResourceStore;
-  keys: KeyStore;
-  coordinator: Coordinator;
-  close(): Promise<void>;
-}
+export type Stores = DatabaseStores;
 
 /** One fresh database: `open()` connects to it again (another process would), `config` points a server at it. */
 export interface TestDatabase {

@@ -1,9 +1,5 @@
 import pg from "pg";
-import type { ScalingStore } from "../../autoscale/types.js";
-import type { NotifyStore } from "../../notify/store.js";
-import type { AwsResourceStore } from "../aws-store.js";
-import type { KeyStore } from "../key-store.js";
-import type { Coordinator, StateStore } from "../types.js";
+import type { DatabaseStores } from "../stores.js";
 import { PgAwsStore } from "./aws-store.js";
 import { PgCoordinator } from "./coordinator.js";
 import { PgKeyStore } from "./key-store.js";
@@ -21,18 +17,7 @@ export interface PostgresOptions {
  * Opens the PostgreSQL backend: a bounded pool for the stores, one session for leadership and wake-ups,
  * and the schema migrated to the latest version before anything runs.
  */
-export async function openPostgres(
-  url: string,
-  o: PostgresOptions,
-): Promise<{
-  state: StateStore;
-  notify: NotifyStore;
-  scaling: ScalingStore;
-  aws: AwsResourceStore;
-  keys: KeyStore;
-  coordinator: Coordinator;
-  close(): Promise<void>;
-}> {
+export async function openPostgres(url: string, o: PostgresOptions): Promise<DatabaseStores> {
   const connection = { connectionString: url, types, keepAlive: true, application_name: "kikitori" };
   const pool = new pg.Pool({
     ...connection,
