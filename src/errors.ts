@@ -17,6 +17,7 @@ export const ERRORS = {
   LeaseExpired: { status: 500, aws: "InternalFailure", retryable: true },
   RequestExpired: { status: 410, aws: "ValidationError", retryable: false },
   Cancelled: { status: 409, aws: "ValidationError", retryable: false },
+  EndpointDeleted: { status: 410, aws: "ValidationError", retryable: false },
   Forbidden: { status: 403, aws: "AccessDeniedException", retryable: false },
   InsufficientStorage: { status: 507, aws: "InsufficientStorage", retryable: true },
   NotImplemented: { status: 501, aws: "NotImplemented", retryable: false },

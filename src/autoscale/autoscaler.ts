@@ -141,7 +141,10 @@ export class Autoscaler {
       let snap = snapshots.get(endpoint);
       if (!snap) snapshots.set(endpoint, (snap = await this.metrics.snapshot(endpoint)));
       const latest = snap;
-      const current = count?.desired ?? (await this.initialCount(ep.configName, variant));
+      const current =
+        count?.desired ??
+        ep.deployment?.config.variants.find((v) => v.variantName === variant)?.initialInstanceCount ??
+        0;
       const view: VariantView = {
         now,
         current,
@@ -159,11 +162,6 @@ export class Autoscaler {
       await this.apply(target, mem, current, d.desired, d.cause, d.policies, now);
       this.control.setDesired(endpoint, variant, d.desired);
     }
-  }
-
-  private async initialCount(configName: string, variant: string): Promise<number> {
-    const config = await this.service.findEndpointConfig(configName);
-    return config?.variants.find((v) => v.variantName === variant)?.initialInstanceCount ?? 0;
   }
 
   private remember(resourceId: string): TargetMemory {
@@ -229,8 +227,7 @@ export class Autoscaler {
     const { endpoint, variant } = parseResourceId(resourceId);
     const ep = await this.service.findEndpoint(endpoint);
     if (!ep) throw validation("ResourceId", `endpoint ${endpoint} does not exist`);
-    const config = await this.service.findEndpointConfig(ep.configName);
-    if (!config?.variants.some((v) => v.variantName === variant)) {
+    if (!ep.deployment?.config.variants.some((v) => v.variantName === variant)) {
       throw validation("ResourceId", `endpoint ${endpoint} has no variant ${variant}`);
     }
     return resourceId as string;

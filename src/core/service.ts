@@ -29,11 +29,13 @@ import {
 } from "./rules.js";
 import type {
   AsyncInferenceConfig,
+  Deployment,
   Endpoint,
   EndpointConfig,
   InstanceRecord,
   Invocation,
   InvocationError,
+  InvocationState,
   Model,
   ProductionVariant,
   WebhookTarget,
@@ -244,7 +246,7 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   async createEndpoint(input: { name: string; configName: string }): Promise<Endpoint> {
     checkName("EndpointName", input.name);
-    await this.getEndpointConfig(input.configName);
+    const deployment = await this.deploymentOf(input.configName);
     const now = Date.now();
     const endpoint: Endpoint = {
       name: input.name,
@@ -252,10 +254,19 @@ export class Service extends EventEmitter<ServiceEvents> {
       status: "Creating",
       createdAt: now,
       updatedAt: now,
+      deployment,
     };
     await this.state.createEndpoint(endpoint);
     this.emit("endpoint:changed", endpoint);
     return endpoint;
+  }
+
+  /** A copy of the config and its models, for an endpoint to run from (SageMaker keeps one too). */
+  private async deploymentOf(configName: string): Promise<Deployment> {
+    const config = await this.getEndpointConfig(configName);
+    const names = [...new Set(config.variants.map((v) => v.modelName))];
+    const models = await Promise.all(names.map((n) => this.getModel(n)));
+    return { id: randomUUID(), config, models, createdAt: Date.now() };
   }
 
   async getEndpoint(name: string): Promise<Endpoint> {
@@ -273,41 +284,96 @@ export class Service extends EventEmitter<ServiceEvents> {
     return this.state.listEndpoints();
   }
 
+  /**
+   * Blue/green, as SageMaker: the new config's instances start beside the current ones (`pending`), and
+   * replace them once all are InService (promoteDeployment); queued work waits in the endpoint's one queue
+   * meanwhile and is served by whichever instances are up. A Failed endpoint has nothing serving: the new
+   * config replaces the old one at once.
+   */
   async updateEndpoint(name: string, configName: string): Promise<Endpoint> {
     const cur = await this.getEndpoint(name);
-    if (cur.status === "Deleting") throw new KikitoriError("Conflict", `Endpoint "${name}" is being deleted`);
-    await this.getEndpointConfig(configName);
-    await this.state.updateEndpoint(name, { configName, status: "Updating", failureReason: undefined });
-    const next = await this.getEndpoint(name);
-    this.emit("endpoint:changed", next);
-    return next;
+    const deployment = await this.deploymentOf(configName);
+    const patch: Partial<Endpoint> =
+      cur.status === "Failed"
+        ? { configName, deployment, status: "Updating", failureReason: undefined }
+        : { pending: deployment, status: "Updating", failureReason: undefined };
+    if (!(await this.state.updateEndpoint(name, patch, { status: ["InService", "Failed"] }))) {
+      const now = await this.getEndpoint(name);
+      throw validation(
+        "EndpointName",
+        `endpoint "${name}" is ${now.status}; it can be updated when it is InService or Failed`,
+      );
+    }
+    return this.endpointChanged(name);
   }
 
-  async setEndpointStatus(name: string, status: Endpoint["status"], failureReason?: string): Promise<void> {
-    await this.state.updateEndpoint(name, { status, failureReason });
+  /** Makes an update's new deployment the endpoint's own once its instances are InService; its old ones drain. */
+  async promoteDeployment(name: string, id: string): Promise<boolean> {
     const e = await this.state.getEndpoint(name);
-    if (e) this.emit("endpoint:changed", e);
+    if (!e?.pending || e.pending.id !== id) return false;
+    const done = await this.state.updateEndpoint(
+      name,
+      {
+        configName: e.pending.config.name,
+        deployment: e.pending,
+        pending: undefined,
+        status: "InService",
+        failureReason: undefined,
+      },
+      { status: ["Updating"], pending: id },
+    );
+    if (done) await this.endpointChanged(name);
+    return done;
   }
 
-  /** Marks the endpoint Deleting; the instance manager stops its instances and then removes it. */
+  /** Gives up an update whose new instances cannot start: the endpoint keeps serving as before, with the reason. */
+  async rollBackDeployment(name: string, id: string, reason: string): Promise<boolean> {
+    const done = await this.state.updateEndpoint(
+      name,
+      { pending: undefined, status: "InService", failureReason: `the update was rolled back: ${reason}` },
+      { status: ["Updating"], pending: id },
+    );
+    if (done) await this.endpointChanged(name);
+    return done;
+  }
+
+  /** Sets the status unless the endpoint is being deleted (a late InService must not revive it). */
+  async setEndpointStatus(name: string, status: Endpoint["status"], failureReason?: string): Promise<void> {
+    const from = STATUSES_BUT_DELETING;
+    if (await this.state.updateEndpoint(name, { status, failureReason }, { status: from }))
+      await this.endpointChanged(name);
+  }
+
+  /**
+   * Marks the endpoint Deleting, and fails its queued and running invocations with failure documents (and
+   * the error topic) naming the reason: none of them may run later, not even on a new endpoint of the same
+   * name. The instance manager stops its instances and then removes it.
+   */
   async deleteEndpoint(name: string): Promise<void> {
     await this.getEndpoint(name);
-    await this.state.updateEndpoint(name, { status: "Deleting" });
-    const e = await this.getEndpoint(name);
-    this.emit("endpoint:changed", e);
+    if (await this.state.updateEndpoint(name, { status: "Deleting", pending: undefined }))
+      await this.endpointChanged(name);
+    await this.failUnfinished(name, endpointDeleted(name));
   }
 
   /** Removes an endpoint once its instances are stopped (the instance manager's last step of a delete). */
   async removeDeletedEndpoint(name: string): Promise<void> {
     const e = await this.state.getEndpoint(name);
-    if (e?.status === "Deleting") await this.state.deleteEndpoint(name);
+    if (e?.status !== "Deleting") return;
+    await this.failUnfinished(name, endpointDeleted(name));
+    await this.state.deleteEndpoint(name);
+  }
+
+  private async endpointChanged(name: string): Promise<Endpoint> {
+    const e = await this.getEndpoint(name);
+    this.emit("endpoint:changed", e);
+    return e;
   }
 
   async describeEndpoint(name: string) {
     const endpoint = await this.getEndpoint(name);
-    const config = await this.state.getEndpointConfig(endpoint.configName);
     const instances = await this.state.listInstances({ endpoint: name, live: true });
-    return { endpoint, config, instances };
+    return { endpoint, config: endpoint.deployment?.config, instances };
   }
 
   /** Creates a model, config and endpoint of the built-in Whisper image under one name, unless it exists. */
@@ -348,7 +414,12 @@ export class Service extends EventEmitter<ServiceEvents> {
         `endpoint "${endpoint.name}" is ${endpoint.status}${endpoint.failureReason ? `: ${endpoint.failureReason}` : ""}`,
       );
     }
-    const config = await this.getEndpointConfig(endpoint.configName);
+    const config = endpoint.deployment?.config;
+    if (!config)
+      throw validation(
+        "EndpointName",
+        `endpoint "${endpoint.name}" has no config: it was deleted before kikitori kept endpoints' own copies; update the endpoint`,
+      );
     if (!config.asyncConfig) {
       throw validation(
         "EndpointName",
@@ -392,8 +463,16 @@ export class Service extends EventEmitter<ServiceEvents> {
       createdAt: Date.now(),
       webhook: req.webhook,
       principal: req.principal,
+      notification: config.asyncConfig.notification,
     };
     const stored = await this.state.enqueue(inv);
+    // DeleteEndpoint may have failed the endpoint's queue between the check above and this commit: then this
+    // one is failed here (it must never run on a later endpoint of the same name). One of the two sees it.
+    const after = await this.state.getEndpoint(endpoint.name);
+    if (!after || after.createdAt !== endpoint.createdAt || after.status === "Deleting") {
+      await this.fail(stored, { state: "Failed", error: endpointDeleted(endpoint.name) }, UNFINISHED);
+      return (await this.state.getInvocation(stored.id)) ?? stored;
+    }
     this.emit("invocation:queued", stored);
     return stored;
   }
@@ -527,13 +606,24 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   /** Fails every queued invocation of an endpoint (its model cannot start). */
   async failQueued(endpoint: string, cause: GiveBackCause): Promise<number> {
+    return this.failAll(endpoint, cause, ["Queued"]);
+  }
+
+  /** Fails every queued and running invocation of an endpoint (it is deleted); runners see their lease lost. */
+  private failUnfinished(endpoint: string, cause: GiveBackCause): Promise<number> {
+    return this.failAll(endpoint, cause, UNFINISHED.from);
+  }
+
+  private async failAll(endpoint: string, cause: GiveBackCause, states: InvocationState[]): Promise<number> {
     let n = 0;
     for (;;) {
-      const queued = await this.state.listInvocations({ endpoint, state: "Queued", limit: 500 });
-      if (!queued.length) return n;
-      for (const inv of queued) {
-        if (await this.fail(inv, { state: "Failed", error: cause }, { from: ["Queued"] })) n++;
-      }
+      const batch: Invocation[] = [];
+      for (const state of states)
+        batch.push(...(await this.state.listInvocations({ endpoint, state, limit: 500 })));
+      if (!batch.length) return n;
+      // A queued one may be leased meanwhile: the guard takes it in either state.
+      for (const inv of batch)
+        if (await this.fail(inv, { state: "Failed", error: cause }, { from: states })) n++;
     }
   }
 
@@ -611,6 +701,22 @@ function checkPathExtension(ext: string): string {
   }
   return clean;
 }
+
+const UNFINISHED: Guard = { from: ["Queued", "Running"] };
+const STATUSES_BUT_DELETING: Endpoint["status"][] = [
+  "Creating",
+  "InService",
+  "Updating",
+  "SystemUpdating",
+  "RollingBack",
+  "OutOfService",
+  "Failed",
+];
+
+const endpointDeleted = (name: string): GiveBackCause => ({
+  code: "EndpointDeleted",
+  message: `the endpoint ${name} was deleted before the invocation finished`,
+});
 
 /** The document written at the failure location. */
 export function failureDocument(inv: Invocation, state: string, error?: InvocationError) {

@@ -48,13 +48,33 @@ export type EndpointStatus =
   | "Deleting"
   | "Failed";
 
+/**
+ * What an endpoint runs: its config and the config's models as they were at CreateEndpoint or UpdateEndpoint.
+ * As on SageMaker, deleting the config or a model afterwards does not touch the endpoint.
+ */
+export interface Deployment {
+  /** New for each CreateEndpoint and UpdateEndpoint: tells an update's new instances from the old ones. */
+  id: string;
+  config: EndpointConfig;
+  models: Model[];
+  createdAt: number;
+}
+
 export interface Endpoint {
   name: string;
+  /** The config it runs (`deployment.config.name`). */
   configName: string;
   status: EndpointStatus;
   failureReason?: string;
   createdAt: number;
   updatedAt: number;
+  /** What it runs. Absent only for an endpoint whose config was deleted before kikitori kept copies. */
+  deployment?: Deployment;
+  /**
+   * An UpdateEndpoint in progress (blue/green): its instances start beside the current ones, and it becomes
+   * `deployment` once all of them are InService; then the old instances drain.
+   */
+  pending?: Deployment;
 }
 
 export const INVOCATION_STATES = [
@@ -107,6 +127,8 @@ export interface Invocation {
   webhook?: WebhookTarget;
   /** Who created it (src/auth Principal.id); a key of the `invoke` scope sees only its own. */
   principal?: string;
+  /** The SNS topics of the config it was accepted under (they outlive a deleted endpoint). */
+  notification?: AsyncInferenceConfig["notification"];
 }
 
 /** A per-invocation webhook: events filter `start` | `progress` | `completed`; the transcript is opt-in. */

@@ -1,5 +1,5 @@
 import type { Service } from "../core/service.js";
-import type { Endpoint, EndpointConfig, Invocation } from "../core/types.js";
+import type { Deployment, Endpoint, Invocation } from "../core/types.js";
 import { containerName, detectContainerRuntime, removeContainer } from "./container.js";
 import { resolveImage, type LocalImagePolicy } from "./images.js";
 import { Instance } from "./instance.js";
@@ -24,16 +24,20 @@ export interface ManagerOptions {
   log: (msg: string) => void;
 }
 
+/** The instances of one variant of one deployment (an update runs two deployments for a while). */
 interface VariantState {
   instances: Instance[];
-  /** Wanted instance count; the autoscaler sets it, InitialInstanceCount seeds it. */
+  /** Wanted instance count: InitialInstanceCount, or the autoscaler's for the current deployment. */
   desired: number;
   consecutiveFailures: number;
   nextStartAt: number;
   starting: number;
 }
 
-const key = (endpoint: string, variant: string) => `${endpoint}\0${variant}`;
+const key = (endpoint: string, deployment: string, variant: string) =>
+  `${endpoint}\0${deployment}\0${variant}`;
+const parseKey = (k: string) => k.split("\0") as [endpoint: string, deployment: string, variant: string];
+const scaledKey = (endpoint: string, variant: string) => `${endpoint}\0${variant}`;
 
 /**
  * Keeps each endpoint variant at its desired instance count on this host: starts, replaces crashed
@@ -41,6 +45,10 @@ const key = (endpoint: string, variant: string) => `${endpoint}\0${variant}`;
  */
 export class InstanceManager {
   private readonly variants = new Map<string, VariantState>();
+  /** The autoscaler's instance counts (`scaledKey`), for the variants of each endpoint's current deployment. */
+  private readonly scaled = new Map<string, number>();
+  /** Each endpoint's current deployment id, as last reconciled. */
+  private readonly current = new Map<string, string>();
   private timer?: NodeJS.Timeout;
   private reconciling = Promise.resolve();
   private stopped = false;
@@ -123,25 +131,27 @@ export class InstanceManager {
     for (const v of this.variants.values()) for (const i of v.instances) i.abort(inv.id, "cancel");
   }
 
-  /** Sets the wanted instance count of a variant (used by the autoscaler). */
+  /** Sets the wanted instance count of a variant of the endpoint's current deployment (the autoscaler). */
   setDesired(endpoint: string, variant: string, desired: number): void {
-    const k = key(endpoint, variant);
-    const v = this.variants.get(k);
+    // Kept apart from the variant's state: a new endpoint may be scaled before its first reconciliation.
+    this.scaled.set(scaledKey(endpoint, variant), desired);
+    const v = this.variants.get(key(endpoint, this.current.get(endpoint) ?? "", variant));
     if (v) v.desired = desired;
-    // Not reconciled yet (a new endpoint): the autoscaler's count replaces InitialInstanceCount.
-    else
-      this.variants.set(k, { instances: [], desired, consecutiveFailures: 0, nextStartAt: 0, starting: 0 });
     this.schedule();
   }
 
-  /** Live instances per variant, for metrics and DescribeEndpoint. */
+  /**
+   * Live instances per variant of one of the endpoint's deployments (by default its current one), for
+   * metrics, the autoscaler and DescribeEndpoint.
+   */
   counts(
     endpoint: string,
+    deployment = this.current.get(endpoint),
   ): Map<string, { current: number; desired: number; inService: number; busy: number }> {
     const out = new Map<string, { current: number; desired: number; inService: number; busy: number }>();
     for (const [k, v] of this.variants) {
-      const [ep, variant] = k.split("\0") as [string, string];
-      if (ep !== endpoint) continue;
+      const [ep, id, variant] = parseKey(k);
+      if (ep !== endpoint || id !== deployment) continue;
       out.set(variant, {
         current: v.instances.length,
         desired: v.desired,
@@ -152,6 +162,7 @@ export class InstanceManager {
     return out;
   }
 
+  /** The endpoint's instances, of every deployment. */
   instancesOf(endpoint: string): Instance[] {
     const out: Instance[] = [];
     for (const [k, v] of this.variants) if (k.startsWith(endpoint + "\0")) out.push(...v.instances);
@@ -170,52 +181,81 @@ export class InstanceManager {
   }
 
   private async reconcile(endpoint: Endpoint): Promise<void> {
-    const config = await this.service.findEndpointConfig(endpoint.configName);
-    if (endpoint.status === "Deleting" || !config) {
+    const { deployment, pending } = endpoint;
+    if (endpoint.status === "Deleting" || !deployment) {
       await Promise.all(this.instancesOf(endpoint.name).map((i) => i.drain()));
-      for (const k of [...this.variants.keys()])
-        if (k.startsWith(endpoint.name + "\0")) this.variants.delete(k);
+      this.forget(endpoint.name);
       if (endpoint.status === "Deleting") await this.service.removeDeletedEndpoint(endpoint.name);
       return;
     }
-    if (endpoint.status === "Failed") return;
-    // Variants that left the config (UpdateEndpoint) are drained.
+    // Deployments replaced by an update (or a rolled-back update's) and variants that left one are drained.
+    const wanted = pending ? [deployment, pending] : [deployment];
     for (const [k, v] of this.variants) {
-      const [ep, variant] = k.split("\0") as [string, string];
-      if (ep === endpoint.name && !config.variants.some((cv) => cv.variantName === variant)) {
+      const [ep, id, variant] = parseKey(k);
+      if (ep !== endpoint.name) continue;
+      const d = wanted.find((w) => w.id === id);
+      if (!d?.config.variants.some((cv) => cv.variantName === variant)) {
         this.variants.delete(k);
         this.retire(v.instances);
       }
     }
-    let ready = true;
-    for (const variant of config.variants) {
-      const k = key(endpoint.name, variant.variantName);
+    if (this.current.get(endpoint.name) !== deployment.id) {
+      // A new deployment starts from its config's counts; the autoscaler adjusts them from there.
+      if (this.current.has(endpoint.name)) this.forgetScaled(endpoint.name);
+      this.current.set(endpoint.name, deployment.id);
+    }
+    if (endpoint.status === "Failed") return;
+    const ready = this.converge(endpoint, deployment, "one");
+    if (pending) {
+      // Blue/green: the old instances keep serving until every new one is InService.
+      if (this.converge(endpoint, pending, "all"))
+        await this.service.promoteDeployment(endpoint.name, pending.id);
+    } else if (ready && (endpoint.status === "Creating" || endpoint.status === "Updating")) {
+      await this.service.setEndpointStatus(endpoint.name, "InService");
+    }
+  }
+
+  /**
+   * Starts or stops instances of the deployment's variants towards their wanted counts; true when ready:
+   * each variant has one instance InService (`one`, enough to serve), or all of its wanted ones (`all`).
+   */
+  private converge(endpoint: Endpoint, d: Deployment, ready: "one" | "all"): boolean {
+    const isCurrent = d.id === endpoint.deployment?.id;
+    let ok = true;
+    for (const variant of d.config.variants) {
+      const k = key(endpoint.name, d.id, variant.variantName);
       let v = this.variants.get(k);
       if (!v) {
-        v = {
-          instances: [],
-          desired: variant.initialInstanceCount,
-          consecutiveFailures: 0,
-          nextStartAt: 0,
-          starting: 0,
-        };
+        v = { instances: [], desired: 0, consecutiveFailures: 0, nextStartAt: 0, starting: 0 };
         this.variants.set(k, v);
       }
+      v.desired =
+        (isCurrent ? this.scaled.get(scaledKey(endpoint.name, variant.variantName)) : undefined) ??
+        variant.initialInstanceCount;
       v.instances = v.instances.filter((i) => i.state !== "Terminated" && i.state !== "Failed");
       const live = v.instances.length;
       if (live < v.desired && v.starting === 0 && Date.now() >= v.nextStartAt) {
-        for (let n = live; n < v.desired; n++)
-          void this.startInstance(endpoint, config, variant.variantName, v);
+        for (let n = live; n < v.desired; n++) void this.startInstance(endpoint, d, variant.variantName, v);
       } else if (live > v.desired) {
         const extra = [...v.instances].sort((a, b) => a.inFlight - b.inFlight).slice(0, live - v.desired);
         v.instances = v.instances.filter((i) => !extra.includes(i));
         this.retire(extra);
       }
-      if (v.instances.filter((i) => i.state === "InService").length < Math.min(v.desired, 1)) ready = false;
+      const inService = v.instances.filter((i) => i.state === "InService").length;
+      if (inService < (ready === "all" ? v.desired : Math.min(v.desired, 1))) ok = false;
     }
-    if (ready && (endpoint.status === "Creating" || endpoint.status === "Updating")) {
-      await this.service.setEndpointStatus(endpoint.name, "InService");
-    }
+    return ok;
+  }
+
+  /** Drops what the manager keeps about an endpoint (deleted, or nothing to run). */
+  private forget(endpoint: string): void {
+    for (const k of [...this.variants.keys()]) if (k.startsWith(endpoint + "\0")) this.variants.delete(k);
+    this.forgetScaled(endpoint);
+    this.current.delete(endpoint);
+  }
+
+  private forgetScaled(endpoint: string): void {
+    for (const k of [...this.scaled.keys()]) if (k.startsWith(endpoint + "\0")) this.scaled.delete(k);
   }
 
   /** Drains instances that left the variant; stop() waits for them, so none outlives the store. */
@@ -228,16 +268,13 @@ export class InstanceManager {
     void p.finally(() => this.retiring.delete(p));
   }
 
-  private async startInstance(
-    endpoint: Endpoint,
-    config: EndpointConfig,
-    variantName: string,
-    v: VariantState,
-  ) {
+  private async startInstance(endpoint: Endpoint, d: Deployment, variantName: string, v: VariantState) {
     v.starting++;
-    const variant = config.variants.find((x) => x.variantName === variantName)!;
+    const variant = d.config.variants.find((x) => x.variantName === variantName)!;
     try {
-      const model = await this.service.getModel(variant.modelName);
+      const model = d.models.find((m) => m.name === variant.modelName);
+      if (!model)
+        throw new Error(`model ${variant.modelName} is missing from the endpoint's copy of its config`);
       const image = resolveImage(model.image, undefined, this.o.localImages);
       const modelDir = model.modelDataUrl
         ? await this.modelData.resolve(model.modelDataUrl, { builtin: image.kind === "builtin" })
@@ -253,7 +290,7 @@ export class InstanceManager {
         modelDir,
         environment: model.environment,
         port: await freePort(),
-        maxConcurrency: config.asyncConfig?.maxConcurrentInvocationsPerInstance ?? 1,
+        maxConcurrency: d.config.asyncConfig?.maxConcurrentInvocationsPerInstance ?? 1,
         leaseMs: this.o.leaseMs,
         heartbeatMs: this.o.heartbeatMs,
         startupHealthTimeoutMs: this.o.startupHealthTimeoutMs,
@@ -267,10 +304,10 @@ export class InstanceManager {
         v.consecutiveFailures = 0;
         instance.wake();
       } else {
-        await this.startFailed(endpoint, variantName, v, instance.reason ?? "failed to start");
+        await this.startFailed(endpoint, d, variantName, v, instance.reason ?? "failed to start");
       }
     } catch (e) {
-      await this.startFailed(endpoint, variantName, v, (e as Error).message);
+      await this.startFailed(endpoint, d, variantName, v, (e as Error).message);
     } finally {
       v.starting--;
       this.schedule();
@@ -279,6 +316,7 @@ export class InstanceManager {
 
   private async startFailed(
     endpoint: Endpoint,
+    d: Deployment,
     variant: string,
     v: VariantState,
     reason: string,
@@ -289,8 +327,13 @@ export class InstanceManager {
       `endpoint ${endpoint.name}/${variant}: instance failed to start (${v.consecutiveFailures}): ${reason}`,
     );
     if (v.consecutiveFailures < this.o.maxConsecutiveStartFailures) return;
-    // A crash-looping model shows as a Failed endpoint with the reason, and its queue is failed, not kept forever.
     const why = `variant ${variant}: ${v.consecutiveFailures} instance starts failed in a row; last: ${reason}`;
+    // An update whose new model cannot start is rolled back: the old instances never stopped serving.
+    if (d.id === endpoint.pending?.id) {
+      await this.service.rollBackDeployment(endpoint.name, d.id, why);
+      return;
+    }
+    // A crash-looping model shows as a Failed endpoint with the reason, and its queue is failed, not kept forever.
     await this.service.setEndpointStatus(endpoint.name, "Failed", why);
     await this.service.failQueued(endpoint.name, {
       code: "ModelServerUnavailable",

@@ -194,9 +194,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
 
   /** SageMaker-shaped messages to the endpoint config's SuccessTopic / ErrorTopic. */
   private async snsDeliveries(inv: Invocation, eventId: number): Promise<NewDelivery[]> {
-    const endpoint = await this.service.findEndpoint(inv.endpoint);
-    const config = endpoint && (await this.service.findEndpointConfig(endpoint.configName));
-    const n = config?.asyncConfig?.notification;
+    // The topics of the config it was accepted under: its endpoint may be deleted (or updated) by now.
+    const n = inv.notification;
     if (!n) return [];
     const ok = inv.state === "Succeeded";
     const topic = ok ? n.successTopic : n.errorTopic;

@@ -1,4 +1,4 @@
-import type { Endpoint, InstanceRecord, Invocation, InvocationState } from "../core/types.js";
+import type { Deployment, Endpoint, InstanceRecord, Invocation, InvocationState } from "../core/types.js";
 import type { Delivery, Subscription, Topic } from "../notify/store.js";
 import type { Scope } from "../auth/types.js";
 import type { AwsResource, AwsResourceKind } from "./aws-store.js";
@@ -18,6 +18,7 @@ export const opt = <T>(v: unknown, f: (x: unknown) => T): T | undefined =>
 
 export const str = (v: unknown) => opt(v, String);
 export const num = (v: unknown) => opt(v, Number);
+const json = <T>(v: unknown) => JSON.parse(String(v)) as T;
 
 export function toInvocation(r: Row): Invocation {
   return {
@@ -46,6 +47,7 @@ export function toInvocation(r: Row): Invocation {
     modelTimeMs: num(r.model_time_ms),
     webhook: r.webhook ? (JSON.parse(String(r.webhook)) as Invocation["webhook"]) : undefined,
     principal: str(r.principal),
+    notification: opt(r.notification, json<Invocation["notification"]>),
   };
 }
 
@@ -74,8 +76,20 @@ export function toEndpoint(r: Row): Endpoint {
     failureReason: str(r.failure_reason),
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
+    deployment: opt(r.deployment, json<Deployment>),
+    pending: opt(r.pending, json<Deployment>),
   };
 }
+
+/** The endpoint's columns other than its name and creation time, in the order both backends write them. */
+export const endpointColumns = (e: Omit<Endpoint, "name" | "createdAt">) => [
+  e.configName,
+  e.status,
+  e.failureReason ?? null,
+  e.updatedAt,
+  e.deployment ? JSON.stringify(e.deployment) : null,
+  e.pending ? JSON.stringify(e.pending) : null,
+];
 
 export function toDelivery(r: Row): Delivery {
   return {

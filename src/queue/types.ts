@@ -1,6 +1,7 @@
 import type {
   EndpointConfig,
   Endpoint,
+  EndpointStatus,
   InstanceRecord,
   Invocation,
   InvocationError,
@@ -25,6 +26,21 @@ export interface Guard {
   from: InvocationState[];
   /** And only while this lease owner holds it (for Running). */
   owner?: string;
+}
+
+/** Guards an endpoint change: it applies only while every given condition holds. */
+export interface EndpointGuard {
+  /** The endpoint is in one of these states. */
+  status?: EndpointStatus[];
+  /** Its pending deployment (an update in progress) has this id. */
+  pending?: string;
+}
+
+/** Whether the endpoint passes the guard (both backends check it on the row they hold locked). */
+export function endpointGuardHolds(e: Endpoint, guard: EndpointGuard = {}): boolean {
+  if (guard.status && !guard.status.includes(e.status)) return false;
+  if (guard.pending !== undefined && e.pending?.id !== guard.pending) return false;
+  return true;
 }
 
 export type HeartbeatResult = "ok" | "lost" | "cancel-requested";
@@ -74,7 +90,12 @@ export interface StateStore {
   createEndpoint(e: Endpoint): Promise<void>;
   getEndpoint(name: string): Promise<Endpoint | undefined>;
   listEndpoints(): Promise<Endpoint[]>;
-  updateEndpoint(name: string, patch: Partial<Omit<Endpoint, "name" | "createdAt">>): Promise<void>;
+  /** Applies the patch if the endpoint exists and the guard holds, atomically; true when it did. */
+  updateEndpoint(
+    name: string,
+    patch: Partial<Omit<Endpoint, "name" | "createdAt">>,
+    guard?: EndpointGuard,
+  ): Promise<boolean>;
   deleteEndpoint(name: string): Promise<boolean>;
 
   /** Durable when the promise resolves. Throws AlreadyExists for a duplicate id. */

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import type { ConfigOverrides } from "../../src/config.js";
 import { noopModelServer, startTestServer, tempDir } from "../helpers/server.js";
 
 const run = promisify(execFile);
@@ -14,8 +15,11 @@ export { testdataDir } from "../helpers/fixtures.js";
 export type CompatServer = Awaited<ReturnType<typeof startCompatServer>>;
 
 /** A real kikitori on 127.0.0.1 with SigV4 auth and one known credential. */
-export async function startCompatServer() {
-  const k = await startTestServer({ auth: { mode: "keys", credentials: [{ ...CREDS, scope: "admin" }] } });
+export async function startCompatServer(over: ConfigOverrides = {}) {
+  const k = await startTestServer({
+    auth: { mode: "keys", credentials: [{ ...CREDS, scope: "admin" }] },
+    ...over,
+  });
   const dir = tempDir("kk-compat-");
   return {
     url: k.url,

@@ -4,7 +4,15 @@ import { migrationsOf } from "../../src/queue/migrations.js";
 
 // A database records each migration by name and skips the names it has: a landed migration renamed or
 // renumbered would run twice on existing databases. New ones take the next free number and join this list.
-const LANDED = ["0001-core", "0002-scaling", "0003-notify", "0005-aws", "0006-auth", "0007-instance-node"];
+const LANDED = [
+  "0001-core",
+  "0002-scaling",
+  "0003-notify",
+  "0005-aws",
+  "0006-auth",
+  "0007-instance-node",
+  "0009-endpoint-snapshot",
+];
 
 test("migrations: the same names on both backends, in run order, and none that landed renamed", () => {
   const sqlite = migrationsOf("sqlite").map((m) => m.name);

@@ -105,6 +105,8 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
       failureReason: "model crashed",
       createdAt: 1,
       updatedAt: 10,
+      deployment: undefined,
+      pending: undefined,
     });
     await s.updateEndpoint("e1", {
       configName: "c2",
@@ -124,6 +126,75 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
     assert.equal(await s.getEndpoint("e2"), undefined);
   });
 
+  t(
+    "endpoints keep their deployments; a guarded update applies only while its guard holds",
+    async ({ state: s }, db) => {
+      const deployment = (id: string, configName: string) => ({
+        id,
+        config: {
+          name: configName,
+          variants: [{ variantName: "v", modelName: "m", instanceType: "local", initialInstanceCount: 2 }],
+          asyncConfig: { outputPath: "s3://o/p", maxConcurrentInvocationsPerInstance: 1 },
+          createdAt: 1,
+        },
+        models: [{ name: "m", image: "kikitori/whisper", environment: { A: "1" }, createdAt: 1 }],
+        createdAt: 3,
+      });
+      const blue = deployment("d-blue", "c1");
+      const green = deployment("d-green", "c2");
+      await s.createEndpoint({
+        name: "e",
+        configName: "c1",
+        status: "InService",
+        createdAt: 1,
+        updatedAt: 1,
+        deployment: blue,
+      });
+      assert.deepEqual((await s.getEndpoint("e"))?.deployment, blue);
+      // An update in progress: only from InService; a second one is refused by the guard.
+      const update = { pending: green, status: "Updating" as const };
+      assert.equal(await s.updateEndpoint("e", update, { status: ["InService"] }), true);
+      assert.equal(await s.updateEndpoint("e", update, { status: ["InService"] }), false);
+      assert.equal(await s.updateEndpoint("missing", update), false);
+      // Promotion names the pending deployment: a stale one (rolled back, replaced) changes nothing.
+      const promote = {
+        configName: "c2",
+        deployment: green,
+        pending: undefined,
+        status: "InService" as const,
+      };
+      assert.equal(await s.updateEndpoint("e", promote, { pending: "d-other" }), false);
+      const other = await db.open(); // what another process reads
+      try {
+        const mid = await other.state.getEndpoint("e");
+        assert.deepEqual([mid?.status, mid?.deployment, mid?.pending], ["Updating", blue, green]);
+        assert.equal(
+          await s.updateEndpoint("e", promote, { status: ["Updating"], pending: "d-green" }),
+          true,
+        );
+        const done = await other.state.getEndpoint("e");
+        assert.deepEqual(
+          [done?.configName, done?.status, done?.deployment, done?.pending],
+          ["c2", "InService", green, undefined],
+        );
+      } finally {
+        await other.close();
+      }
+      // Concurrent guarded changes from the same state: exactly one applies.
+      await s.updateEndpoint("e", { status: "Updating", pending: blue });
+      const results = await Promise.all(
+        ["d-blue", "d-blue", "d-blue"].map((id, i) =>
+          s.updateEndpoint(
+            "e",
+            { status: "InService", pending: undefined, failureReason: `r${i}` },
+            { pending: id },
+          ),
+        ),
+      );
+      assert.deepEqual(results.filter(Boolean).length, 1);
+    },
+  );
+
   t("enqueue is durable, keeps every field, and rejects a duplicate id", async ({ state: s }, db) => {
     const webhook = { url: "https://h/x", events: ["completed"], includeTranscript: true };
     const inv = await s.enqueue(
@@ -133,6 +204,7 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
         accept: "text/srt",
         customAttributes: "language=ja",
         webhook,
+        notification: { errorTopic: "arn:aws:sns:us-east-1:000000000000:errors" },
       }),
     );
     assert.deepEqual([inv.state, inv.attempts, inv.maxAttempts], ["Queued", 0, 2]);
@@ -143,6 +215,7 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
       assert.deepEqual(got, inv);
       assert.deepEqual(got?.webhook, webhook);
       assert.equal(got?.customAttributes, "language=ja");
+      assert.deepEqual(got?.notification, { errorTopic: "arn:aws:sns:us-east-1:000000000000:errors" });
     } finally {
       await other.close();
     }

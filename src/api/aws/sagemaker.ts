@@ -2,6 +2,7 @@ import { KikitoriError } from "../../errors.js";
 import { checkImage } from "../../instances/images.js";
 import type {
   AsyncInferenceConfig,
+  Deployment,
   Endpoint,
   EndpointConfig,
   EndpointStatus,
@@ -297,13 +298,11 @@ async function describeEndpoint(input: JsonInput, ctx: AwsContext) {
   checkMembers("DescribeEndpoint", "", input, ["EndpointName"]);
   const name = requiredString(input, "EndpointName");
   const e = await found("endpoint", name, () => ctx.service.getEndpoint(name));
-  const config = await ctx.service.findEndpointConfig(e.configName);
-  const counts = ctx.manager.counts(name);
-  return {
-    EndpointName: e.name,
-    EndpointArn: arn(ctx, "endpoint", e.name),
-    EndpointConfigName: e.configName,
-    ProductionVariants: (config?.variants ?? []).map((v) => {
+  // What the endpoint runs is its own copy: the config may have been deleted since.
+  const config = e.deployment?.config;
+  const variants = (d: Deployment) => {
+    const counts = ctx.manager.counts(name, d.id);
+    return d.config.variants.map((v) => {
       const c = counts.get(v.variantName);
       return {
         VariantName: v.variantName,
@@ -312,7 +311,22 @@ async function describeEndpoint(input: JsonInput, ctx: AwsContext) {
         CurrentInstanceCount: c?.current ?? 0,
         DesiredInstanceCount: c?.desired ?? v.initialInstanceCount,
       };
-    }),
+    });
+  };
+  return {
+    EndpointName: e.name,
+    EndpointArn: arn(ctx, "endpoint", e.name),
+    EndpointConfigName: e.configName,
+    ProductionVariants: e.deployment ? variants(e.deployment) : [],
+    ...(e.pending
+      ? {
+          PendingDeploymentSummary: {
+            EndpointConfigName: e.pending.config.name,
+            ProductionVariants: variants(e.pending),
+            StartTime: epochSeconds(e.pending.createdAt),
+          },
+        }
+      : {}),
     EndpointStatus: e.status,
     ...(e.failureReason ? { FailureReason: e.failureReason } : {}),
     CreationTime: epochSeconds(e.createdAt),
@@ -325,7 +339,9 @@ async function updateEndpoint(input: JsonInput, ctx: AwsContext) {
   checkMembers("UpdateEndpoint", "", input, ["EndpointName", "EndpointConfigName"]);
   const name = requiredString(input, "EndpointName");
   const configName = requiredString(input, "EndpointConfigName");
-  await found("endpoint", name, () => ctx.service.getEndpoint(name));
+  const e = await found("endpoint", name, () => ctx.service.getEndpoint(name));
+  if (e.status !== "InService" && e.status !== "Failed")
+    throw awsValidation(`Cannot update in-progress endpoint "${arn(ctx, "endpoint", name)}".`);
   await checkConfigImages(ctx, configName);
   await ctx.service.updateEndpoint(name, configName);
   return { EndpointArn: arn(ctx, "endpoint", name) };
@@ -465,9 +481,9 @@ async function updateWeightsAndCapacities(input: JsonInput, ctx: AwsContext) {
   checkMembers(op, "", input, ["EndpointName", "DesiredWeightsAndCapacities"]);
   const name = requiredString(input, "EndpointName");
   const e = await found("endpoint", name, () => ctx.service.getEndpoint(name));
-  if (e.status !== "InService")
+  const config = e.deployment?.config;
+  if (e.status !== "InService" || !config)
     throw awsValidation(`Cannot update in-progress endpoint "${arn(ctx, "endpoint", name)}".`);
-  const config = await ctx.service.getEndpointConfig(e.configName);
   const wanted = optionalArray(input, "DesiredWeightsAndCapacities");
   if (!wanted?.length) throw awsValidation(`${op}: DesiredWeightsAndCapacities is required`);
   const changes = wanted.map((w, i) => {

@@ -19,7 +19,7 @@ export interface EndpointEventsDeps {
 export async function endpointDetail(d: EndpointEventsDeps, name: string) {
   const view = await endpointView(d.service, name);
   const variants = view.config?.variants ?? [];
-  const models = await Promise.all(variants.map((v) => d.service.findModel(v.modelName)));
+  const models = view.deployment?.models ?? [];
   const scaling = [];
   for (const v of variants) {
     const ResourceId = `endpoint/${name}/variant/${v.variantName}`;
@@ -37,7 +37,7 @@ export async function endpointDetail(d: EndpointEventsDeps, name: string) {
       policies: policies.ScalingPolicies,
     });
   }
-  return { ...view, models: models.filter((m) => m !== undefined), scaling };
+  return { ...view, models, scaling };
 }
 
 /**

@@ -1,16 +1,26 @@
 import type pg from "pg";
 import type { Endpoint, EndpointConfig, InstanceRecord, Invocation, Model } from "../../core/types.js";
 import { alreadyExists } from "../../errors.js";
-import { num, toEndpoint, toInstance, toInvocation, toOutboxEvent, type Row } from "../rows.js";
-import type {
-  BacklogStats,
-  Guard,
-  HeartbeatResult,
-  InvocationFilter,
-  NewInvocation,
-  OutboxEvent,
-  Outcome,
-  StateStore,
+import {
+  endpointColumns,
+  num,
+  toEndpoint,
+  toInstance,
+  toInvocation,
+  toOutboxEvent,
+  type Row,
+} from "../rows.js";
+import {
+  endpointGuardHolds,
+  type BacklogStats,
+  type EndpointGuard,
+  type Guard,
+  type HeartbeatResult,
+  type InvocationFilter,
+  type NewInvocation,
+  type OutboxEvent,
+  type Outcome,
+  type StateStore,
 } from "../types.js";
 import { isUniqueViolation, params, rows, tx } from "./db.js";
 
@@ -35,6 +45,7 @@ const INSERT_COLUMNS = [
   "expires_at",
   "webhook",
   "principal",
+  "notification",
 ];
 const insertValues = (inv: NewInvocation): unknown[] => [
   inv.id,
@@ -53,6 +64,7 @@ const insertValues = (inv: NewInvocation): unknown[] => [
   inv.createdAt + inv.requestTtlSeconds * 1000,
   inv.webhook ? JSON.stringify(inv.webhook) : null,
   inv.principal ?? null,
+  inv.notification ? JSON.stringify(inv.notification) : null,
 ];
 /** PostgreSQL takes at most 65535 parameters in one statement. */
 const MAX_BATCH = Math.floor(65535 / INSERT_COLUMNS.length);
@@ -121,9 +133,9 @@ export class PgStateStore implements StateStore {
   async createEndpoint(e: Endpoint): Promise<void> {
     try {
       await this.pool.query(
-        `INSERT INTO endpoints (name, config_name, status, failure_reason, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6)`,
-        [e.name, e.configName, e.status, e.failureReason ?? null, e.createdAt, e.updatedAt],
+        `INSERT INTO endpoints (name, created_at, config_name, status, failure_reason, updated_at, deployment, pending)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [e.name, e.createdAt, ...endpointColumns(e)],
       );
     } catch (err) {
       if (isUniqueViolation(err)) throw alreadyExists("Endpoint", e.name);
@@ -139,15 +151,21 @@ export class PgStateStore implements StateStore {
       toEndpoint,
     );
   }
-  async updateEndpoint(name: string, patch: Partial<Omit<Endpoint, "name" | "createdAt">>): Promise<void> {
-    await tx(this.pool, async (c) => {
+  async updateEndpoint(
+    name: string,
+    patch: Partial<Omit<Endpoint, "name" | "createdAt">>,
+    guard?: EndpointGuard,
+  ): Promise<boolean> {
+    return tx(this.pool, async (c) => {
       const [r] = await rows(c, "SELECT * FROM endpoints WHERE name = $1 FOR UPDATE", [name]);
-      if (!r) return;
+      if (!r || !endpointGuardHolds(toEndpoint(r), guard)) return false;
       const next = { ...toEndpoint(r), ...patch, updatedAt: patch.updatedAt ?? Date.now() };
       await c.query(
-        "UPDATE endpoints SET config_name = $1, status = $2, failure_reason = $3, updated_at = $4 WHERE name = $5",
-        [next.configName, next.status, next.failureReason ?? null, next.updatedAt, name],
+        `UPDATE endpoints SET config_name = $1, status = $2, failure_reason = $3, updated_at = $4,
+           deployment = $5, pending = $6 WHERE name = $7`,
+        [...endpointColumns(next), name],
       );
+      return true;
     });
   }
   deleteEndpoint = (name: string) => this.deleteNamed("endpoints", name);

@@ -3,17 +3,27 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Endpoint, EndpointConfig, InstanceRecord, Invocation, Model } from "../../core/types.js";
 import { alreadyExists } from "../../errors.js";
-import type {
-  BacklogStats,
-  Guard,
-  HeartbeatResult,
-  InvocationFilter,
-  NewInvocation,
-  Outcome,
-  OutboxEvent,
-  StateStore,
+import {
+  endpointGuardHolds,
+  type BacklogStats,
+  type EndpointGuard,
+  type Guard,
+  type HeartbeatResult,
+  type InvocationFilter,
+  type NewInvocation,
+  type Outcome,
+  type OutboxEvent,
+  type StateStore,
 } from "../types.js";
-import { num, toEndpoint, toInstance, toInvocation, toOutboxEvent, type Row } from "../rows.js";
+import {
+  endpointColumns,
+  num,
+  toEndpoint,
+  toInstance,
+  toInvocation,
+  toOutboxEvent,
+  type Row,
+} from "../rows.js";
 import { placeholders, statementCache } from "./rows.js";
 import { migrate } from "./schema.js";
 
@@ -92,9 +102,9 @@ export class SqliteStateStore implements StateStore {
   async createEndpoint(e: Endpoint): Promise<void> {
     try {
       this.q(
-        `INSERT INTO endpoints (name, config_name, status, failure_reason, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?)`,
-      ).run(e.name, e.configName, e.status, e.failureReason ?? null, e.createdAt, e.updatedAt);
+        `INSERT INTO endpoints (name, created_at, config_name, status, failure_reason, updated_at, deployment, pending)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(e.name, e.createdAt, ...endpointColumns(e));
     } catch (err) {
       if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY")
         throw alreadyExists("Endpoint", e.name);
@@ -108,13 +118,20 @@ export class SqliteStateStore implements StateStore {
   async listEndpoints(): Promise<Endpoint[]> {
     return (this.q("SELECT * FROM endpoints ORDER BY created_at, name").all() as Row[]).map(toEndpoint);
   }
-  async updateEndpoint(name: string, patch: Partial<Omit<Endpoint, "name" | "createdAt">>): Promise<void> {
-    const cur = await this.getEndpoint(name);
-    if (!cur) return;
-    const next = { ...cur, ...patch, updatedAt: patch.updatedAt ?? Date.now() };
+  async updateEndpoint(
+    name: string,
+    patch: Partial<Omit<Endpoint, "name" | "createdAt">>,
+    guard?: EndpointGuard,
+  ): Promise<boolean> {
+    // Read and write with no await between them: nothing else in this process interleaves.
+    const r = this.q("SELECT * FROM endpoints WHERE name = ?").get(name) as Row | undefined;
+    if (!r || !endpointGuardHolds(toEndpoint(r), guard)) return false;
+    const next = { ...toEndpoint(r), ...patch, updatedAt: patch.updatedAt ?? Date.now() };
     this.q(
-      "UPDATE endpoints SET config_name = ?, status = ?, failure_reason = ?, updated_at = ? WHERE name = ?",
-    ).run(next.configName, next.status, next.failureReason ?? null, next.updatedAt, name);
+      `UPDATE endpoints SET config_name = ?, status = ?, failure_reason = ?, updated_at = ?, deployment = ?,
+         pending = ? WHERE name = ?`,
+    ).run(...endpointColumns(next), name);
+    return true;
   }
   async deleteEndpoint(name: string): Promise<boolean> {
     return this.q("DELETE FROM endpoints WHERE name = ?").run(name).changes > 0;
@@ -126,10 +143,10 @@ export class SqliteStateStore implements StateStore {
     this.q(
       `INSERT INTO invocations (id, endpoint, state, input_location, output_location, failure_location,
            content_type, accept, custom_attributes, request_ttl_s, invocation_timeout_s, max_attempts,
-           created_at, expires_at, webhook, principal)
+           created_at, expires_at, webhook, principal, notification)
          VALUES (@id, @endpoint, 'Queued', @inputLocation, @outputLocation, @failureLocation, @contentType,
            @accept, @customAttributes, @requestTtlSeconds, @invocationTimeoutSeconds, @maxAttempts,
-           @createdAt, @expiresAt, @webhook, @principal)
+           @createdAt, @expiresAt, @webhook, @principal, @notification)
          RETURNING *`,
     ).get({
       ...inv,
@@ -139,6 +156,7 @@ export class SqliteStateStore implements StateStore {
       expiresAt: inv.createdAt + inv.requestTtlSeconds * 1000,
       webhook: inv.webhook ? JSON.stringify(inv.webhook) : null,
       principal: inv.principal ?? null,
+      notification: inv.notification ? JSON.stringify(inv.notification) : null,
     }) as Row;
 
   private pendingEnqueues: {
