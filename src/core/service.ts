@@ -27,6 +27,7 @@ import {
   s3Location,
   s3Path,
 } from "./rules.js";
+import { ENDPOINT_STATUSES } from "./types.js";
 import type {
   AsyncInferenceConfig,
   Deployment,
@@ -295,7 +296,7 @@ export class Service extends EventEmitter<ServiceEvents> {
     const deployment = await this.deploymentOf(configName);
     const patch: Partial<Endpoint> =
       cur.status === "Failed"
-        ? { configName, deployment, status: "Updating", failureReason: undefined }
+        ? { configName, deployment, pending: undefined, status: "Updating", failureReason: undefined }
         : { pending: deployment, status: "Updating", failureReason: undefined };
     if (!(await this.state.updateEndpoint(name, patch, { status: ["InService", "Failed"] }))) {
       const now = await this.getEndpoint(name);
@@ -339,8 +340,7 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   /** Sets the status unless the endpoint is being deleted (a late InService must not revive it). */
   async setEndpointStatus(name: string, status: Endpoint["status"], failureReason?: string): Promise<void> {
-    const from = STATUSES_BUT_DELETING;
-    if (await this.state.updateEndpoint(name, { status, failureReason }, { status: from }))
+    if (await this.state.updateEndpoint(name, { status, failureReason }, { status: STATUSES_BUT_DELETING }))
       await this.endpointChanged(name);
   }
 
@@ -703,15 +703,7 @@ function checkPathExtension(ext: string): string {
 }
 
 const UNFINISHED: Guard = { from: ["Queued", "Running"] };
-const STATUSES_BUT_DELETING: Endpoint["status"][] = [
-  "Creating",
-  "InService",
-  "Updating",
-  "SystemUpdating",
-  "RollingBack",
-  "OutOfService",
-  "Failed",
-];
+const STATUSES_BUT_DELETING = ENDPOINT_STATUSES.filter((s) => s !== "Deleting");
 
 const endpointDeleted = (name: string): GiveBackCause => ({
   code: "EndpointDeleted",

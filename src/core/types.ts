@@ -38,15 +38,17 @@ export interface EndpointConfig {
   createdAt: number;
 }
 
-export type EndpointStatus =
-  | "Creating"
-  | "InService"
-  | "Updating"
-  | "SystemUpdating"
-  | "RollingBack"
-  | "OutOfService"
-  | "Deleting"
-  | "Failed";
+export const ENDPOINT_STATUSES = [
+  "Creating",
+  "InService",
+  "Updating",
+  "SystemUpdating",
+  "RollingBack",
+  "OutOfService",
+  "Deleting",
+  "Failed",
+] as const;
+export type EndpointStatus = (typeof ENDPOINT_STATUSES)[number];
 
 /**
  * What an endpoint runs: its config and the config's models as they were at CreateEndpoint or UpdateEndpoint.

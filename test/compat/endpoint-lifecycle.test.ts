@@ -3,7 +3,18 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
+import {
+  CreateEndpointCommand,
+  CreateEndpointConfigCommand,
+  CreateModelCommand,
+  DescribeEndpointCommand,
+  SageMakerClient,
+  UpdateEndpointCommand,
+  waitUntilEndpointInService,
+} from "@aws-sdk/client-sagemaker";
+import { InvokeEndpointCommand, SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { loadConfig } from "../../src/config.js";
+import { waitFor } from "../helpers/server.js";
 import { CREDS, makeModelTar, startCompatServer, type CompatServer } from "./helpers.js";
 
 const run = promisify(execFile);
@@ -107,5 +118,61 @@ describe("boto3: an endpoint's life as on SageMaker (its own config copy, blue/g
       started.some((s) => s !== undefined),
       "one of them was running",
     );
+  });
+
+  it("@aws-sdk v3: an update to a model that cannot start is rolled back; the old instance never stopped", async () => {
+    const client = { endpoint: srv.url, region: "us-east-1", credentials: CREDS };
+    const sm = new SageMakerClient(client);
+    const smr = new SageMakerRuntimeClient(client);
+    const role = "arn:aws:iam::000000000000:role/kikitori-execution-role";
+    for (const [name, image] of [
+      ["rb-good", `local:${srv.noopModelServer}`],
+      ["rb-broken", "local:/bin/false"], // exits at once: every start fails
+    ] as const) {
+      await sm.send(
+        new CreateModelCommand({
+          ModelName: name,
+          ExecutionRoleArn: role,
+          PrimaryContainer: { Image: image },
+        }),
+      );
+      await sm.send(
+        new CreateEndpointConfigCommand({
+          EndpointConfigName: name,
+          ProductionVariants: [{ VariantName: "AllTraffic", ModelName: name, InitialInstanceCount: 1 }],
+        }),
+      );
+    }
+    await sm.send(new CreateEndpointCommand({ EndpointName: "rb", EndpointConfigName: "rb-good" }));
+    const wait = { client: sm, maxWaitTime: 120, minDelay: 1, maxDelay: 1 };
+    await waitUntilEndpointInService(wait, { EndpointName: "rb" });
+    await sm.send(new UpdateEndpointCommand({ EndpointName: "rb", EndpointConfigName: "rb-broken" }));
+    const served: number[] = [];
+    let d = await sm.send(new DescribeEndpointCommand({ EndpointName: "rb" }));
+    assert.deepEqual(
+      [d.EndpointStatus, d.PendingDeploymentSummary?.EndpointConfigName],
+      ["Updating", "rb-broken"],
+    );
+    await waitFor(
+      async () => {
+        const sync = await smr.send(
+          new InvokeEndpointCommand({ EndpointName: "rb", Body: Buffer.from("hi") }),
+        );
+        served.push(JSON.parse(Buffer.from(sync.Body!).toString()).bytes as number);
+        d = await sm.send(new DescribeEndpointCommand({ EndpointName: "rb" }));
+        return d.EndpointStatus === "InService";
+      },
+      60_000,
+      "the update's rollback",
+      250,
+    );
+    const rolledBack = d;
+    assert.equal(rolledBack.EndpointConfigName, "rb-good");
+    assert.equal(rolledBack.PendingDeploymentSummary, undefined);
+    assert.match(
+      rolledBack.FailureReason ?? "",
+      /^the update was rolled back: variant AllTraffic: 3 instance starts failed in a row; last: /,
+    );
+    assert.ok(served.length >= 2 && served.every((b) => b === 2), `served all along: ${served.join(",")}`);
   });
 });

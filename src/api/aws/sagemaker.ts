@@ -1,5 +1,6 @@
 import { KikitoriError } from "../../errors.js";
 import { checkImage } from "../../instances/images.js";
+import { ENDPOINT_STATUSES } from "../../core/types.js";
 import type {
   AsyncInferenceConfig,
   Deployment,
@@ -261,17 +262,6 @@ function describeConfigOf(ctx: AwsContext, c: EndpointConfig) {
 
 // --- endpoints ---
 
-const STATUSES: EndpointStatus[] = [
-  "Creating",
-  "InService",
-  "Updating",
-  "SystemUpdating",
-  "RollingBack",
-  "OutOfService",
-  "Deleting",
-  "Failed",
-];
-
 /** Every model of the config must be runnable before an endpoint is created from it. */
 async function checkConfigImages(ctx: AwsContext, configName: string): Promise<void> {
   const config = await found("endpoint configuration", configName, () =>
@@ -360,8 +350,8 @@ function endpointSummary(ctx: AwsContext, e: Endpoint) {
 async function listEndpoints(input: JsonInput, ctx: AwsContext) {
   checkMembers("ListEndpoints", "", input, [...LIST_MEMBERS, "StatusEquals"]);
   const status = optionalString(input, "StatusEquals");
-  if (status !== undefined && !STATUSES.includes(status as EndpointStatus))
-    throw awsValidation(`ListEndpoints: StatusEquals must be one of ${STATUSES.join(", ")}`);
+  if (status !== undefined && !ENDPOINT_STATUSES.includes(status as EndpointStatus))
+    throw awsValidation(`ListEndpoints: StatusEquals must be one of ${ENDPOINT_STATUSES.join(", ")}`);
   const all = sorted("ListEndpoints", await ctx.service.listEndpoints(), input).filter(
     (e) => !status || e.status === status,
   );
