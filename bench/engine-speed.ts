@@ -16,6 +16,7 @@ import { promisify } from "node:util";
 import { errorRate, wordErrors, type EditCounts } from "../src/eval/metrics.js";
 import { quantizeModel, type QuantType } from "../src/models/quantize.js";
 import { WhisperEngine } from "../src/whisper/index.js";
+import { workerEnvironment } from "../src/whisper/isolated.js";
 import { loadAddon } from "../src/whisper/native.js";
 import { ct2ModelDir, fasterWhisper, type FasterWhisper } from "./lib/peers.js";
 import { median, min, round } from "./lib/stats.js";
@@ -56,7 +57,8 @@ async function whisperCli(cli: string, model: string, threads: number, path: str
   const { stdout, stderr } = await execFileAsync(
     cli,
     ["-m", model, "-f", path, "-t", `${threads}`, "-l", "en", "-bs", `${beam}`],
-    { maxBuffer: 64 * 1024 ** 2 },
+    // The OpenMP wait policy kikitori's worker runs with (src/whisper/isolated.ts): same settings.
+    { maxBuffer: 64 * 1024 ** 2, env: workerEnvironment(process.env) },
   );
   const processSeconds = (performance.now() - started) / 1000;
   const load = Number(/load time =\s*([\d.]+) ms/.exec(stderr)?.[1] ?? 0) / 1000;

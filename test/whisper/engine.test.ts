@@ -1,5 +1,6 @@
 /** The engine against the real tiny.en model (skipped without it): abort, queueing, option checks. */
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -18,6 +19,23 @@ describe("WhisperEngine", { skip: noModel }, () => {
     sox(Array(6).fill(testdata("jfk.wav")).concat(longClip));
   });
   after(() => engine?.close());
+
+  it("runs whisper.cpp in a worker whose OpenMP threads sleep at barriers (no spinning on busy cores)", async () => {
+    const children = readdirSync("/proc")
+      .filter((d) => /^\d+$/.test(d))
+      .filter((pid) => {
+        try {
+          return (
+            readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1] === String(process.pid)
+          );
+        } catch {
+          return false;
+        }
+      });
+    const environments = children.map((pid) => readFileSync(`/proc/${pid}/environ`, "utf8").split("\0"));
+    const worker = environments.find((env) => env.includes("OMP_WAIT_POLICY=passive"));
+    assert.ok(worker, `a child with OMP_WAIT_POLICY=passive among ${children.length} children`);
+  });
 
   it("rejects within 2 s of an abort and frees its slot for the next call", async () => {
     const ac = new AbortController();
