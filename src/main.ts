@@ -150,11 +150,15 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
     app,
     close: () =>
       (closing ??= (async () => {
-        await app.close();
-        await leader.stop();
-        metrics.stop();
-        await manager.stop();
-        await backends.close();
+        try {
+          await app.close();
+          await leader.stop();
+          metrics.stop();
+          await manager.stop();
+        } finally {
+          // Even when a step failed (the database went away mid-drain): no pool or session left open.
+          await backends.close();
+        }
       })()),
   };
 }

@@ -3,10 +3,9 @@
  * written with `forEachBackend` run on both (CI runs both: .ci/run makes PostgreSQL available).
  * PostgreSQL: `KIKITORI_TEST_DATABASE_URL` names a server (a superuser, as the tests create databases);
  * unset, scripts/test-postgres starts the local one. Each test file gets a database of its own (dropped
- * when the file ends), and each call of `freshDatabase` a new schema in it.
+ * by a later file once its process is gone), and each call of `freshDatabase` a new schema in it.
  */
 import { execFileSync } from "node:child_process";
-import { after } from "node:test";
 import { join } from "node:path";
 import pg from "pg";
 import { openSqlite } from "../../src/backends.js";
@@ -41,16 +40,23 @@ export function postgresServer(): string {
 
 let fileDatabase: Promise<string> | undefined;
 let schemas = 0;
-after(async () => {
-  if (!fileDatabase) return;
-  const name = new URL(await fileDatabase).pathname.slice(1);
-  const admin = new pg.Client({ connectionString: postgresServer() });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.end();
-});
 
-/** This test file's database, created on first use and dropped when the file ends. */
+/** Whether a process with this id still runs (EPERM: it does, as another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === "EPERM";
+  }
+}
+
+/**
+ * This test file's database (`kk_<pid>_<n>`), created on first use. It is not dropped when the file
+ * ends: node runs `after` hooks in the order they were registered, so a drop registered here would run
+ * before the test's own `after(() => server.close())` and pull the database from under a running server.
+ * Instead each new file drops the databases of test processes that are gone.
+ */
 function databaseOfThisFile(): Promise<string> {
   fileDatabase ??= (async () => {
     const name = `kk_${process.pid}_${Date.now() % 1_000_000}`;
@@ -63,8 +69,19 @@ function databaseOfThisFile(): Promise<string> {
           "or set KIKITORI_TEST_BACKEND=sqlite to test on SQLite only",
       );
     }
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
+    try {
+      const { rows } = await admin.query<{ datname: string }>(
+        "SELECT datname FROM pg_database WHERE datname ~ '^kk_[0-9]+_[0-9]+$'",
+      );
+      // Process ids mean something only on this machine: a server named by URL may serve others too.
+      const local = !process.env.KIKITORI_TEST_DATABASE_URL;
+      for (const { datname } of rows)
+        if (local && !alive(Number(datname.split("_")[1])))
+          await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE ${name}`);
+    } finally {
+      await admin.end();
+    }
     const url = new URL(postgresServer());
     url.pathname = `/${name}`;
     return url.toString();
