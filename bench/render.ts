@@ -691,6 +691,33 @@ export function render(out: string, mdPath: string): void {
     );
   }
 
+  // --- quality across languages (separate script, multilingual base) ---
+  const languages = read(out, "engine-quality-languages");
+  if (languages) {
+    const [ours, peer] = languages.engines as Json[];
+    const sets = Object.keys(languages.verdict ?? {});
+    s.push(
+      "## Quality across languages (bench/engine-quality-languages.ts)",
+      "",
+      `\`${languages.command}\`, ${languages.date}: ${languages.decoding}, ${languages.threads} threads; the same multilingual base weights for both engines (${languages.models?.ct2 ?? "CTranslate2"} converted to ggml by kikitori's importer). Japanese: character error rate; the multilingual clip (English then German): word error rate against an approximate reference; English: word error rate. Target: kikitori ≤ faster-whisper + 1 point on each set, and every clip's known language detected.`,
+      "",
+      table(
+        ["set", "metric", "clips", ours?.name ?? "kikitori", peer?.name ?? "faster-whisper", "verdict"],
+        sets.map((k) => [
+          k,
+          ours?.sets?.[k]?.metric ?? "",
+          ours?.sets?.[k]?.clips ?? "",
+          pct(languages.verdict[k].kikitori),
+          pct(languages.verdict[k].peer),
+          languages.verdict[k].withinOnePoint ? "**met**" : "**missed**",
+        ]),
+      ),
+      "",
+      `Languages detected correctly on every clip with a known language: kikitori ${languages.detectionsCorrect?.kikitori ? "yes" : "**no**"}, ${peer?.name ?? "peer"} ${languages.detectionsCorrect?.[peer?.name] ? "yes" : "**no**"}.`,
+      "",
+    );
+  }
+
   s.push(
     "## CUDA",
     "",

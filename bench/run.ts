@@ -7,7 +7,7 @@
  *
  * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
  * --requests 2000 --concurrency 32 --tiny-clips 200 --engine-seconds 60 --reps 3 --long-minutes 30 --mixed-minutes 6
- * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,quality,sfz,long,growth
+ * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,quality,languages,sfz,long,growth
  * --quant q4_0,q8_0 (quantized weights measured; default all) --beams 1,5
  * --model FILE --ct2 DIR | --wheel FILE --whisper-cli FILE (bench/peers/build-whisper-cli.sh) --testdata DIR --max-wait 15 (minutes to wait in all for the
  * 1-minute load to fall to 1.5; 0 in smoke mode) --no-wait
@@ -96,12 +96,13 @@ const o = {
 };
 // Per-clip quality (bench/engine-quality.ts) needs the test data and the CTranslate2 weights: full runs only.
 const parts = new Set(
-  (a.parts ?? (smoke ? "platform,engine,sfz,long,growth" : "platform,engine,quality,sfz,long,growth")).split(
-    ",",
-  ),
+  (
+    a.parts ??
+    (smoke ? "platform,engine,sfz,long,growth" : "platform,engine,quality,languages,sfz,long,growth")
+  ).split(","),
 );
 for (const p of parts)
-  if (!["platform", "engine", "quality", "sfz", "long", "growth"].includes(p))
+  if (!["platform", "engine", "quality", "languages", "sfz", "long", "growth"].includes(p))
     throw new Error(`--parts: unknown part "${p}"`);
 const out = resolve(a.out!);
 const md = resolve(
@@ -239,6 +240,27 @@ try {
       ...rest
     } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
     return { script: "bench/engine-quality.ts", scriptCommand, ...rest };
+  });
+
+  // Multilingual base beside faster-whisper (its own script; needs ggml-base.bin, fetched by setup).
+  await part("languages", "engine-quality-languages", async () => {
+    const file = join(out, "engine-quality-languages.json");
+    const args = ["--threads", `${o.threads}`, "--testdata", a.testdata!, "--out", file];
+    execFileSync(
+      process.execPath,
+      ["--import", "tsx", join(root, "bench", "engine-quality-languages.ts"), ...args],
+      {
+        cwd: root,
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
+    const {
+      command: scriptCommand,
+      date: _d,
+      machine: _m,
+      ...rest
+    } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    return { script: "bench/engine-quality-languages.ts", scriptCommand, ...rest };
   });
 
   await part("sfz", "scale-from-zero", async () => {
