@@ -35,6 +35,14 @@ interface TranscribeOpts {
   timeout?: number;
 }
 
+/** ", done by 14:02:10 (in 3 min 5 s)" for the server's estimated finish (ISO), or nothing without one. */
+export function etaText(eta: string | undefined, now = Date.now()): string {
+  if (!eta) return "";
+  const s = Math.max(0, Math.round((Date.parse(eta) - now) / 1000));
+  const left = s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+  return `, done by ${new Date(eta).toLocaleTimeString()} (in ${left})`;
+}
+
 interface InvocationView {
   inferenceId: string;
   state: string;
@@ -197,11 +205,11 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
           });
           if (!res.ok || !res.body) throw new ApiError(res.status, await res.text(), "follow events");
           for await (const e of readSse(res.body)) {
-            const d = JSON.parse(e.data) as { position?: number; percent?: number };
-            if (e.event === "queued") show(0, `queued at position ${d.position ?? "?"}`);
+            const d = JSON.parse(e.data) as { position?: number; percent?: number; eta?: string };
+            if (e.event === "queued") show(0, `queued at position ${d.position ?? "?"}${etaText(d.eta)}`);
             else if (e.event === "started") show(0, "transcribing 0%");
             else if (e.event === "progress")
-              show(d.percent ?? 0, `transcribing ${Math.floor(d.percent ?? 0)}%`);
+              show(d.percent ?? 0, `transcribing ${Math.floor(d.percent ?? 0)}%${etaText(d.eta)}`);
           }
           const view = await api.json<InvocationView>("GET", `/v1/invocations/${id}`);
           if (view.state === "Queued" || view.state === "Running")

@@ -41,6 +41,10 @@ import type {
   ProductionVariant,
   WebhookTarget,
 } from "./types.js";
+import { estimateFinish } from "./eta.js";
+
+/** How many recent successful invocations (and instance starts) estimates learn the endpoint's pace from. */
+const ETA_SAMPLE = 20;
 
 export interface ServiceOptions {
   /** Largest accepted input object (SageMaker's limit for async inference: 1 GB). */
@@ -464,6 +468,7 @@ export class Service extends EventEmitter<ServiceEvents> {
       webhook: req.webhook,
       principal: req.principal,
       notification: config.asyncConfig.notification,
+      inputBytes: size,
     };
     const stored = await this.state.enqueue(inv);
     // DeleteEndpoint may have failed the endpoint's queue between the check above and this commit: then this
@@ -500,6 +505,54 @@ export class Service extends EventEmitter<ServiceEvents> {
     if (!inv) throw notFound("Invocation", id);
     const queuePosition = inv.state === "Queued" ? await this.state.queuePosition(id) : undefined;
     return { ...inv, queuePosition };
+  }
+
+  /**
+   * When (epoch ms) a queued or running invocation should finish (src/core/eta.ts), from the endpoint's recent pace
+   * (its last ETA_SAMPLE successful invocations), the queue ahead, the work in flight, its instances and
+   * their observed cold start. Undefined for a finished invocation or before the endpoint has shown a pace.
+   */
+  async estimate(inv: Invocation): Promise<number | undefined> {
+    if (inv.state !== "Queued" && inv.state !== "Running") return undefined;
+    const now = Date.now();
+    const seen = await this.state.throughput(inv.endpoint, ETA_SAMPLE);
+    const secondsPerByte = seen.bytes > 0 ? seen.seconds / seen.bytes : undefined;
+    if (inv.state === "Running")
+      return estimateFinish(inv, { now, secondsPerByte, running: [], slots: 1, coldStartSeconds: 0 });
+    const ahead = await this.state.queueAhead(inv.id);
+    if (!ahead || secondsPerByte === undefined) return undefined;
+    const meanBytes = seen.bytes / seen.invocations;
+    const [endpoint, instances, running] = await Promise.all([
+      this.getEndpoint(inv.endpoint),
+      this.state.listInstances({ endpoint: inv.endpoint }),
+      this.state.listInvocations({ endpoint: inv.endpoint, state: "Running", limit: 1000 }),
+    ]);
+    const perInstance = endpoint.deployment?.config.asyncConfig?.maxConcurrentInvocationsPerInstance ?? 1;
+    const live = instances.filter((i) => i.state === "Pending" || i.state === "InService");
+    let coldStartSeconds = 0;
+    if (!live.some((i) => i.state === "InService")) {
+      const observed = instances
+        .filter((i) => i.inServiceAt !== undefined)
+        .slice(-ETA_SAMPLE)
+        .map((i) => (i.inServiceAt! - i.startedAt) / 1000)
+        .sort((a, b) => a - b);
+      if (!observed.length) return undefined;
+      // A starting instance has part of its cold start behind it; at zero the autoscaler starts one.
+      const starting = live.at(-1);
+      const median = observed[Math.floor(observed.length / 2)]!;
+      coldStartSeconds = Math.max(0, median - (starting ? (now - starting.startedAt) / 1000 : 0));
+    }
+    return estimateFinish(
+      { ...inv, inputBytes: inv.inputBytes ?? meanBytes },
+      {
+        now,
+        secondsPerByte,
+        bytesAhead: ahead.bytesAhead + ahead.unsizedAhead * meanBytes,
+        running: running.map((r) => ({ ...r, inputBytes: r.inputBytes ?? meanBytes })),
+        slots: Math.max(1, live.length) * perInstance,
+        coldStartSeconds,
+      },
+    );
   }
 
   /** Cancels at once when queued; a running invocation is stopped by its runner. */

@@ -131,6 +131,8 @@ export interface Invocation {
   principal?: string;
   /** The SNS topics of the config it was accepted under (they outlive a deleted endpoint). */
   notification?: AsyncInferenceConfig["notification"];
+  /** The input's size when it was enqueued (unknown for invocations enqueued before 0.2.0). */
+  inputBytes?: number;
 }
 
 /** A per-invocation webhook: events filter `start` | `progress` | `completed`; the transcript is opt-in. */

@@ -226,7 +226,14 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       if (events.includes("progress") && inv.progressSeconds !== undefined) {
         const id = `msg_${shortHash(`progress:${inv.id}:${Math.floor(Date.now() / PROGRESS_EVERY_MS)}`)}`;
         if (!(await this.store.getDelivery(id)))
-          add.push(this.newDelivery(inv, "invocation.progress", webhookBody("invocation.progress", inv), id));
+          add.push(
+            this.newDelivery(
+              inv,
+              "invocation.progress",
+              webhookBody("invocation.progress", inv, undefined, await this.service.estimate(inv)),
+              id,
+            ),
+          );
       }
     }
     if (add.length) await this.store.add(add);

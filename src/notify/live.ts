@@ -56,6 +56,12 @@ export async function waitForChange(
   return cur;
 }
 
+/** `{eta}` (the estimated finish, ISO) when the core can estimate it, else nothing. */
+async function etaOf(service: Service, inv: Invocation): Promise<{ eta?: string }> {
+  const eta = await service.estimate(inv);
+  return eta === undefined ? {} : { eta: new Date(eta).toISOString() };
+}
+
 export interface LiveEvent {
   event: "queued" | "started" | "progress" | "completed";
   data: Record<string, unknown>;
@@ -77,7 +83,7 @@ export async function* invocationEvents(
     const inv = await service.getInvocation(id);
     if (inv.state === "Queued" && inv.queuePosition !== position) {
       position = inv.queuePosition;
-      yield { event: "queued", data: { inferenceId: id, position } };
+      yield { event: "queued", data: { inferenceId: id, position, ...(await etaOf(service, inv)) } };
     }
     if (inv.startedAt !== undefined && inv.attempts > attempt && inv.state !== "Queued") {
       attempt = inv.attempts;
@@ -97,6 +103,7 @@ export async function* invocationEvents(
           processedSeconds: processed,
           totalSeconds: total,
           percent: total > 0 ? Math.min(100, (100 * processed) / total) : 0,
+          ...(await etaOf(service, inv)),
         },
       };
     }

@@ -28,6 +28,8 @@ export function webhookBody(
   type: "invocation.started" | "invocation.progress" | "invocation.completed",
   inv: Invocation,
   transcript?: { text?: string; json?: unknown; omitted?: string },
+  /** The estimated finish (epoch ms), for progress events. */
+  eta?: number,
 ): string {
   return JSON.stringify({
     type,
@@ -45,6 +47,7 @@ export function webhookBody(
         inv.totalSeconds !== undefined
           ? { processedSeconds: inv.progressSeconds ?? 0, totalSeconds: inv.totalSeconds }
           : undefined,
+      eta: iso(eta),
       timing: {
         createdAt: iso(inv.createdAt),
         startedAt: iso(inv.startedAt),

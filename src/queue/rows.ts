@@ -48,6 +48,7 @@ export function toInvocation(r: Row): Invocation {
     webhook: r.webhook ? (JSON.parse(String(r.webhook)) as Invocation["webhook"]) : undefined,
     principal: str(r.principal),
     notification: opt(r.notification, json<Invocation["notification"]>),
+    inputBytes: num(r.input_bytes),
   };
 }
 

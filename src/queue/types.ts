@@ -55,6 +55,23 @@ export interface InvocationFilter {
   beforeSeq?: number;
 }
 
+/** The queued invocations ahead of one, for its estimated finish time. */
+export interface QueueAhead {
+  /** 1-based position among the endpoint's queued invocations. */
+  position: number;
+  /** Input bytes of the queued invocations ahead of it (those of unknown size not counted). */
+  bytesAhead: number;
+  /** How many of those ahead have no known size. */
+  unsizedAhead: number;
+}
+
+/** What the endpoint's recent successful invocations took: wall seconds from lease to finish, input bytes. */
+export interface Throughput {
+  invocations: number;
+  bytes: number;
+  seconds: number;
+}
+
 export interface BacklogStats {
   queued: number;
   running: number;
@@ -105,6 +122,10 @@ export interface StateStore {
   /** 1-based position among the endpoint's queued invocations, or undefined when not queued. */
   queuePosition(id: string): Promise<number | undefined>;
   backlog(endpoint: string): Promise<BacklogStats>;
+  /** The queued invocations ahead of this one, or undefined when it is not queued. */
+  queueAhead(id: string): Promise<QueueAhead | undefined>;
+  /** The last `limit` successful invocations of the endpoint whose input size is known, summed. */
+  throughput(endpoint: string, limit: number): Promise<Throughput>;
 
   /**
    * Takes up to `max` queued, unexpired invocations of the endpoint, oldest first, counting an attempt for

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { loadConfig, type ConfigOverrides } from "../../src/config.js";
 import { startKikitori, type Kikitori } from "../../src/main.js";
-import { freshDatabase } from "./backends.js";
+import { freshDatabase, type TestBackend } from "./backends.js";
 import { repoRoot, tempDir } from "./fixtures.js";
 import { createKey } from "../../src/auth/keys.js";
 
@@ -12,12 +12,15 @@ export const noopModelServer = join(repoRoot, "test", "fixtures", "noop-model-se
 
 /**
  * A real kikitori (HTTP, instances as processes) in a temporary data directory, on SQLite; on a fresh
- * PostgreSQL database instead when the run is `KIKITORI_TEST_BACKEND=postgres` (the whole suite on it).
+ * PostgreSQL database instead when the run is `KIKITORI_TEST_BACKEND=postgres` (the whole suite on it) or
+ * `backend` says so (a suite written with forEachBackend).
  * The test fixtures' `local:` model servers are allowed (the product refuses them by default). With keys
  * (SigV4 credentials or `auth.mode: "keys"`), `api` carries an admin API key made for the test.
  */
-export async function startTestServer(over: ConfigOverrides = {}): Promise<Kikitori & { api: Api }> {
-  const backend = process.env.KIKITORI_TEST_BACKEND === "postgres" ? "postgres" : "sqlite";
+export async function startTestServer(
+  over: ConfigOverrides = {},
+  backend: TestBackend = process.env.KIKITORI_TEST_BACKEND === "postgres" ? "postgres" : "sqlite",
+): Promise<Kikitori & { api: Api }> {
   const db = await freshDatabase(backend);
   const k = await startKikitori(
     loadConfig({

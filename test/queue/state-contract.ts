@@ -298,6 +298,50 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
     assert.equal(await s.queuePosition("nope"), undefined);
   });
 
+  t(
+    "queueAhead sums the input bytes queued ahead, and says how many are of unknown size",
+    async ({ state: s }) => {
+      const a = await s.enqueue(newInvocation({ inputBytes: 1000 }));
+      const b = await s.enqueue(newInvocation());
+      await s.enqueue(newInvocation({ endpoint: "other", inputBytes: 5 }));
+      const c = await s.enqueue(newInvocation({ inputBytes: 300 }));
+      assert.equal(a.inputBytes, 1000, "the size is stored");
+      assert.deepEqual(await s.queueAhead(a.id), { position: 1, bytesAhead: 0, unsizedAhead: 0 });
+      assert.deepEqual(await s.queueAhead(b.id), { position: 2, bytesAhead: 1000, unsizedAhead: 0 });
+      assert.deepEqual(await s.queueAhead(c.id), { position: 3, bytesAhead: 1000, unsizedAhead: 1 });
+      await s.lease("ep", "w1", 1, 10_000, Date.now());
+      assert.equal(await s.queueAhead(a.id), undefined, "a running invocation has no queue ahead");
+      assert.deepEqual(await s.queueAhead(c.id), { position: 2, bytesAhead: 0, unsizedAhead: 1 });
+      assert.equal(await s.queueAhead("nope"), undefined);
+    },
+  );
+
+  t(
+    "throughput sums the last successful invocations of known size: bytes and lease-to-finish time",
+    async ({ state: s }) => {
+      assert.deepEqual(await s.throughput("ep", 10), { invocations: 0, bytes: 0, seconds: 0 });
+      const done = async (over: Partial<NewInvocation>, ms: number, ok = true) => {
+        const inv = await s.enqueue(newInvocation(over));
+        const [leased] = await s.lease(inv.endpoint, "w", 1, 60_000, 10_000);
+        assert.equal(leased?.id, inv.id);
+        const state = ok ? "Succeeded" : "Failed";
+        assert.ok(await s.finish(inv.id, { state }, { from: ["Running"], owner: "w" }, 10_000 + ms));
+      };
+      await done({ inputBytes: 100 }, 1000);
+      await done({ inputBytes: 200 }, 3000);
+      await done({ inputBytes: 400 }, 4000);
+      await done({}, 9000); // size unknown: not counted
+      await done({ inputBytes: 800 }, 9000, false); // failed: not counted
+      await done({ inputBytes: 50, endpoint: "other" }, 9000);
+      assert.deepEqual(await s.throughput("ep", 10), { invocations: 3, bytes: 700, seconds: 8 });
+      assert.deepEqual(
+        await s.throughput("ep", 2),
+        { invocations: 2, bytes: 600, seconds: 7 },
+        "the last two",
+      );
+    },
+  );
+
   t("backlog counts queued and running work and the oldest queued request", async ({ state: s }) => {
     assert.deepEqual(await s.backlog("ep"), { queued: 0, running: 0, oldestQueuedAt: undefined });
     await s.enqueue(newInvocation({ createdAt: 1000 }));

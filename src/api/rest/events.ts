@@ -21,7 +21,7 @@ export async function registerEvents(
       schema: {
         tags: ["invocations"],
         summary:
-          "Server-sent events: queued (position), started, progress (audio seconds), completed; the stream ends after completed",
+          "Server-sent events: queued (position, eta), started, progress (audio seconds, eta), completed; the stream ends after completed",
       },
     },
     async (req, reply) => {

@@ -26,12 +26,14 @@ const answers = (status: 201 | 202 | 204, description: string) => ({
 });
 
 /** The public view of an invocation. */
-export function invocationView(inv: Invocation & { queuePosition?: number }) {
+export function invocationView(inv: Invocation & { queuePosition?: number }, eta?: number) {
   return {
     inferenceId: inv.id,
     endpoint: inv.endpoint,
     state: inv.state,
     queuePosition: inv.queuePosition,
+    /** Estimated finish (src/core/eta.ts), for a queued or running invocation once the endpoint has a pace. */
+    eta: eta === undefined ? undefined : new Date(eta).toISOString(),
     inputLocation: inv.inputLocation,
     outputLocation: inv.outputLocation,
     failureLocation: inv.failureLocation,
@@ -419,7 +421,8 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
           : undefined,
         principal: req.principal?.id,
       });
-      const view = invocationView(await service.getInvocation(inv.id));
+      const stored = await service.getInvocation(inv.id);
+      const view = invocationView(stored, await service.estimate(stored));
       return reply
         .code(202)
         .header("location", `/v1/invocations/${encodeURIComponent(inv.id)}`)
@@ -475,7 +478,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
       });
       const limit = q.limit ?? 100;
       return {
-        invocations: invs.map(invocationView),
+        invocations: invs.map((inv) => invocationView(inv)),
         next: invs.length === limit ? invs.at(-1)?.seq : undefined,
       };
     },
@@ -507,7 +510,7 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
       const inv = req.query.wait
         ? await waitForChange(service, req.params.id, req.query.wait * 1000, abort.signal)
         : await service.getInvocation(req.params.id);
-      return invocationView(inv);
+      return invocationView(inv, await service.estimate(inv));
     },
   );
 

@@ -13,6 +13,8 @@ import {
 import {
   endpointGuardHolds,
   type BacklogStats,
+  type QueueAhead,
+  type Throughput,
   type EndpointGuard,
   type Guard,
   type HeartbeatResult,
@@ -46,6 +48,7 @@ const INSERT_COLUMNS = [
   "webhook",
   "principal",
   "notification",
+  "input_bytes",
 ];
 const insertValues = (inv: NewInvocation): unknown[] => [
   inv.id,
@@ -65,6 +68,7 @@ const insertValues = (inv: NewInvocation): unknown[] => [
   inv.webhook ? JSON.stringify(inv.webhook) : null,
   inv.principal ?? null,
   inv.notification ? JSON.stringify(inv.notification) : null,
+  inv.inputBytes ?? null,
 ];
 /** PostgreSQL takes at most 65535 parameters in one statement. */
 const MAX_BATCH = Math.floor(65535 / INSERT_COLUMNS.length);
@@ -255,6 +259,34 @@ export class PgStateStore implements StateStore {
       [id],
     );
     return r ? Number(r.pos) : undefined;
+  }
+
+  async queueAhead(id: string): Promise<QueueAhead | undefined> {
+    const [r] = await rows(
+      this.pool,
+      `SELECT count(q.seq) + 1 AS pos, COALESCE(sum(q.input_bytes), 0) AS bytes,
+              count(q.seq) FILTER (WHERE q.seq IS NOT NULL AND q.input_bytes IS NULL) AS unsized
+         FROM invocations i LEFT JOIN invocations q
+           ON q.endpoint = i.endpoint AND q.state = 'Queued' AND q.seq < i.seq
+        WHERE i.id = $1 AND i.state = 'Queued' GROUP BY i.seq`,
+      [id],
+    );
+    return r
+      ? { position: Number(r.pos), bytesAhead: Number(r.bytes), unsizedAhead: Number(r.unsized) }
+      : undefined;
+  }
+
+  async throughput(endpoint: string, limit: number): Promise<Throughput> {
+    const [r] = await rows(
+      this.pool,
+      `SELECT count(*) AS n, COALESCE(sum(input_bytes), 0) AS bytes,
+              COALESCE(sum(finished_at - started_at), 0) AS ms
+         FROM (SELECT input_bytes, started_at, finished_at FROM invocations
+                WHERE endpoint = $1 AND state = 'Succeeded' AND input_bytes IS NOT NULL AND started_at IS NOT NULL
+                ORDER BY seq DESC LIMIT $2) recent`,
+      [endpoint, limit],
+    );
+    return { invocations: Number(r!.n), bytes: Number(r!.bytes), seconds: Number(r!.ms) / 1000 };
   }
 
   async backlog(endpoint: string): Promise<BacklogStats> {

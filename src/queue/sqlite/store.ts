@@ -6,6 +6,8 @@ import { alreadyExists } from "../../errors.js";
 import {
   endpointGuardHolds,
   type BacklogStats,
+  type QueueAhead,
+  type Throughput,
   type EndpointGuard,
   type Guard,
   type HeartbeatResult,
@@ -143,10 +145,10 @@ export class SqliteStateStore implements StateStore {
     this.q(
       `INSERT INTO invocations (id, endpoint, state, input_location, output_location, failure_location,
            content_type, accept, custom_attributes, request_ttl_s, invocation_timeout_s, max_attempts,
-           created_at, expires_at, webhook, principal, notification)
+           created_at, expires_at, webhook, principal, notification, input_bytes)
          VALUES (@id, @endpoint, 'Queued', @inputLocation, @outputLocation, @failureLocation, @contentType,
            @accept, @customAttributes, @requestTtlSeconds, @invocationTimeoutSeconds, @maxAttempts,
-           @createdAt, @expiresAt, @webhook, @principal, @notification)
+           @createdAt, @expiresAt, @webhook, @principal, @notification, @inputBytes)
          RETURNING *`,
     ).get({
       ...inv,
@@ -157,6 +159,7 @@ export class SqliteStateStore implements StateStore {
       webhook: inv.webhook ? JSON.stringify(inv.webhook) : null,
       principal: inv.principal ?? null,
       notification: inv.notification ? JSON.stringify(inv.notification) : null,
+      inputBytes: inv.inputBytes ?? null,
     }) as Row;
 
   private pendingEnqueues: {
@@ -244,6 +247,30 @@ export class SqliteStateStore implements StateStore {
          FROM invocations i WHERE i.id = ? AND i.state = 'Queued'`,
     ).get(id) as Row | undefined;
     return r ? Number(r.pos) : undefined;
+  }
+
+  async queueAhead(id: string): Promise<QueueAhead | undefined> {
+    const r = this.q(
+      `SELECT COUNT(q.seq) + 1 AS pos, COALESCE(SUM(q.input_bytes), 0) AS bytes,
+              SUM(q.seq IS NOT NULL AND q.input_bytes IS NULL) AS unsized
+         FROM invocations i LEFT JOIN invocations q
+           ON q.endpoint = i.endpoint AND q.state = 'Queued' AND q.seq < i.seq
+        WHERE i.id = ? AND i.state = 'Queued' GROUP BY i.seq`,
+    ).get(id) as Row | undefined;
+    return r
+      ? { position: Number(r.pos), bytesAhead: Number(r.bytes), unsizedAhead: Number(r.unsized ?? 0) }
+      : undefined;
+  }
+
+  async throughput(endpoint: string, limit: number): Promise<Throughput> {
+    const r = this.q(
+      `SELECT COUNT(*) AS n, COALESCE(SUM(input_bytes), 0) AS bytes,
+              COALESCE(SUM(finished_at - started_at), 0) AS ms
+         FROM (SELECT input_bytes, started_at, finished_at FROM invocations
+                WHERE endpoint = ? AND state = 'Succeeded' AND input_bytes IS NOT NULL AND started_at IS NOT NULL
+                ORDER BY seq DESC LIMIT ?)`,
+    ).get(endpoint, limit) as Row;
+    return { invocations: Number(r.n), bytes: Number(r.bytes), seconds: Number(r.ms) / 1000 };
   }
 
   async backlog(endpoint: string): Promise<BacklogStats> {
