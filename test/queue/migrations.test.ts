@@ -12,6 +12,7 @@ const LANDED = [
   "0006-auth",
   "0007-instance-node",
   "0009-endpoint-snapshot",
+  "0010-input-bytes",
 ];
 
 test("migrations: the same names on both backends, in run order, and none that landed renamed", () => {
