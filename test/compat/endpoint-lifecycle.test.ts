@@ -69,7 +69,7 @@ describe("boto3: an endpoint's life as on SageMaker (its own config copy, blue/g
       served_by: ["blue.txt"],
     });
 
-    // update: while the green instance starts (4 s), the blue one serves; then green serves alone.
+    // update: while the green instance starts (8 s), the blue one serves; then green serves alone.
     const u = r.update;
     assert.deepEqual(u.during, { status: "Updating", config: "bg-blue", pending: "bg-green" });
     assert.deepEqual(u.served_while_updating, [["blue.txt"], ["blue.txt"], ["blue.txt"]]);

@@ -127,7 +127,7 @@ sm.delete_endpoint(EndpointName="keep")
 
 # --- update: blue/green ---
 model("bg-blue", "models/blue.tar.gz")
-model("bg-green", "models/green.tar.gz", {"NOOP_STARTUP_MS": "4000"})
+model("bg-green", "models/green.tar.gz", {"NOOP_STARTUP_MS": "8000"})
 config("bg-blue", "bg-blue", "bg-out")
 config("bg-green", "bg-green", "bg-out")
 sm.create_endpoint(EndpointName="bg", EndpointConfigName="bg-blue")
