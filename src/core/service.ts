@@ -294,10 +294,20 @@ export class Service extends EventEmitter<ServiceEvents> {
    * replace them once all are InService (promoteDeployment); queued work waits in the endpoint's one queue
    * meanwhile and is served by whichever instances are up. A Failed endpoint has nothing serving: the new
    * config replaces the old one at once.
+   * @param instanceCounts Variants whose current instance counts the new deployment keeps instead of its
+   *   InitialInstanceCount (SageMaker's RetainAllVariantProperties).
    */
-  async updateEndpoint(name: string, configName: string): Promise<Endpoint> {
+  async updateEndpoint(
+    name: string,
+    configName: string,
+    instanceCounts: Map<string, number> = new Map(),
+  ): Promise<Endpoint> {
     const cur = await this.getEndpoint(name);
     const deployment = await this.deploymentOf(configName);
+    deployment.config.variants = deployment.config.variants.map((v) => ({
+      ...v,
+      initialInstanceCount: instanceCounts.get(v.variantName) ?? v.initialInstanceCount,
+    }));
     const patch: Partial<Endpoint> =
       cur.status === "Failed"
         ? { configName, deployment, pending: undefined, status: "Updating", failureReason: undefined }

@@ -10,12 +10,13 @@ import {
   DescribeEndpointCommand,
   SageMakerClient,
   UpdateEndpointCommand,
+  UpdateEndpointWeightsAndCapacitiesCommand,
   waitUntilEndpointInService,
 } from "@aws-sdk/client-sagemaker";
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { loadConfig } from "../../src/config.js";
 import { waitFor } from "../helpers/server.js";
-import { CREDS, makeModelTar, startCompatServer, type CompatServer } from "./helpers.js";
+import { CREDS, makeModelTar, rejects, startCompatServer, type CompatServer } from "./helpers.js";
 
 const run = promisify(execFile);
 const hasBoto3 = () =>
@@ -174,5 +175,69 @@ describe("boto3: an endpoint's life as on SageMaker (its own config copy, blue/g
       /^the update was rolled back: variant AllTraffic: 3 instance starts failed in a row; last: /,
     );
     assert.ok(served.length >= 2 && served.every((b) => b === 2), `served all along: ${served.join(",")}`);
+  });
+
+  it("@aws-sdk v3: UpdateEndpoint with RetainAllVariantProperties keeps the variant's instance count", async () => {
+    const sm = new SageMakerClient({ endpoint: srv.url, region: "us-east-1", credentials: CREDS });
+    const wait = { client: sm, maxWaitTime: 120, minDelay: 1, maxDelay: 1 };
+    for (const name of ["rt-a", "rt-b"]) {
+      await sm.send(
+        new CreateModelCommand({
+          ModelName: name,
+          ExecutionRoleArn: "arn:aws:iam::000000000000:role/kikitori-execution-role",
+          PrimaryContainer: { Image: `local:${srv.noopModelServer}` },
+        }),
+      );
+      await sm.send(
+        new CreateEndpointConfigCommand({
+          EndpointConfigName: name,
+          ProductionVariants: [{ VariantName: "AllTraffic", ModelName: name, InitialInstanceCount: 1 }],
+        }),
+      );
+    }
+    await sm.send(new CreateEndpointCommand({ EndpointName: "rt", EndpointConfigName: "rt-a" }));
+    await waitUntilEndpointInService(wait, { EndpointName: "rt" });
+    const variant = async () =>
+      (await sm.send(new DescribeEndpointCommand({ EndpointName: "rt" }))).ProductionVariants![0]!;
+    await sm.send(
+      new UpdateEndpointWeightsAndCapacitiesCommand({
+        EndpointName: "rt",
+        DesiredWeightsAndCapacities: [{ VariantName: "AllTraffic", DesiredInstanceCount: 2 }],
+      }),
+    );
+    await waitFor(async () => (await variant()).CurrentInstanceCount === 2, 60_000, "two instances");
+
+    await rejects(
+      sm.send(
+        new UpdateEndpointCommand({
+          EndpointName: "rt",
+          EndpointConfigName: "rt-b",
+          RetainAllVariantProperties: true,
+          ExcludeRetainedVariantProperties: [{ VariantPropertyType: "Colour" as "DesiredWeight" }],
+        }),
+      ),
+      "ValidationException",
+      /VariantPropertyType must be one of DesiredInstanceCount, DesiredWeight, DataCaptureConfig/,
+    );
+    await sm.send(
+      new UpdateEndpointCommand({
+        EndpointName: "rt",
+        EndpointConfigName: "rt-b",
+        RetainAllVariantProperties: true,
+      }),
+    );
+    await waitUntilEndpointInService(wait, { EndpointName: "rt" });
+    const kept = await variant();
+    assert.deepEqual([kept.DesiredInstanceCount, kept.CurrentInstanceCount], [2, 2], "retained");
+
+    // Without it, the new config's InitialInstanceCount applies (as on SageMaker).
+    await sm.send(new UpdateEndpointCommand({ EndpointName: "rt", EndpointConfigName: "rt-a" }));
+    await waitUntilEndpointInService(wait, { EndpointName: "rt" });
+    const reset = await variant();
+    assert.deepEqual(
+      [reset.DesiredInstanceCount, reset.CurrentInstanceCount],
+      [1, 1],
+      "InitialInstanceCount",
+    );
   });
 });

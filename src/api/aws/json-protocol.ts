@@ -151,6 +151,13 @@ export function optionalInt(input: JsonInput, field: string, prefix = ""): numbe
   return v;
 }
 
+export function optionalBoolean(input: JsonInput, field: string, prefix = ""): boolean | undefined {
+  const v = input[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "boolean") throw awsValidation(`${prefix}${field} must be true or false`);
+  return v;
+}
+
 export function optionalObject(input: JsonInput, field: string, prefix = ""): JsonInput | undefined {
   const v = input[field];
   if (v === undefined || v === null) return undefined;

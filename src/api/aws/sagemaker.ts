@@ -16,6 +16,7 @@ import {
   checkMembers,
   epochSeconds,
   optionalArray,
+  optionalBoolean,
   optionalInt,
   optionalObject,
   optionalString,
@@ -325,15 +326,39 @@ async function describeEndpoint(input: JsonInput, ctx: AwsContext) {
   };
 }
 
+const VARIANT_PROPERTIES = ["DesiredInstanceCount", "DesiredWeight", "DataCaptureConfig"];
+
 async function updateEndpoint(input: JsonInput, ctx: AwsContext) {
-  checkMembers("UpdateEndpoint", "", input, ["EndpointName", "EndpointConfigName"]);
+  const op = "UpdateEndpoint";
+  checkMembers(op, "", input, [
+    "EndpointName",
+    "EndpointConfigName",
+    "RetainAllVariantProperties",
+    "ExcludeRetainedVariantProperties",
+  ]);
   const name = requiredString(input, "EndpointName");
   const configName = requiredString(input, "EndpointConfigName");
+  const retain = optionalBoolean(input, "RetainAllVariantProperties") ?? false;
+  const excluded = (optionalArray(input, "ExcludeRetainedVariantProperties") ?? []).map((p, i) => {
+    const o = (p ?? {}) as JsonInput;
+    const prefix = `ExcludeRetainedVariantProperties[${i}].`;
+    checkMembers(op, prefix, o, ["VariantPropertyType"]);
+    const type = requiredString(o, "VariantPropertyType", prefix);
+    if (!VARIANT_PROPERTIES.includes(type))
+      throw awsValidation(
+        `${op}: ${prefix}VariantPropertyType must be one of ${VARIANT_PROPERTIES.join(", ")}`,
+      );
+    return type;
+  });
   const e = await found("endpoint", name, () => ctx.service.getEndpoint(name));
   if (e.status !== "InService" && e.status !== "Failed")
     throw awsValidation(`Cannot update in-progress endpoint "${arn(ctx, "endpoint", name)}".`);
   await checkConfigImages(ctx, configName);
-  await ctx.service.updateEndpoint(name, configName);
+  // Of the retained properties only the instance count means something here (weights have no effect).
+  const counts = new Map<string, number>();
+  if (retain && !excluded.includes("DesiredInstanceCount"))
+    for (const [variant, c] of ctx.manager.counts(name)) counts.set(variant, c.desired);
+  await ctx.service.updateEndpoint(name, configName, counts);
   return { EndpointArn: arn(ctx, "endpoint", name) };
 }
 
