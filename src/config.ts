@@ -32,6 +32,25 @@ export interface Config {
   accountId: string;
   /** How often a follower tries to become the leader of cluster-wide loops. @defaultValue 1 s */
   leaderPollMs: number;
+  /**
+   * What this process does (`KIKITORI_ROLE`, `serve --role`): `api` runs the front doors and the cluster-wide
+   * loops (autoscaler, placement, sweeper, outbox), `worker` registers as a host and runs the instances placed
+   * on it, `all` both (the single command). Split roles need PostgreSQL. @defaultValue all
+   */
+  role: "all" | "api" | "worker";
+  /** Instances this host runs at most (`KIKITORI_INSTANCE_SLOTS`). @defaultValue 100 */
+  instanceSlots: number;
+  /** GPUs this host offers to models with KIKITORI_GPU=1 (`KIKITORI_GPUS`). @defaultValue 1 with KIKITORI_GPU=1, else 0 */
+  gpus: number;
+  /** A host heartbeats this often (`KIKITORI_HOST_HEARTBEAT_MS`). @defaultValue 1 s */
+  hostHeartbeatMs: number;
+  /** A host silent this long is lost; its instances are placed elsewhere (`KIKITORI_HOST_TTL_MS`). @defaultValue 10 s */
+  hostTtlMs: number;
+  /**
+   * The URL other processes reach a worker's listener at (`KIKITORI_ADVERTISE_URL`, e.g. the pod IP); by
+   * default `http://<host>:<port>`, with this machine's first external IPv4 address for a wildcard host.
+   */
+  advertiseUrl?: string;
   /** @defaultValue `127.0.0.1` */
   host: string;
   /** @defaultValue `7600` (0 picks a free port) */
@@ -154,6 +173,12 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     region,
     accountId,
     leaderPollMs: int(env.KIKITORI_LEADER_POLL_MS, "KIKITORI_LEADER_POLL_MS") ?? 1000,
+    role: (env.KIKITORI_ROLE || "all") as Config["role"],
+    instanceSlots: int(env.KIKITORI_INSTANCE_SLOTS, "KIKITORI_INSTANCE_SLOTS") ?? 100,
+    gpus: int(env.KIKITORI_GPUS, "KIKITORI_GPUS") ?? (env.KIKITORI_GPU === "1" ? 1 : 0),
+    hostHeartbeatMs: int(env.KIKITORI_HOST_HEARTBEAT_MS, "KIKITORI_HOST_HEARTBEAT_MS") ?? 1000,
+    hostTtlMs: int(env.KIKITORI_HOST_TTL_MS, "KIKITORI_HOST_TTL_MS") ?? 10_000,
+    advertiseUrl: env.KIKITORI_ADVERTISE_URL || undefined,
     host: env.KIKITORI_HOST ?? "127.0.0.1",
     port: int(env.KIKITORI_PORT, "KIKITORI_PORT") ?? 7600,
     modelsDir: defaultModelsDir(env),
@@ -182,7 +207,18 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     );
   }
   if (config.databasePoolMax < 2) throw new Error("KIKITORI_DATABASE_POOL_MAX: at least 2 connections");
-  if (config.auth.mode === "open") checkOpenListener(config);
+  if (!["all", "api", "worker"].includes(config.role))
+    throw new Error(`KIKITORI_ROLE: expected all, api or worker, got "${config.role}"`);
+  if (config.role !== "all" && !config.databaseUrl) {
+    throw new Error(
+      `role ${config.role}: API and worker processes share their state through PostgreSQL; set KIKITORI_DATABASE_URL ` +
+        "(and KIKITORI_S3_ENDPOINT for objects every host can read), or run `kikitori serve` for one machine",
+    );
+  }
+  if (config.hostTtlMs <= config.hostHeartbeatMs)
+    throw new Error("KIKITORI_HOST_TTL_MS must be longer than KIKITORI_HOST_HEARTBEAT_MS");
+  // A worker's listener serves only /health and the token-checked relay: no API to leave open.
+  if (config.role !== "worker" && config.auth.mode === "open") checkOpenListener(config);
   return Object.freeze(config);
 }
 

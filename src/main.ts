@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { networkInterfaces } from "node:os";
 import type { FastifyInstance } from "fastify";
 import { checkOpenListener, type Config, modelFile } from "./config.js";
 import { openBackends } from "./backends.js";
@@ -23,6 +24,9 @@ import { Alarms } from "./autoscale/alarms.js";
 import { cloudwatchService } from "./api/aws/cloudwatch.js";
 import { createAwsAuth } from "./api/aws/sigv4.js";
 import { checkImage } from "./instances/images.js";
+import { Placer } from "./cluster/placer.js";
+import { HostHeartbeat, ggmlFiles } from "./cluster/host.js";
+import { startWorkerListener, type WorkerListener } from "./cluster/relay.js";
 
 export interface Kikitori {
   url: string;
@@ -31,18 +35,28 @@ export interface Kikitori {
   authMode: "open" | "keys";
   keys: KeyStore;
   service: Service;
+  /** This process's instances (worker role; idle in an API-only process). */
   manager: InstanceManager;
   autoscaler: Autoscaler;
   metrics: Metrics;
-  /** Whether this process runs the cluster-wide loops (autoscaler, sweeper, outbox dispatch). */
+  /** Whether this process runs the cluster-wide loops (autoscaler, placement, sweeper, outbox dispatch). */
   leader: Leader;
-  app: FastifyInstance;
+  /** The front doors (API role); a worker-only process has none. */
+  app?: FastifyInstance;
+  /** This process as a worker host of the cluster (worker role). */
+  host?: HostHeartbeat;
   close(): Promise<void>;
 }
 
-/** Builds everything from the configuration and owns shutdown. The only place that knows the wiring. */
+/**
+ * Builds everything from the configuration and owns shutdown. The only place that knows the wiring.
+ * Roles (config.role): `api` serves the front doors and, while it leads, runs the cluster-wide loops;
+ * `worker` registers this process as a host and runs the instances the leader places on it; `all` is both.
+ */
 export async function startKikitori(config: Readonly<Config>): Promise<Kikitori> {
   const log = config.log ? (msg: string) => console.error(`[kikitori] ${msg}`) : () => {};
+  const isApi = config.role !== "worker";
+  const isWorker = config.role !== "api";
   const backends = await openBackends(config);
   const { objects, keys } = backends;
   // auto: keys as soon as there is any credential to check; open (loopback only) when there is none.
@@ -52,7 +66,8 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
       : config.auth.credentials.length > 0 || (await keys.countActiveKeys()) > 0
         ? "keys"
         : "open";
-  if (mode === "open") checkOpenListener(config);
+  // A worker serves no API (its listener takes /health and the token-checked relay only).
+  if (mode === "open" && isApi) checkOpenListener(config);
   const service = new Service(backends.state, objects, {
     maxInputBytes: config.maxInputBytes,
     maxAttempts: config.maxAttempts,
@@ -62,83 +77,117 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
   });
   const notifier = createNotifier(service, backends.notify, config.notify, log);
   await objects.createBucket(config.defaultBucket).catch(() => {});
-  const manager = new InstanceManager(
-    service,
-    new ModelDataCache(join(config.dataDir, "model-cache"), objects),
-    {
-      leaseMs: config.leaseMs,
-      heartbeatMs: config.heartbeatMs,
-      startupHealthTimeoutMs: config.startupHealthTimeoutMs,
-      shutdownGraceMs: config.shutdownGraceMs,
-      maxConsecutiveStartFailures: config.maxConsecutiveStartFailures,
-      defaultModelFile: () => modelFile(config, config.defaultModel),
-      localImages: config.localImages,
-      log,
-    },
-  );
-  const metrics = new Metrics(service, manager, { log });
+  const modelData = new ModelDataCache(join(config.dataDir, "model-cache"), objects);
+
+  const host = isWorker
+    ? new HostHeartbeat(service, {
+        slots: config.instanceSlots,
+        gpus: config.gpus,
+        heartbeatMs: config.hostHeartbeatMs,
+        models: async () => [...(await modelData.cachedUrls()), ...(await ggmlFiles(config.modelsDir))],
+        log,
+      })
+    : undefined;
+  const manager = new InstanceManager(service, modelData, {
+    leaseMs: config.leaseMs,
+    heartbeatMs: config.heartbeatMs,
+    startupHealthTimeoutMs: config.startupHealthTimeoutMs,
+    shutdownGraceMs: config.shutdownGraceMs,
+    maxConsecutiveStartFailures: config.maxConsecutiveStartFailures,
+    defaultModelFile: () => modelFile(config, config.defaultModel),
+    hostId: host?.id ?? "",
+    relay: () => host?.address,
+    localImages: config.localImages,
+    log,
+  });
+  // A worker-only process listens for probes and the relay of synchronous invocations (src/cluster/relay.ts).
+  let listener: WorkerListener | undefined;
+  if (host && !isApi) {
+    listener = await startWorkerListener({
+      host: config.host,
+      port: config.port,
+      token: host.token,
+      find: (id) => manager.find(id),
+      health: () => ({ role: "worker", host: host.id, instances: manager.count }),
+    });
+    host.address = advertised(config, listener.url);
+  }
+  const metrics = new Metrics(service, { log });
   const { region, accountId } = config;
   const alarms = new Alarms(backends.aws, metrics, { region, accountId, log });
-  const autoscaler = new Autoscaler(
-    service,
-    backends.scaling,
-    manager,
-    metrics,
-    { region, accountId, log },
-    alarms,
-  );
-  // Work committed by any process wakes this one's instances; a finished invocation wakes the outbox.
+  const autoscaler = new Autoscaler(service, backends.scaling, metrics, { region, accountId, log }, alarms);
+  const placer = new Placer(service, { intervalMs: 1000, hostTtlMs: config.hostTtlMs, log });
+  // Wake-ups from every process: work to lease, an outbox to dispatch, placements to converge on.
   backends.coordinator.onWake("queued", (endpoint) => manager.wake(endpoint));
   backends.coordinator.onWake("finished", () => notifier.dispatcher.wake());
+  backends.coordinator.onWake("placement", (hostId) => {
+    if (hostId === "") placer.wake();
+    else if (hostId === host?.id) manager.placementsChanged();
+  });
   const leader = new Leader(backends.coordinator, { pollMs: config.leaderPollMs });
   leader.on("error", (e) => log(`leader: ${e.message}`));
   leader.on("leader:acquired", () => log(`this process leads the cluster-wide loops (${backends.database})`));
   leader.on("leader:lost", () => log("this process no longer leads the cluster-wide loops"));
   leader.register(new Sweeper(service, { intervalMs: 1000, log }));
+  leader.register(placer);
   leader.register(autoscaler);
   leader.register(notifier.dispatcher);
-  const app = await buildApp(service, {
-    logRequests: config.log,
-    auth: {
-      mode,
-      keys,
-      aws: createAwsAuth({ mode: mode === "open" ? "open" : "sigv4", credentials: config.auth.credentials }),
-      sigv4Scopes: new Map(config.auth.credentials.map((c) => [c.accessKeyId, c.scope])),
-      processToken: config.auth.processToken,
-      bodyTimeoutMs: config.auth.bodyTimeoutMs,
-      cookieSecure: config.auth.cookieSecure,
-    },
-    openai: { defaultEndpoint: "whisper", maxBytes: config.maxInputBytes },
-    aws: {
-      service,
-      manager,
-      store: objects,
-      resources: backends.aws,
-      region,
-      accountId,
-      services: {
-        "application-autoscaling": autoscalingService(autoscaler),
-        sns: snsService(notifier.topics, accountId),
-        monitoring: cloudwatchService(alarms, metrics),
+
+  let app: FastifyInstance | undefined;
+  let url = listener?.url ?? "";
+  if (isApi) {
+    app = await buildApp(service, {
+      logRequests: config.log,
+      auth: {
+        mode,
+        keys,
+        aws: createAwsAuth({
+          mode: mode === "open" ? "open" : "sigv4",
+          credentials: config.auth.credentials,
+        }),
+        sigv4Scopes: new Map(config.auth.credentials.map((c) => [c.accessKeyId, c.scope])),
+        processToken: config.auth.processToken,
+        bodyTimeoutMs: config.auth.bodyTimeoutMs,
+        cookieSecure: config.auth.cookieSecure,
       },
-    },
-  });
-  registerMetricsRoutes(app, metrics, { prometheusAuth: config.auth.metrics });
-  registerScalingRoutes(app, autoscaler);
-  registerEndpointEvents(app, { service, metrics, autoscaler });
-  registerModelCache(app, { dir: config.modelsDir, defaultModel: config.defaultModel });
-  await registerEvents(app, service, notifier);
-  await manager.start();
-  metrics.start();
-  await app.listen({ host: config.host, port: config.port });
-  const addr = app.server.address();
-  const port = typeof addr === "object" && addr ? addr.port : config.port;
-  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-  notifier.setBaseUrl(`http://${host}:${port}`);
-  await leader.start();
+      openai: { defaultEndpoint: "whisper", maxBytes: config.maxInputBytes },
+      aws: {
+        service,
+        store: objects,
+        resources: backends.aws,
+        region,
+        accountId,
+        services: {
+          "application-autoscaling": autoscalingService(autoscaler),
+          sns: snsService(notifier.topics, accountId),
+          monitoring: cloudwatchService(alarms, metrics),
+        },
+      },
+    });
+    registerMetricsRoutes(app, metrics, { prometheusAuth: config.auth.metrics });
+    registerScalingRoutes(app, autoscaler);
+    registerEndpointEvents(app, { service, metrics, autoscaler });
+    registerModelCache(app, { dir: config.modelsDir, defaultModel: config.defaultModel });
+    await registerEvents(app, service, notifier);
+  }
+  if (host) {
+    await host.start();
+    await manager.start();
+  }
+  if (app) {
+    metrics.start();
+    await app.listen({ host: config.host, port: config.port });
+    const addr = app.server.address();
+    const port = typeof addr === "object" && addr ? addr.port : config.port;
+    const h = config.host.includes(":") ? `[${config.host}]` : config.host;
+    url = `http://${h}:${port}`;
+    notifier.setBaseUrl(url);
+    // Only API processes lead: workers may all be scaled to zero, and the autoscaler must run to wake them.
+    await leader.start();
+  }
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${port}`,
+    url,
     config,
     authMode: mode,
     keys,
@@ -148,17 +197,34 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
     metrics,
     leader,
     app,
+    host,
     close: () =>
       (closing ??= (async () => {
         try {
-          await app.close();
+          await app?.close();
           await leader.stop();
           metrics.stop();
-          await manager.stop();
+          // A worker that stops (scale-in) takes no new instances, lets in-flight work finish within the
+          // grace period (the pod's termination grace covers it), hands back the rest and leaves the cluster.
+          await host?.drain();
+          await manager.stop(isApi ? undefined : config.shutdownGraceMs);
+          await host?.stop();
+          await listener?.close();
         } finally {
           // Even when a step failed (the database went away mid-drain): no pool or session left open.
           await backends.close();
         }
       })()),
   };
+}
+
+/** The URL other processes reach this worker at: KIKITORI_ADVERTISE_URL, else its listener's address. */
+function advertised(config: Readonly<Config>, listening: string): string {
+  if (config.advertiseUrl) return config.advertiseUrl.replace(/\/+$/, "");
+  const u = new URL(listening);
+  if (u.hostname !== "0.0.0.0" && u.hostname !== "[::]") return listening;
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === "IPv4" && !a.internal);
+  return `http://${external?.address ?? "127.0.0.1"}:${u.port}`;
 }

@@ -39,12 +39,6 @@ export interface ScalingMetricsSource {
   maxOver(endpoint: string, name: ScalingMetricName, windowMs: number, now: number): number;
 }
 
-/** What the autoscaler drives (InstanceManager implements it). */
-export interface CapacityControl {
-  setDesired(endpoint: string, variant: string, desired: number): void;
-  counts(endpoint: string): Map<string, { desired: number; inService: number; current: number }>;
-}
-
 export interface AutoscalerOptions {
   /** How often every scalable target is evaluated; a new request also triggers an evaluation. @defaultValue 1000 */
   evaluationIntervalMs: number;
@@ -71,7 +65,8 @@ interface TargetMemory {
 /**
  * Application Auto Scaling for endpoint variants: stores scalable targets and policies (validated, in
  * AWS's shapes), and runs one loop that evaluates the policies (policy.ts) every evaluationIntervalMs and
- * when a request arrives, sets the variant's desired count, and records each change as a ScalingActivity.
+ * when a request arrives, stores the variant's desired count (Service.setDesiredCount), and records each
+ * change as a ScalingActivity.
  * A variant without a registered scalable target keeps its InitialInstanceCount.
  */
 export class Autoscaler {
@@ -87,7 +82,6 @@ export class Autoscaler {
   constructor(
     private readonly service: Service,
     private readonly store: ScalingStore,
-    private readonly control: CapacityControl,
     private readonly metrics: ScalingMetricsSource,
     options: Omit<AutoscalerOptions, "evaluationIntervalMs"> & Partial<AutoscalerOptions>,
     /** CloudWatch alarms, evaluated with the policies; step policies they name follow them. */
@@ -133,7 +127,7 @@ export class Autoscaler {
       const { endpoint, variant } = parseResourceId(target.ResourceId);
       const ep = await this.service.findEndpoint(endpoint);
       if (!ep || ep.status === "Deleting" || ep.status === "Failed") continue;
-      const count = this.control.counts(endpoint).get(variant);
+      const count = (await this.service.variantCounts(endpoint)).get(variant);
       const mem = this.remember(target.ResourceId);
       if (mem.open && count && count.desired === mem.open.ToCapacity && count.inService === count.desired) {
         await this.close(mem, "Successful", now);
@@ -160,7 +154,8 @@ export class Autoscaler {
       const d = decide(target, policies, view);
       if (d.desired === current) continue;
       await this.apply(target, mem, current, d.desired, d.cause, d.policies, now);
-      this.control.setDesired(endpoint, variant, d.desired);
+      // The desired count lives in the store: the leader's placer places it on the cluster's hosts.
+      await this.service.setDesiredCount(endpoint, variant, d.desired);
     }
   }
 

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { serveCommand } from "./serve.js";
+import { serveCommand, workerCommand } from "./serve.js";
 import { transcribeCommand } from "./transcribe.js";
 import { evalCommand } from "../eval/cli.js";
 import { modelsCommand } from "../models/index.js";
@@ -16,6 +16,7 @@ const program = new Command("kikitori")
 
 for (const cmd of [
   serveCommand(),
+  workerCommand(),
   transcribeCommand(),
   modelsCommand(),
   keysCommand(),

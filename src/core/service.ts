@@ -33,11 +33,13 @@ import type {
   Deployment,
   Endpoint,
   EndpointConfig,
+  HostRecord,
   InstanceRecord,
   Invocation,
   InvocationError,
   InvocationState,
   Model,
+  Placement,
   ProductionVariant,
   WebhookTarget,
 } from "./types.js";
@@ -87,6 +89,19 @@ export interface ServiceEvents {
   "endpoint:changed": [Endpoint];
   /** A runner's timing points of one successful attempt (for the metrics box). */
   "invocation:timing": [InvocationTiming];
+  /** A variant's desired instance count changed (the leader re-places). */
+  "cluster:desired": [string];
+  /** Placements changed on these hosts (each converges). */
+  "cluster:placement": [string[]];
+}
+
+/** A variant's instances across the cluster, as DescribeEndpoint, the metrics and the autoscaler see them. */
+export interface VariantCounts {
+  /** The desired count (the autoscaler's, UpdateEndpointWeightsAndCapacities', else InitialInstanceCount). */
+  desired: number;
+  /** Live instances: Pending or InService, on any host. */
+  current: number;
+  inService: number;
 }
 
 export interface InvocationTiming {
@@ -696,6 +711,83 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   listInstances(filter: { endpoint?: string; live?: boolean }): Promise<InstanceRecord[]> {
     return this.state.listInstances(filter);
+  }
+
+  // --- the cluster: worker hosts, desired counts, placements (src/cluster runs the loops) ---
+
+  /** Registers a worker host or renews its heartbeat. */
+  upsertHost(host: HostRecord): Promise<void> {
+    return this.state.upsertHost(host);
+  }
+
+  listHosts(): Promise<HostRecord[]> {
+    return this.state.listHosts();
+  }
+
+  /** Declares a host lost when it has not heartbeated since `heartbeatBefore` (guarded; see the store). */
+  markHostGone(id: string, heartbeatBefore: number): Promise<boolean> {
+    return this.state.markHostGone(id, heartbeatBefore);
+  }
+
+  /**
+   * Desired instance count per variant of one of the endpoint's deployments (its current one by default):
+   * InitialInstanceCount, or for the current deployment the count set since it was made (the autoscaler,
+   * UpdateEndpointWeightsAndCapacities): a new deployment starts from its config's counts.
+   */
+  async desiredCounts(endpoint: Endpoint, deployment = endpoint.deployment): Promise<Map<string, number>> {
+    if (!deployment) return new Map();
+    const set = new Map<string, number>();
+    if (deployment.id === endpoint.deployment?.id)
+      for (const d of await this.state.listDesired(endpoint.name))
+        if (d.updatedAt >= deployment.createdAt) set.set(d.variant, d.desired);
+    return new Map(
+      deployment.config.variants.map((v) => [
+        v.variantName,
+        set.get(v.variantName) ?? v.initialInstanceCount,
+      ]),
+    );
+  }
+
+  /** Sets a variant's desired instance count (the autoscaler, UpdateEndpointWeightsAndCapacities). */
+  async setDesiredCount(endpoint: string, variant: string, desired: number): Promise<void> {
+    checkIntRange("DesiredInstanceCount", desired, { min: 0, max: 100, default: 0 });
+    await this.state.setDesired(endpoint, variant, desired, Date.now());
+    this.emit("cluster:desired", endpoint);
+  }
+
+  /** The cluster's instances of each variant of one of the endpoint's deployments (by default its current one). */
+  async variantCounts(name: string, deploymentId?: string): Promise<Map<string, VariantCounts>> {
+    const endpoint = await this.state.getEndpoint(name);
+    const current = endpoint?.deployment;
+    const d =
+      deploymentId === undefined ? current : [current, endpoint?.pending].find((x) => x?.id === deploymentId);
+    if (!endpoint || !d) return new Map();
+    const desired = await this.desiredCounts(endpoint, d);
+    // Records from before deployments were kept belong to the current one.
+    const live = (await this.state.listInstances({ endpoint: name, live: true })).filter(
+      (i) => (i.deployment ?? current?.id) === d.id,
+    );
+    const out = new Map<string, VariantCounts>();
+    for (const [variant, d] of desired) {
+      const mine = live.filter((i) => i.variant === variant);
+      out.set(variant, {
+        desired: d,
+        current: mine.filter((i) => i.state !== "Draining").length,
+        inService: mine.filter((i) => i.state === "InService").length,
+      });
+    }
+    return out;
+  }
+
+  /** The leader's placement decisions, in one transaction; the hosts concerned are woken. */
+  async applyPlacements(change: { add: Placement[]; remove: Placement[] }): Promise<void> {
+    if (!change.add.length && !change.remove.length) return;
+    await this.state.applyPlacements({ add: change.add, remove: change.remove.map((p) => p.id) });
+    this.emit("cluster:placement", [...new Set([...change.add, ...change.remove].map((p) => p.host))]);
+  }
+
+  listPlacements(filter: { host?: string; endpoint?: string }): Promise<Placement[]> {
+    return this.state.listPlacements(filter);
   }
 
   // --- the outbox, for the notify box ---

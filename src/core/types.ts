@@ -149,8 +149,14 @@ export interface InstanceRecord {
   endpoint: string;
   variant: string;
   host: string;
-  /** The kikitori process that runs it: `<host>/<pid>/<process start, epoch ms>`. */
+  /** The kikitori process (worker host) that runs it: `<host>/<pid>/<process start, epoch ms>`. */
   node?: string;
+  /** The endpoint's deployment (its copy of config and models) it runs: an update runs two for a while. */
+  deployment?: string;
+  /** The placement it runs for (src/cluster): the leader's assignment of one instance to a host. */
+  placement?: string;
+  /** Where its model server takes `POST /invocations` from any host of the cluster (synchronous invocations). */
+  address?: string;
   state: InstanceState;
   port?: number;
   pid?: number;
@@ -158,4 +164,38 @@ export interface InstanceRecord {
   startedAt: number;
   inServiceAt?: number;
   endedAt?: number;
+}
+
+/** A worker host: one kikitori process with the worker role, as it registered itself and heartbeats. */
+export interface HostRecord {
+  /** The process: `<hostname>/<pid>/<process start, epoch ms>` (src/instances/node.ts THIS_NODE). */
+  id: string;
+  /** Its hostname (on Kubernetes, the pod's name). */
+  name: string;
+  /** The base URL other hosts reach it at (`http://10.0.0.2:7601`), when it listens for them. */
+  address?: string;
+  /** The bearer token its relay (`address`) accepts: a random secret of this process, kept in the store. */
+  token?: string;
+  /** How many instances it runs at most. */
+  slots: number;
+  cpus: number;
+  gpus: number;
+  /** Model data it has cached (ModelDataUrl values, ggml file names): placement prefers such hosts. */
+  models: string[];
+  /** Ready takes new instances; Draining is stopping (scale-in); Gone left or lost its heartbeat. */
+  state: "Ready" | "Draining" | "Gone";
+  startedAt: number;
+  heartbeatAt: number;
+}
+
+/** The leader's assignment of one instance of an endpoint variant to a worker host. */
+export interface Placement {
+  id: string;
+  endpoint: string;
+  /** Endpoint.deployment.id or Endpoint.pending.id: which copy of the config the instance runs. */
+  deployment: string;
+  variant: string;
+  /** HostRecord.id */
+  host: string;
+  createdAt: number;
 }

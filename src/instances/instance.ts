@@ -14,6 +14,12 @@ import { THIS_NODE } from "./node.js";
 export interface InstanceOptions {
   endpoint: string;
   variant: string;
+  /** The endpoint's deployment it runs (Endpoint.deployment or .pending). */
+  deployment?: string;
+  /** The leader's placement this instance runs for. */
+  placement?: string;
+  /** This host's relay base URL, when other hosts may reach its model server through it. */
+  relay?: string;
   image: ImageSpec;
   modelDir: string;
   environment: Record<string, string>;
@@ -81,6 +87,9 @@ export class Instance {
       variant: this.o.variant,
       host: hostname(),
       node: THIS_NODE,
+      deployment: this.o.deployment,
+      placement: this.o.placement,
+      address: this.o.relay ? `${this.o.relay}/instances/${this.id}` : undefined,
       state: this.state,
       port: this.o.port,
       pid: this.child?.pid,

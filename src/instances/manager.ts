@@ -1,5 +1,5 @@
 import type { Service } from "../core/service.js";
-import type { Deployment, Endpoint, Invocation } from "../core/types.js";
+import type { Deployment, Endpoint, Invocation, Placement } from "../core/types.js";
 import { containerName, detectContainerRuntime, removeContainer } from "./container.js";
 import { resolveImage, type LocalImagePolicy } from "./images.js";
 import { Instance } from "./instance.js";
@@ -21,36 +21,35 @@ export interface ManagerOptions {
   defaultModelFile: () => string;
   /** Which `local:` images may run (images.ts); none when absent. */
   localImages?: LocalImagePolicy;
+  /** This host (HostRecord.id): the manager runs the placements assigned to it. */
+  hostId: string;
+  /** This host's relay base URL, when other hosts may send synchronous invocations through it. */
+  relay?: () => string | undefined;
   log: (msg: string) => void;
 }
 
-/** The instances of one variant of one deployment (an update runs two deployments for a while). */
-interface VariantState {
-  instances: Instance[];
-  /** Wanted instance count: InitialInstanceCount, or the autoscaler's for the current deployment. */
-  desired: number;
-  consecutiveFailures: number;
+/** Start failures of one variant of one deployment on this host: backoff, then Failed (or an update rolled back). */
+interface Failures {
+  consecutive: number;
   nextStartAt: number;
-  starting: number;
 }
 
-const key = (endpoint: string, deployment: string, variant: string) =>
-  `${endpoint}\0${deployment}\0${variant}`;
-const parseKey = (k: string) => k.split("\0") as [endpoint: string, deployment: string, variant: string];
-const scaledKey = (endpoint: string, variant: string) => `${endpoint}\0${variant}`;
+const key = (p: Pick<Placement, "endpoint" | "deployment" | "variant">) =>
+  `${p.endpoint}\0${p.deployment}\0${p.variant}`;
 
 /**
- * Keeps each endpoint variant at its desired instance count on this host: starts, replaces crashed
- * ones (with backoff), drains extras, and wakes runners when work arrives.
+ * The worker side of placement: runs one instance for each placement the leader assigned to this host
+ * (`hostId`), replaces one that crashes (with backoff), drains one whose placement was removed, and wakes
+ * runners when work arrives. What runs where is decided only by the leader (src/cluster/placer.ts).
  */
 export class InstanceManager {
-  private readonly variants = new Map<string, VariantState>();
-  /** The autoscaler's instance counts (`scaledKey`), for the variants of each endpoint's current deployment. */
-  private readonly scaled = new Map<string, number>();
-  /** Each endpoint's current deployment id, as last reconciled. */
-  private readonly current = new Map<string, string>();
+  /** This host's instances by placement id. */
+  private readonly instances = new Map<string, Instance>();
+  private readonly starting = new Set<string>();
+  private readonly failures = new Map<string, Failures>();
   private timer?: NodeJS.Timeout;
   private reconciling = Promise.resolve();
+  private pendingReconcile = false;
   private stopped = false;
   private readonly retiring = new Set<Promise<void>>();
 
@@ -64,9 +63,16 @@ export class InstanceManager {
     await this.reapOrphans();
     this.service.on("invocation:queued", (inv) => this.wake(inv.endpoint));
     this.service.on("invocation:cancel", (inv) => this.abort(inv));
-    this.service.on("endpoint:changed", () => this.schedule());
+    this.service.on("cluster:placement", (hosts) => {
+      if (hosts.includes(this.o.hostId)) this.schedule();
+    });
     this.schedule();
     this.timer = setInterval(() => this.tick(), 1000);
+  }
+
+  /** Placements of this host changed (a wake-up from another process). */
+  placementsChanged(): void {
+    this.schedule();
   }
 
   /**
@@ -110,152 +116,69 @@ export class InstanceManager {
 
   private tick(): void {
     this.schedule();
-    // A safety net for missed wake-ups (and the only signal for work enqueued by other hosts).
-    for (const v of this.variants.values()) for (const i of v.instances) i.wake();
+    // A safety net for missed wake-ups.
+    for (const i of this.instances.values()) i.wake();
   }
 
   /** Leases work for the endpoint's instance that has a free slot (work arrived, here or on another host). */
   wake(endpoint: string): void {
-    for (const [k, v] of this.variants) {
-      if (!k.startsWith(endpoint + "\0")) continue;
-      for (const i of v.instances) {
-        if (i.freeSlots > 0) {
-          i.wake();
-          return;
-        }
+    for (const i of this.instances.values()) {
+      if (i.o.endpoint === endpoint && i.freeSlots > 0) {
+        i.wake();
+        return;
       }
     }
   }
 
   private abort(inv: Invocation): void {
-    for (const v of this.variants.values()) for (const i of v.instances) i.abort(inv.id, "cancel");
+    for (const i of this.instances.values()) i.abort(inv.id, "cancel");
   }
 
-  /** Sets the wanted instance count of a variant of the endpoint's current deployment (the autoscaler). */
-  setDesired(endpoint: string, variant: string, desired: number): void {
-    // Kept apart from the variant's state: a new endpoint may be scaled before its first reconciliation.
-    this.scaled.set(scaledKey(endpoint, variant), desired);
-    const v = this.variants.get(key(endpoint, this.current.get(endpoint) ?? "", variant));
-    if (v) v.desired = desired;
-    this.schedule();
+  /** How many instances run here. */
+  get count(): number {
+    return this.instances.size;
   }
 
-  /**
-   * Live instances per variant of one of the endpoint's deployments (by default its current one), for
-   * metrics, the autoscaler and DescribeEndpoint.
-   */
-  counts(
-    endpoint: string,
-    deployment = this.current.get(endpoint),
-  ): Map<string, { current: number; desired: number; inService: number; busy: number }> {
-    const out = new Map<string, { current: number; desired: number; inService: number; busy: number }>();
-    for (const [k, v] of this.variants) {
-      const [ep, id, variant] = parseKey(k);
-      if (ep !== endpoint || id !== deployment) continue;
-      out.set(variant, {
-        current: v.instances.length,
-        desired: v.desired,
-        inService: v.instances.filter((i) => i.state === "InService").length,
-        busy: v.instances.reduce((n, i) => n + i.inFlight, 0),
-      });
-    }
-    return out;
+  /** This host's instance with that id, if it runs here. */
+  find(instanceId: string): Instance | undefined {
+    return [...this.instances.values()].find((i) => i.id === instanceId);
   }
 
-  /** The endpoint's instances, of every deployment. */
+  /** This host's instances of the endpoint. */
   instancesOf(endpoint: string): Instance[] {
-    const out: Instance[] = [];
-    for (const [k, v] of this.variants) if (k.startsWith(endpoint + "\0")) out.push(...v.instances);
-    return out;
+    return [...this.instances.values()].filter((i) => i.o.endpoint === endpoint);
   }
 
+  /** Coalesces triggers: at most one reconciliation runs and one waits. */
   private schedule(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.pendingReconcile) return;
+    this.pendingReconcile = true;
     this.reconciling = this.reconciling
-      .then(() => this.reconcileAll())
+      .then(() => {
+        this.pendingReconcile = false;
+        return this.reconcile();
+      })
       .catch((e: unknown) => this.o.log(`reconcile failed: ${(e as Error).stack}`));
   }
 
-  private async reconcileAll(): Promise<void> {
-    for (const endpoint of await this.service.listEndpoints()) await this.reconcile(endpoint);
-  }
-
-  private async reconcile(endpoint: Endpoint): Promise<void> {
-    const { deployment, pending } = endpoint;
-    if (endpoint.status === "Deleting" || !deployment) {
-      await Promise.all(this.instancesOf(endpoint.name).map((i) => i.drain()));
-      this.forget(endpoint.name);
-      if (endpoint.status === "Deleting") await this.service.removeDeletedEndpoint(endpoint.name);
-      return;
-    }
-    // Deployments replaced by an update (or a rolled-back update's) and variants that left one are drained.
-    const wanted = pending ? [deployment, pending] : [deployment];
-    for (const [k, v] of this.variants) {
-      const [ep, id, variant] = parseKey(k);
-      if (ep !== endpoint.name) continue;
-      const d = wanted.find((w) => w.id === id);
-      if (!d?.config.variants.some((cv) => cv.variantName === variant)) {
-        this.variants.delete(k);
-        this.retire(v.instances);
+  /** Converges on this host's placements: starts the missing instances, drains the unwanted ones. */
+  private async reconcile(): Promise<void> {
+    if (this.stopped) return;
+    const placements = await this.service.listPlacements({ host: this.o.hostId });
+    const wanted = new Set(placements.map((p) => p.id));
+    for (const [id, i] of this.instances) {
+      if (i.state === "Terminated" || i.state === "Failed") this.instances.delete(id);
+      else if (!wanted.has(id)) {
+        this.instances.delete(id);
+        this.retire([i]);
       }
     }
-    if (this.current.get(endpoint.name) !== deployment.id) {
-      // A new deployment starts from its config's counts; the autoscaler adjusts them from there.
-      if (this.current.has(endpoint.name)) this.forgetScaled(endpoint.name);
-      this.current.set(endpoint.name, deployment.id);
+    const now = Date.now();
+    for (const p of placements) {
+      if (this.instances.has(p.id) || this.starting.has(p.id)) continue;
+      if (now < (this.failures.get(key(p))?.nextStartAt ?? 0)) continue;
+      void this.startInstance(p);
     }
-    if (endpoint.status === "Failed") return;
-    const ready = this.converge(endpoint, deployment, "one");
-    if (pending) {
-      // Blue/green: the old instances keep serving until every new one is InService.
-      if (this.converge(endpoint, pending, "all"))
-        await this.service.promoteDeployment(endpoint.name, pending.id);
-    } else if (ready && (endpoint.status === "Creating" || endpoint.status === "Updating")) {
-      await this.service.setEndpointStatus(endpoint.name, "InService");
-    }
-  }
-
-  /**
-   * Starts or stops instances of the deployment's variants towards their wanted counts; true when ready:
-   * each variant has one instance InService (`one`, enough to serve), or all of its wanted ones (`all`).
-   */
-  private converge(endpoint: Endpoint, d: Deployment, ready: "one" | "all"): boolean {
-    const isCurrent = d.id === endpoint.deployment?.id;
-    let ok = true;
-    for (const variant of d.config.variants) {
-      const k = key(endpoint.name, d.id, variant.variantName);
-      let v = this.variants.get(k);
-      if (!v) {
-        v = { instances: [], desired: 0, consecutiveFailures: 0, nextStartAt: 0, starting: 0 };
-        this.variants.set(k, v);
-      }
-      v.desired =
-        (isCurrent ? this.scaled.get(scaledKey(endpoint.name, variant.variantName)) : undefined) ??
-        variant.initialInstanceCount;
-      v.instances = v.instances.filter((i) => i.state !== "Terminated" && i.state !== "Failed");
-      const live = v.instances.length;
-      if (live < v.desired && v.starting === 0 && Date.now() >= v.nextStartAt) {
-        for (let n = live; n < v.desired; n++) void this.startInstance(endpoint, d, variant.variantName, v);
-      } else if (live > v.desired) {
-        const extra = [...v.instances].sort((a, b) => a.inFlight - b.inFlight).slice(0, live - v.desired);
-        v.instances = v.instances.filter((i) => !extra.includes(i));
-        this.retire(extra);
-      }
-      const inService = v.instances.filter((i) => i.state === "InService").length;
-      if (inService < (ready === "all" ? v.desired : Math.min(v.desired, 1))) ok = false;
-    }
-    return ok;
-  }
-
-  /** Drops what the manager keeps about an endpoint (deleted, or nothing to run). */
-  private forget(endpoint: string): void {
-    for (const k of [...this.variants.keys()]) if (k.startsWith(endpoint + "\0")) this.variants.delete(k);
-    this.forgetScaled(endpoint);
-    this.current.delete(endpoint);
-  }
-
-  private forgetScaled(endpoint: string): void {
-    for (const k of [...this.scaled.keys()]) if (k.startsWith(endpoint + "\0")) this.scaled.delete(k);
   }
 
   /** Drains instances that left the variant; stop() waits for them, so none outlives the store. */
@@ -268,48 +191,57 @@ export class InstanceManager {
     void p.finally(() => this.retiring.delete(p));
   }
 
-  private async startInstance(endpoint: Endpoint, d: Deployment, variantName: string, v: VariantState) {
-    v.starting++;
-    const variant = d.config.variants.find((x) => x.variantName === variantName)!;
+  private async startInstance(p: Placement): Promise<void> {
+    this.starting.add(p.id);
     try {
-      const model = d.models.find((m) => m.name === variant.modelName);
-      if (!model)
-        throw new Error(`model ${variant.modelName} is missing from the endpoint's copy of its config`);
-      const image = resolveImage(model.image, undefined, this.o.localImages);
-      const modelDir = model.modelDataUrl
-        ? await this.modelData.resolve(model.modelDataUrl, { builtin: image.kind === "builtin" })
-        : image.kind === "builtin"
-          ? await this.modelData.forLocalFile(
-              model.environment.KIKITORI_MODEL_FILE ?? this.o.defaultModelFile(),
-            )
-          : await this.modelData.empty();
-      const instance = new Instance(this.service, {
-        endpoint: endpoint.name,
-        variant: variantName,
-        image,
-        modelDir,
-        environment: model.environment,
-        port: await freePort(),
-        maxConcurrency: d.config.asyncConfig?.maxConcurrentInvocationsPerInstance ?? 1,
-        leaseMs: this.o.leaseMs,
-        heartbeatMs: this.o.heartbeatMs,
-        startupHealthTimeoutMs: this.o.startupHealthTimeoutMs,
-        shutdownGraceMs: this.o.shutdownGraceMs,
-        healthCheckIntervalMs: this.o.healthCheckIntervalMs,
-        log: this.o.log,
-      });
-      instance.onExit = () => this.schedule();
-      v.instances.push(instance);
-      if (await instance.start()) {
-        v.consecutiveFailures = 0;
-        instance.wake();
-      } else {
-        await this.startFailed(endpoint, d, variantName, v, instance.reason ?? "failed to start");
+      // The endpoint's own copy of its config and models: the deployment the placement is for.
+      const endpoint = await this.service.findEndpoint(p.endpoint);
+      const d = [endpoint?.deployment, endpoint?.pending].find((x) => x?.id === p.deployment);
+      const variant = d?.config.variants.find((x) => x.variantName === p.variant);
+      if (!endpoint || !d || !variant) return; // gone meanwhile: the leader removes the placement
+      try {
+        const model = d.models.find((m) => m.name === variant.modelName);
+        if (!model)
+          throw new Error(`model ${variant.modelName} is missing from the endpoint's copy of its config`);
+        const image = resolveImage(model.image, undefined, this.o.localImages);
+        const modelDir = model.modelDataUrl
+          ? await this.modelData.resolve(model.modelDataUrl, { builtin: image.kind === "builtin" })
+          : image.kind === "builtin"
+            ? await this.modelData.forLocalFile(
+                model.environment.KIKITORI_MODEL_FILE ?? this.o.defaultModelFile(),
+              )
+            : await this.modelData.empty();
+        const instance = new Instance(this.service, {
+          endpoint: endpoint.name,
+          variant: p.variant,
+          deployment: d.id,
+          placement: p.id,
+          relay: this.o.relay?.(),
+          image,
+          modelDir,
+          environment: model.environment,
+          port: await freePort(),
+          maxConcurrency: d.config.asyncConfig?.maxConcurrentInvocationsPerInstance ?? 1,
+          leaseMs: this.o.leaseMs,
+          heartbeatMs: this.o.heartbeatMs,
+          startupHealthTimeoutMs: this.o.startupHealthTimeoutMs,
+          shutdownGraceMs: this.o.shutdownGraceMs,
+          healthCheckIntervalMs: this.o.healthCheckIntervalMs,
+          log: this.o.log,
+        });
+        instance.onExit = () => this.schedule();
+        this.instances.set(p.id, instance);
+        if (await instance.start()) {
+          this.failures.delete(key(p));
+          instance.wake();
+        } else {
+          await this.startFailed(endpoint, d, p.variant, instance.reason ?? "failed to start");
+        }
+      } catch (e) {
+        await this.startFailed(endpoint, d, p.variant, (e as Error).message);
       }
-    } catch (e) {
-      await this.startFailed(endpoint, d, variantName, v, (e as Error).message);
     } finally {
-      v.starting--;
+      this.starting.delete(p.id);
       this.schedule();
     }
   }
@@ -318,16 +250,18 @@ export class InstanceManager {
     endpoint: Endpoint,
     d: Deployment,
     variant: string,
-    v: VariantState,
     reason: string,
   ): Promise<void> {
-    v.consecutiveFailures++;
-    v.nextStartAt = Date.now() + Math.min(30_000, 500 * 2 ** v.consecutiveFailures);
+    const k = key({ endpoint: endpoint.name, deployment: d.id, variant });
+    const f = this.failures.get(k) ?? { consecutive: 0, nextStartAt: 0 };
+    f.consecutive++;
+    f.nextStartAt = Date.now() + Math.min(30_000, 500 * 2 ** f.consecutive);
+    this.failures.set(k, f);
     this.o.log(
-      `endpoint ${endpoint.name}/${variant}: instance failed to start (${v.consecutiveFailures}): ${reason}`,
+      `endpoint ${endpoint.name}/${variant}: instance failed to start (${f.consecutive}): ${reason}`,
     );
-    if (v.consecutiveFailures < this.o.maxConsecutiveStartFailures) return;
-    const why = `variant ${variant}: ${v.consecutiveFailures} instance starts failed in a row; last: ${reason}`;
+    if (f.consecutive < this.o.maxConsecutiveStartFailures) return;
+    const why = `variant ${variant}: ${f.consecutive} instance starts failed in a row; last: ${reason}`;
     // An update whose new model cannot start is rolled back: the old instances never stopped serving.
     if (d.id === endpoint.pending?.id) {
       await this.service.rollBackDeployment(endpoint.name, d.id, why);
@@ -341,11 +275,12 @@ export class InstanceManager {
     });
   }
 
-  async stop(): Promise<void> {
+  /** Stops every instance, letting in-flight work finish for `drainMs` (default: at most 2 s). */
+  async stop(drainMs = Math.min(this.o.shutdownGraceMs, 2000)): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.reconciling;
-    const all = [...this.variants.values()].flatMap((v) => v.instances);
-    await Promise.all([...all.map((i) => i.drain(Math.min(this.o.shutdownGraceMs, 2000))), ...this.retiring]);
+    const all = [...this.instances.values()];
+    await Promise.all([...all.map((i) => i.drain(drainMs)), ...this.retiring]);
   }
 }

@@ -296,6 +296,17 @@ export class ModelDataCache {
     }
   }
 
+  /** The ModelDataUrls cached here (what a host reports, so placement prefers it for those models). */
+  async cachedUrls(): Promise<string[]> {
+    const dirs = await readdir(this.root).catch(() => [] as string[]);
+    const urls: string[] = [];
+    for (const d of dirs) {
+      const marker = await readFile(join(this.root, d, ".kikitori-model-data.json"), "utf8").catch(() => "");
+      if (marker) urls.push((JSON.parse(marker) as { url: string }).url);
+    }
+    return urls;
+  }
+
   /** An empty model directory, for local-command images that need no model data. */
   async empty(): Promise<string> {
     const dir = join(this.root, "empty");

@@ -59,11 +59,6 @@ type LatencyName =
   | "RequestDownloadLatency"
   | "ResponseUploadLatency";
 
-/** What the metrics read of the instance manager. */
-export interface InstanceCounts {
-  counts(endpoint: string): Map<string, { current: number; desired: number; inService: number }>;
-}
-
 export interface Sample {
   /** Epoch ms. */
   t: number;
@@ -104,7 +99,6 @@ export class Metrics {
 
   constructor(
     private readonly service: Service,
-    private readonly instances: InstanceCounts,
     options: Partial<MetricsOptions> = {},
   ) {
     this.o = { sampleIntervalMs: 1000, historySeconds: 3600, log: () => {}, ...options };
@@ -230,13 +224,13 @@ export class Metrics {
     this.latency(ep, "ResponseUploadLatency", t.uploadMs);
   }
 
-  /** The endpoint's scaling metrics now (read from the queue and the instance manager). */
+  /** The endpoint's scaling metrics now, for the whole cluster (read from the store). */
   async snapshot(endpoint: string): Promise<Record<GaugeName, number>> {
     const b = await this.service.backlog(endpoint);
     const backlog = b.queued + b.running;
     let live = 0;
     let desired = 0;
-    for (const c of this.instances.counts(endpoint).values()) {
+    for (const c of (await this.service.variantCounts(endpoint)).values()) {
       live += c.current;
       desired += c.desired;
     }
@@ -256,7 +250,7 @@ export class Metrics {
       const values: Sample["values"] = await this.snapshot(endpoint);
       for (const [k, v] of Object.entries(values)) this.gauges[k as GaugeName].set({ endpoint }, v);
       let total = { InstanceCount: 0, InServiceInstanceCount: 0, DesiredInstanceCount: 0 };
-      for (const [variant, c] of this.instances.counts(endpoint)) {
+      for (const [variant, c] of await this.service.variantCounts(endpoint)) {
         this.instanceGauges.InstanceCount.set({ endpoint, variant }, c.current);
         this.instanceGauges.InServiceInstanceCount.set({ endpoint, variant }, c.inService);
         this.instanceGauges.DesiredInstanceCount.set({ endpoint, variant }, c.desired);

@@ -1,4 +1,12 @@
-import type { Deployment, Endpoint, InstanceRecord, Invocation, InvocationState } from "../core/types.js";
+import type {
+  Deployment,
+  Endpoint,
+  HostRecord,
+  InstanceRecord,
+  Invocation,
+  InvocationState,
+  Placement,
+} from "../core/types.js";
 import type { Delivery, Subscription, Topic } from "../notify/store.js";
 import type { Scope } from "../auth/types.js";
 import type { AwsResource, AwsResourceKind } from "./aws-store.js";
@@ -59,6 +67,9 @@ export function toInstance(r: Row): InstanceRecord {
     variant: String(r.variant),
     host: String(r.host),
     node: str(r.node),
+    deployment: str(r.deployment),
+    placement: str(r.placement),
+    address: str(r.address),
     state: r.state as InstanceRecord["state"],
     port: num(r.port),
     pid: num(r.pid),
@@ -68,6 +79,29 @@ export function toInstance(r: Row): InstanceRecord {
     endedAt: num(r.ended_at),
   };
 }
+
+export const toHost = (r: Row): HostRecord => ({
+  id: String(r.id),
+  name: String(r.name),
+  address: str(r.address),
+  token: str(r.token),
+  slots: Number(r.slots),
+  cpus: Number(r.cpus),
+  gpus: Number(r.gpus),
+  models: JSON.parse(String(r.models)) as string[],
+  state: r.state as HostRecord["state"],
+  startedAt: Number(r.started_at),
+  heartbeatAt: Number(r.heartbeat_at),
+});
+
+export const toPlacement = (r: Row): Placement => ({
+  id: String(r.id),
+  endpoint: String(r.endpoint),
+  deployment: String(r.deployment),
+  variant: String(r.variant),
+  host: String(r.host),
+  createdAt: Number(r.created_at),
+});
 
 export function toEndpoint(r: Row): Endpoint {
   return {

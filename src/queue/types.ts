@@ -6,7 +6,9 @@ import type {
   Invocation,
   InvocationError,
   InvocationState,
+  HostRecord,
   Model,
+  Placement,
 } from "../core/types.js";
 
 export type NewInvocation = Omit<
@@ -154,6 +156,29 @@ export interface StateStore {
   upsertInstance(i: InstanceRecord): Promise<void>;
   listInstances(filter: { endpoint?: string; live?: boolean }): Promise<InstanceRecord[]>;
 
+  // --- the cluster: hosts, desired counts, placements (src/cluster) ---
+
+  /** Registers a host or renews its heartbeat (every field replaced). */
+  upsertHost(h: HostRecord): Promise<void>;
+  listHosts(): Promise<HostRecord[]>;
+  /**
+   * Marks a host Gone if its last heartbeat is older than `heartbeatBefore`; false when it heartbeated since
+   * (or is Gone already), so a host that came back is never declared lost by a stale decision.
+   */
+  markHostGone(id: string, heartbeatBefore: number): Promise<boolean>;
+  /** Sets a variant's desired instance count; NOTIFYs `placement` (the leader re-places). */
+  setDesired(endpoint: string, variant: string, desired: number, now: number): Promise<void>;
+  /** Desired counts that were set (a variant without one keeps its InitialInstanceCount). */
+  listDesired(
+    endpoint?: string,
+  ): Promise<{ endpoint: string; variant: string; desired: number; updatedAt: number }[]>;
+  /**
+   * Adds and removes placements in one transaction; NOTIFYs `placement` with each host whose placements
+   * changed. Adding an existing id or removing a missing one changes nothing (a leader may repeat a pass).
+   */
+  applyPlacements(change: { add: Placement[]; remove: string[] }): Promise<void>;
+  listPlacements(filter: { host?: string; endpoint?: string }): Promise<Placement[]>;
+
   /** Outbox: undelivered events, oldest first. */
   pendingEvents(limit: number): Promise<OutboxEvent[]>;
   markEventsDelivered(ids: number[]): Promise<void>;
@@ -161,9 +186,10 @@ export interface StateStore {
 
 /**
  * Wake-ups between processes, raised by the store when it commits the change: `queued` (payload: the
- * endpoint name) when work becomes leasable, `finished` (payload: the invocation id) when one ends.
+ * endpoint name) when work becomes leasable, `finished` (payload: the invocation id) when one ends,
+ * `placement` (payload: a host id, or "" for the leader) when placements or desired counts change.
  */
-export type WakeTopic = "queued" | "finished";
+export type WakeTopic = "queued" | "finished" | "placement";
 
 /**
  * What a backend offers for running as several processes on one database: one leader at a time for the

@@ -6,10 +6,12 @@ import { SqliteStateStore } from "../../src/queue/sqlite/store.js";
 import { FsObjectStore } from "../../src/storage/index.js";
 import { InstanceManager } from "../../src/instances/manager.js";
 import { ModelDataCache } from "../../src/instances/model-data.js";
+import { Placer } from "../../src/cluster/placer.js";
 import { noopModelServer, tempDir, waitFor } from "../helpers/server.js";
 
 // The instance manager over a real store and real model-server processes, with a short health-check
-// interval (the server's default is 5 s) so a hung model server is found in about a second.
+// interval (the server's default is 5 s) so a hung model server is found in about a second; one host,
+// and the leader's placer placing the variant's desired instances on it.
 async function setup() {
   const dir = tempDir("kk-life-");
   const state = new SqliteStateStore(join(dir, "kikitori.db"));
@@ -30,8 +32,22 @@ async function setup() {
     defaultModelFile: () => "",
     // The fixture's model server is a local command: allowed here, as an operator would.
     localImages: { allowAll: false, commands: [noopModelServer] },
+    hostId: "h1",
     log: () => {},
   });
+  const now = Date.now();
+  await service.upsertHost({
+    id: "h1",
+    name: "h1",
+    slots: 4,
+    cpus: 2,
+    gpus: 0,
+    models: [],
+    state: "Ready",
+    startedAt: now,
+    heartbeatAt: now + 3_600_000,
+  });
+  const placer = new Placer(service, { intervalMs: 200, hostTtlMs: 10_000, log: () => {} });
   await service.createModel({
     name: "m",
     image: `local:${noopModelServer}`,
@@ -44,10 +60,12 @@ async function setup() {
   });
   await service.createEndpoint({ name: "m", configName: "m" });
   await manager.start();
+  placer.start();
   return {
     service,
     manager,
     close: async () => {
+      await placer.stop();
       await manager.stop();
       await state.close();
     },
@@ -101,14 +119,14 @@ test("scale-in drains: the in-flight invocation finishes, then SIGTERM and Termi
     await service.objects.putObject("kikitori", "in.bin", Buffer.from("abc"));
     const inv = await service.invokeAsync({ endpoint: "m", inputLocation: "s3://kikitori/in.bin" });
     await waitFor(async () => (await service.getInvocation(inv.id))?.state === "Running", 5000, "Running");
-    manager.setDesired("m", "AllTraffic", 0);
+    await service.setDesiredCount("m", "AllTraffic", 0);
     await waitFor(() => inst.state === "Draining", 2000, "Draining");
     // shutdownGraceMs is 500 ms and the invocation takes 1.5 s: it is handed back, not lost.
     await waitFor(() => inst.state === "Terminated", 5000, "Terminated");
     assert.ok(!alive(inst.pid!), "process gone");
     const cur = (await service.getInvocation(inv.id))!;
     assert.equal(cur.state, "Queued", "handed back to the queue");
-    manager.setDesired("m", "AllTraffic", 1);
+    await service.setDesiredCount("m", "AllTraffic", 1);
     await waitFor(
       async () => (await service.getInvocation(inv.id))?.state === "Succeeded",
       15_000,

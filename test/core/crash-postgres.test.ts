@@ -59,9 +59,10 @@ test(
       await a.api.endpoint(
         "noop",
         { image: `local:${noopModelServer}`, environment: { NOOP_DELAY_MS: "60" } },
-        { maxConcurrentInvocationsPerInstance: 2 },
+        { maxConcurrentInvocationsPerInstance: 2, initialInstanceCount: 2 },
       );
-      // Each process runs its own instance of the endpoint, leasing from the one queue.
+      // Two instances for the cluster: the leader places one on each process (a variant is spread over
+      // hosts), and both lease from the one queue.
       const instancesOf = async (p: ServeProcess) =>
         (
           (await b.api.ok("GET", "/v1/endpoints/noop")).instances as {

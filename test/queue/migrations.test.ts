@@ -13,6 +13,7 @@ const LANDED = [
   "0007-instance-node",
   "0009-endpoint-snapshot",
   "0010-input-bytes",
+  "0011-cluster",
 ];
 
 test("migrations: the same names on both backends, in run order, and none that landed renamed", () => {

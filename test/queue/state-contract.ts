@@ -592,6 +592,9 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
         port: undefined,
         pid: undefined,
         inServiceAt: undefined,
+        deployment: undefined,
+        placement: undefined,
+        address: undefined,
       });
       const i2 = (await s.listInstances({ endpoint: "ep", live: true }))[0]!;
       assert.deepEqual([i2.port, i2.pid, i2.inServiceAt], [9000, 42, 3]);

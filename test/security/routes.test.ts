@@ -86,7 +86,7 @@ const concrete = (url: string) =>
 
 function routes(): { method: string; url: string; allow: string; sigv4: boolean }[] {
   const out: { method: string; url: string; allow: string; sigv4: boolean }[] = [];
-  for (const r of k.app.authRoutes)
+  for (const r of k.app!.authRoutes)
     for (const m of [r.method].flat())
       out.push({
         method: m,

@@ -1,5 +1,4 @@
 import type { Service } from "../../core/service.js";
-import type { InstanceManager } from "../../instances/manager.js";
 import type { ERRORS } from "../../errors.js";
 import type { AwsIdentity } from "./sigv4.js";
 import type { Principal } from "../../auth/types.js";
@@ -10,7 +9,6 @@ import type { Roles } from "./iam.js";
 /** What every AWS operation handler gets: the core, and who is calling from where. */
 export interface AwsContext {
   service: Service;
-  manager: InstanceManager;
   identity: AwsIdentity;
   /** IAM roles, resource tags (AWS-only metadata). */
   resources: AwsResourceStore;

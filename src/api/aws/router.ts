@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Service } from "../../core/service.js";
-import type { InstanceManager } from "../../instances/manager.js";
 import type { ObjectStore } from "../../storage/types.js";
 import type { AwsContext, JsonService, QueryService } from "./context.js";
 import { registerS3 } from "./s3.js";
@@ -24,7 +23,6 @@ import type { AwsResourceStore } from "../../queue/aws-store.js";
 
 export interface AwsFrontDoorOptions {
   service: Service;
-  manager: InstanceManager;
   store: ObjectStore;
   /** IAM roles and resource tags. */
   resources: AwsResourceStore;
@@ -82,7 +80,6 @@ export async function registerAws(app: FastifyInstance, o: AwsFrontDoorOptions):
     const identity = request.aws!.identity;
     return {
       service: o.service,
-      manager: o.manager,
       identity,
       principal: request.principal!,
       resources: o.resources,

@@ -6,11 +6,13 @@ import { AwsApiError, sendJsonError, toAwsError } from "./json-protocol.js";
 import { headerValue } from "./sigv4.js";
 import { checkObjectAccess } from "../../auth/keys.js";
 import { s3Location } from "../../core/rules.js";
+import { THIS_NODE } from "../../instances/node.js";
 
 /**
  * SageMaker Runtime (restJson1): InvokeEndpointAsync queues through Service exactly as the native API
- * does; InvokeEndpoint (synchronous, ≤ 6 MB) is streamed straight to the least busy InService instance's
- * model server, as a real-time SageMaker endpoint would, bypassing the queue.
+ * does; InvokeEndpoint (synchronous, ≤ 6 MB) is streamed straight to an InService instance's model server,
+ * as a real-time SageMaker endpoint would, bypassing the queue: an instance of this process by its port, an
+ * instance of another host through that host's relay at the address its record holds (src/cluster/relay.ts).
  */
 
 /** SageMaker's payload limit for real-time invocations. */
@@ -127,11 +129,8 @@ export async function invokeSync(
       );
   }
   const e = await notFoundAsValidation(endpoint, ctx, () => ctx.service.getEndpoint(endpoint));
-  const ready = ctx.manager
-    .instancesOf(e.name)
-    .filter((i) => i.state === "InService")
-    .sort((a, b) => a.inFlight - b.inFlight)[0];
-  if (!ready) {
+  const target = await pickInstance(ctx, e.name);
+  if (!target) {
     throw new AwsApiError(
       "ValidationError",
       400,
@@ -150,14 +149,8 @@ export async function invokeSync(
   }
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
     const req = httpRequest(
-      {
-        host: "127.0.0.1",
-        port: ready.record.port,
-        method: "POST",
-        path: "/invocations",
-        headers,
-        timeout: SYNC_TIMEOUT_MS,
-      },
+      target.url,
+      { method: "POST", headers: { ...headers, ...target.headers }, timeout: SYNC_TIMEOUT_MS },
       resolve,
     );
     req.on("timeout", () =>
@@ -193,10 +186,37 @@ export async function invokeSync(
   reply
     .code(200)
     .header("content-type", String(res.headers["content-type"] ?? "application/octet-stream"))
-    .header("x-amzn-invoked-production-variant", ready.o.variant);
+    .header("x-amzn-invoked-production-variant", target.variant);
   const attrs = res.headers["x-amzn-sagemaker-custom-attributes"];
   if (typeof attrs === "string") reply.header("x-amzn-sagemaker-custom-attributes", attrs);
   return reply.send(res);
+}
+
+/**
+ * An InService instance of the endpoint, from the store (any host): one of this process's own first (no
+ * hop), else one whose host's relay address is known; chosen at random among equals to spread the load.
+ */
+async function pickInstance(
+  ctx: AwsContext,
+  endpoint: string,
+): Promise<{ url: string; headers: Record<string, string>; variant: string } | undefined> {
+  const ready = (await ctx.service.listInstances({ endpoint, live: true })).filter(
+    (i) => i.state === "InService",
+  );
+  const random = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
+  const local = random(ready.filter((i) => i.node === THIS_NODE && i.port));
+  if (local)
+    return { url: `http://127.0.0.1:${local.port}/invocations`, headers: {}, variant: local.variant };
+  const tokens = new Map(
+    (await ctx.service.listHosts()).map((h) => [h.id, h.state === "Gone" ? undefined : h.token]),
+  );
+  const remote = random(ready.filter((i) => i.address && tokens.get(i.node ?? "")));
+  if (!remote) return undefined;
+  return {
+    url: `${remote.address}/invocations`,
+    headers: { authorization: `Bearer ${tokens.get(remote.node!)}` },
+    variant: remote.variant,
+  };
 }
 
 async function readCapped(res: IncomingMessage, max: number): Promise<string> {

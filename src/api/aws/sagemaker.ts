@@ -291,8 +291,8 @@ async function describeEndpoint(input: JsonInput, ctx: AwsContext) {
   const e = await found("endpoint", name, () => ctx.service.getEndpoint(name));
   // What the endpoint runs is its own copy: the config may have been deleted since.
   const config = e.deployment?.config;
-  const variants = (d: Deployment) => {
-    const counts = ctx.manager.counts(name, d.id);
+  const variants = async (d: Deployment) => {
+    const counts = await ctx.service.variantCounts(name, d.id);
     return d.config.variants.map((v) => {
       const c = counts.get(v.variantName);
       return {
@@ -308,12 +308,12 @@ async function describeEndpoint(input: JsonInput, ctx: AwsContext) {
     EndpointName: e.name,
     EndpointArn: arn(ctx, "endpoint", e.name),
     EndpointConfigName: e.configName,
-    ProductionVariants: e.deployment ? variants(e.deployment) : [],
+    ProductionVariants: e.deployment ? await variants(e.deployment) : [],
     ...(e.pending
       ? {
           PendingDeploymentSummary: {
             EndpointConfigName: e.pending.config.name,
-            ProductionVariants: variants(e.pending),
+            ProductionVariants: await variants(e.pending),
             StartTime: epochSeconds(e.pending.createdAt),
           },
         }
@@ -357,7 +357,7 @@ async function updateEndpoint(input: JsonInput, ctx: AwsContext) {
   // Of the retained properties only the instance count means something here (weights have no effect).
   const counts = new Map<string, number>();
   if (retain && !excluded.includes("DesiredInstanceCount"))
-    for (const [variant, c] of ctx.manager.counts(name)) counts.set(variant, c.desired);
+    for (const [variant, c] of await ctx.service.variantCounts(name)) counts.set(variant, c.desired);
   await ctx.service.updateEndpoint(name, configName, counts);
   return { EndpointArn: arn(ctx, "endpoint", name) };
 }
@@ -519,7 +519,8 @@ async function updateWeightsAndCapacities(input: JsonInput, ctx: AwsContext) {
       throw awsValidation(`${op}: ${p}DesiredInstanceCount must be from 0 to 100`);
     return { variant, count };
   });
-  for (const c of changes) if (c.count !== undefined) ctx.manager.setDesired(name, c.variant, c.count);
+  for (const c of changes)
+    if (c.count !== undefined) await ctx.service.setDesiredCount(name, c.variant, c.count);
   return { EndpointArn: arn(ctx, "endpoint", name) };
 }
 

@@ -1,13 +1,23 @@
 import type pg from "pg";
-import type { Endpoint, EndpointConfig, InstanceRecord, Invocation, Model } from "../../core/types.js";
+import type {
+  Endpoint,
+  EndpointConfig,
+  HostRecord,
+  InstanceRecord,
+  Invocation,
+  Model,
+  Placement,
+} from "../../core/types.js";
 import { alreadyExists } from "../../errors.js";
 import {
   endpointColumns,
   num,
   toEndpoint,
+  toHost,
   toInstance,
   toInvocation,
   toOutboxEvent,
+  toPlacement,
   type Row,
 } from "../rows.js";
 import {
@@ -27,7 +37,11 @@ import {
 import { isUniqueViolation, params, rows, tx } from "./db.js";
 
 /** The NOTIFY channels of the wake-ups (coordinator.ts listens). */
-export const CHANNEL = { queued: "kikitori_queued", finished: "kikitori_finished" } as const;
+export const CHANNEL = {
+  queued: "kikitori_queued",
+  finished: "kikitori_finished",
+  placement: "kikitori_placement",
+} as const;
 
 /** Columns of one new invocation, in INSERT order. */
 const INSERT_COLUMNS = [
@@ -172,7 +186,14 @@ export class PgStateStore implements StateStore {
       return true;
     });
   }
-  deleteEndpoint = (name: string) => this.deleteNamed("endpoints", name);
+  deleteEndpoint(name: string): Promise<boolean> {
+    return tx(this.pool, async (c) => {
+      // Its desired counts and placements go with it: a new endpoint of the same name starts afresh.
+      await c.query("DELETE FROM desired_instances WHERE endpoint = $1", [name]);
+      await c.query("DELETE FROM placements WHERE endpoint = $1", [name]);
+      return ((await c.query("DELETE FROM endpoints WHERE name = $1", [name])).rowCount ?? 0) > 0;
+    });
+  }
 
   // --- invocations ---
 
@@ -429,10 +450,12 @@ export class PgStateStore implements StateStore {
 
   async upsertInstance(i: InstanceRecord): Promise<void> {
     await this.pool.query(
-      `INSERT INTO instances (id, endpoint, variant, host, state, port, pid, reason, started_at, in_service_at, ended_at, node)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+      `INSERT INTO instances (id, endpoint, variant, host, state, port, pid, reason, started_at, in_service_at, ended_at, node,
+           placement, address, deployment)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, port = excluded.port, pid = excluded.pid,
-           reason = excluded.reason, in_service_at = excluded.in_service_at, ended_at = excluded.ended_at`,
+           reason = excluded.reason, in_service_at = excluded.in_service_at, ended_at = excluded.ended_at,
+           address = excluded.address`,
       [
         i.id,
         i.endpoint,
@@ -446,6 +469,9 @@ export class PgStateStore implements StateStore {
         i.inServiceAt ?? null,
         i.endedAt ?? null,
         i.node ?? null,
+        i.placement ?? null,
+        i.address ?? null,
+        i.deployment ?? null,
       ],
     );
   }
@@ -460,6 +486,115 @@ export class PgStateStore implements StateStore {
     if (filter.live) where.push("state IN ('Pending', 'InService', 'Draining')");
     const sql = `SELECT * FROM instances ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY started_at, id COLLATE "C"`;
     return (await rows(this.pool, sql, args)).map(toInstance);
+  }
+
+  // --- the cluster ---
+
+  async upsertHost(h: HostRecord): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO hosts (id, name, address, token, slots, cpus, gpus, models, state, started_at, heartbeat_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address, token = excluded.token,
+           slots = excluded.slots,
+           cpus = excluded.cpus, gpus = excluded.gpus, models = excluded.models, state = excluded.state,
+           heartbeat_at = excluded.heartbeat_at`,
+      [
+        h.id,
+        h.name,
+        h.address ?? null,
+        h.token ?? null,
+        h.slots,
+        h.cpus,
+        h.gpus,
+        JSON.stringify(h.models),
+        h.state,
+        h.startedAt,
+        h.heartbeatAt,
+      ],
+    );
+  }
+
+  async listHosts(): Promise<HostRecord[]> {
+    return (await rows(this.pool, `SELECT * FROM hosts ORDER BY started_at, id COLLATE "C"`)).map(toHost);
+  }
+
+  async markHostGone(id: string, heartbeatBefore: number): Promise<boolean> {
+    const r = await this.pool.query(
+      "UPDATE hosts SET state = 'Gone' WHERE id = $1 AND heartbeat_at < $2 AND state <> 'Gone'",
+      [id, heartbeatBefore],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async setDesired(endpoint: string, variant: string, desired: number, now: number): Promise<void> {
+    await this.pool.query(
+      `WITH up AS (
+         INSERT INTO desired_instances (endpoint, variant, desired, updated_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (endpoint, variant) DO UPDATE SET desired = excluded.desired, updated_at = excluded.updated_at
+           RETURNING endpoint)
+       SELECT pg_notify('${CHANNEL.placement}', '') FROM up`,
+      [endpoint, variant, desired, now],
+    );
+  }
+
+  async listDesired(
+    endpoint?: string,
+  ): Promise<{ endpoint: string; variant: string; desired: number; updatedAt: number }[]> {
+    const rs =
+      endpoint === undefined
+        ? await rows(
+            this.pool,
+            `SELECT * FROM desired_instances ORDER BY endpoint COLLATE "C", variant COLLATE "C"`,
+          )
+        : await rows(
+            this.pool,
+            `SELECT * FROM desired_instances WHERE endpoint = $1 ORDER BY variant COLLATE "C"`,
+            [endpoint],
+          );
+    return rs.map((r) => ({
+      endpoint: String(r.endpoint),
+      variant: String(r.variant),
+      desired: Number(r.desired),
+      updatedAt: Number(r.updated_at),
+    }));
+  }
+
+  async applyPlacements(change: { add: Placement[]; remove: string[] }): Promise<void> {
+    if (!change.add.length && !change.remove.length) return;
+    await tx(this.pool, async (c) => {
+      const hosts = new Set<string>();
+      if (change.remove.length) {
+        const gone = await rows(c, "DELETE FROM placements WHERE id = ANY($1::text[]) RETURNING host", [
+          change.remove,
+        ]);
+        for (const r of gone) hosts.add(String(r.host));
+      }
+      for (const p of change.add) {
+        await c.query(
+          `INSERT INTO placements (id, endpoint, deployment, variant, host, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO NOTHING`,
+          [p.id, p.endpoint, p.deployment, p.variant, p.host, p.createdAt],
+        );
+        hosts.add(p.host);
+      }
+      // Delivered on commit: each host whose assignment changed converges at once.
+      for (const h of hosts) await c.query("SELECT pg_notify($1, $2)", [CHANNEL.placement, h]);
+    });
+  }
+
+  async listPlacements(filter: { host?: string; endpoint?: string }): Promise<Placement[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.host !== undefined) {
+      args.push(filter.host);
+      where.push(`host = $${args.length}`);
+    }
+    if (filter.endpoint !== undefined) {
+      args.push(filter.endpoint);
+      where.push(`endpoint = $${args.length}`);
+    }
+    const sql = `SELECT * FROM placements ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY created_at, id COLLATE "C"`;
+    return (await rows(this.pool, sql, args)).map(toPlacement);
   }
 
   // --- outbox ---

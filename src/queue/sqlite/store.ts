@@ -1,7 +1,15 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Endpoint, EndpointConfig, InstanceRecord, Invocation, Model } from "../../core/types.js";
+import type {
+  Endpoint,
+  EndpointConfig,
+  HostRecord,
+  InstanceRecord,
+  Invocation,
+  Model,
+  Placement,
+} from "../../core/types.js";
 import { alreadyExists } from "../../errors.js";
 import {
   endpointGuardHolds,
@@ -21,9 +29,11 @@ import {
   endpointColumns,
   num,
   toEndpoint,
+  toHost,
   toInstance,
   toInvocation,
   toOutboxEvent,
+  toPlacement,
   type Row,
 } from "../rows.js";
 import { placeholders, statementCache } from "./rows.js";
@@ -136,7 +146,12 @@ export class SqliteStateStore implements StateStore {
     return true;
   }
   async deleteEndpoint(name: string): Promise<boolean> {
-    return this.q("DELETE FROM endpoints WHERE name = ?").run(name).changes > 0;
+    return this.db.transaction(() => {
+      // Its desired counts and placements go with it: a new endpoint of the same name starts afresh.
+      this.q("DELETE FROM desired_instances WHERE endpoint = ?").run(name);
+      this.q("DELETE FROM placements WHERE endpoint = ?").run(name);
+      return this.q("DELETE FROM endpoints WHERE name = ?").run(name).changes > 0;
+    })();
   }
 
   // --- invocations ---
@@ -401,13 +416,19 @@ export class SqliteStateStore implements StateStore {
 
   async upsertInstance(i: InstanceRecord): Promise<void> {
     this.q(
-      `INSERT INTO instances (id, endpoint, variant, host, node, state, port, pid, reason, started_at, in_service_at, ended_at)
-         VALUES (@id, @endpoint, @variant, @host, @node, @state, @port, @pid, @reason, @startedAt, @inServiceAt, @endedAt)
+      `INSERT INTO instances (id, endpoint, variant, host, node, state, port, pid, reason, started_at, in_service_at, ended_at,
+           deployment, placement, address)
+         VALUES (@id, @endpoint, @variant, @host, @node, @state, @port, @pid, @reason, @startedAt, @inServiceAt, @endedAt,
+           @deployment, @placement, @address)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, port = excluded.port, pid = excluded.pid,
-           reason = excluded.reason, in_service_at = excluded.in_service_at, ended_at = excluded.ended_at`,
+           reason = excluded.reason, in_service_at = excluded.in_service_at, ended_at = excluded.ended_at,
+           address = excluded.address`,
     ).run({
       ...i,
       node: i.node ?? null,
+      deployment: i.deployment ?? null,
+      placement: i.placement ?? null,
+      address: i.address ?? null,
       port: i.port ?? null,
       pid: i.pid ?? null,
       reason: i.reason ?? null,
@@ -426,6 +447,82 @@ export class SqliteStateStore implements StateStore {
     if (filter.live) where.push("state IN ('Pending', 'InService', 'Draining')");
     const sql = `SELECT * FROM instances ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY started_at`;
     return (this.q(sql).all(...args) as Row[]).map(toInstance);
+  }
+
+  // --- the cluster ---
+
+  async upsertHost(h: HostRecord): Promise<void> {
+    this.q(
+      `INSERT INTO hosts (id, name, address, token, slots, cpus, gpus, models, state, started_at, heartbeat_at)
+         VALUES (@id, @name, @address, @token, @slots, @cpus, @gpus, @models, @state, @startedAt, @heartbeatAt)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address, token = excluded.token,
+           slots = excluded.slots,
+           cpus = excluded.cpus, gpus = excluded.gpus, models = excluded.models, state = excluded.state,
+           heartbeat_at = excluded.heartbeat_at`,
+    ).run({ ...h, address: h.address ?? null, token: h.token ?? null, models: JSON.stringify(h.models) });
+  }
+
+  async listHosts(): Promise<HostRecord[]> {
+    return (this.q("SELECT * FROM hosts ORDER BY started_at, id").all() as Row[]).map(toHost);
+  }
+
+  async markHostGone(id: string, heartbeatBefore: number): Promise<boolean> {
+    return (
+      this.q("UPDATE hosts SET state = 'Gone' WHERE id = ? AND heartbeat_at < ? AND state <> 'Gone'").run(
+        id,
+        heartbeatBefore,
+      ).changes > 0
+    );
+  }
+
+  async setDesired(endpoint: string, variant: string, desired: number, now: number): Promise<void> {
+    this.q(
+      `INSERT INTO desired_instances (endpoint, variant, desired, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (endpoint, variant) DO UPDATE SET desired = excluded.desired, updated_at = excluded.updated_at`,
+    ).run(endpoint, variant, desired, now);
+  }
+
+  async listDesired(
+    endpoint?: string,
+  ): Promise<{ endpoint: string; variant: string; desired: number; updatedAt: number }[]> {
+    const rs = (
+      endpoint === undefined
+        ? this.q("SELECT * FROM desired_instances ORDER BY endpoint, variant").all()
+        : this.q("SELECT * FROM desired_instances WHERE endpoint = ? ORDER BY variant").all(endpoint)
+    ) as Row[];
+    return rs.map((r) => ({
+      endpoint: String(r.endpoint),
+      variant: String(r.variant),
+      desired: Number(r.desired),
+      updatedAt: Number(r.updated_at),
+    }));
+  }
+
+  async applyPlacements(change: { add: Placement[]; remove: string[] }): Promise<void> {
+    this.db.transaction(() => {
+      for (const id of change.remove) this.q("DELETE FROM placements WHERE id = ?").run(id);
+      for (const p of change.add)
+        this.q(
+          `INSERT INTO placements (id, endpoint, deployment, variant, host, created_at)
+             VALUES (@id, @endpoint, @deployment, @variant, @host, @createdAt)
+             ON CONFLICT (id) DO NOTHING`,
+        ).run(p);
+    })();
+  }
+
+  async listPlacements(filter: { host?: string; endpoint?: string }): Promise<Placement[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.host !== undefined) {
+      where.push("host = ?");
+      args.push(filter.host);
+    }
+    if (filter.endpoint !== undefined) {
+      where.push("endpoint = ?");
+      args.push(filter.endpoint);
+    }
+    const sql = `SELECT * FROM placements ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY created_at, id`;
+    return (this.q(sql).all(...args) as Row[]).map(toPlacement);
   }
 
   // --- outbox ---
