@@ -38,8 +38,13 @@ export interface Config {
    * on it, `all` both (the single command). Split roles need PostgreSQL. @defaultValue all
    */
   role: "all" | "api" | "worker";
-  /** Instances this host runs at most (`KIKITORI_INSTANCE_SLOTS`). @defaultValue 100 */
+  /** Instances this host runs at most (`KIKITORI_INSTANCE_SLOTS`). @defaultValue 1 for a dedicated host, else 100 */
   instanceSlots: number;
+  /**
+   * The one endpoint variant this worker host runs, in every slot (`KIKITORI_SERVES=<endpoint>[/<variant>]`,
+   * variant AllTraffic by default): a Kubernetes worker Deployment is one variant's hosts, scaled by KEDA.
+   */
+  serves?: string;
   /** GPUs this host offers to models with KIKITORI_GPU=1 (`KIKITORI_GPUS`). @defaultValue 1 with KIKITORI_GPU=1, else 0 */
   gpus: number;
   /** A host heartbeats this often (`KIKITORI_HOST_HEARTBEAT_MS`). @defaultValue 1 s */
@@ -174,7 +179,9 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     accountId,
     leaderPollMs: int(env.KIKITORI_LEADER_POLL_MS, "KIKITORI_LEADER_POLL_MS") ?? 1000,
     role: (env.KIKITORI_ROLE || "all") as Config["role"],
-    instanceSlots: int(env.KIKITORI_INSTANCE_SLOTS, "KIKITORI_INSTANCE_SLOTS") ?? 100,
+    instanceSlots:
+      int(env.KIKITORI_INSTANCE_SLOTS, "KIKITORI_INSTANCE_SLOTS") ?? (env.KIKITORI_SERVES ? 1 : 100),
+    serves: servesOf(env.KIKITORI_SERVES),
     gpus: int(env.KIKITORI_GPUS, "KIKITORI_GPUS") ?? (env.KIKITORI_GPU === "1" ? 1 : 0),
     hostHeartbeatMs: int(env.KIKITORI_HOST_HEARTBEAT_MS, "KIKITORI_HOST_HEARTBEAT_MS") ?? 1000,
     hostTtlMs: int(env.KIKITORI_HOST_TTL_MS, "KIKITORI_HOST_TTL_MS") ?? 10_000,
@@ -215,11 +222,21 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
         "(and KIKITORI_S3_ENDPOINT for objects every host can read), or run `kikitori serve` for one machine",
     );
   }
+  if (config.serves && config.role === "api")
+    throw new Error("KIKITORI_SERVES names what a worker host runs; this process has the api role");
   if (config.hostTtlMs <= config.hostHeartbeatMs)
     throw new Error("KIKITORI_HOST_TTL_MS must be longer than KIKITORI_HOST_HEARTBEAT_MS");
   // A worker's listener serves only /health and the token-checked relay: no API to leave open.
   if (config.role !== "worker" && config.auth.mode === "open") checkOpenListener(config);
   return Object.freeze(config);
+}
+
+/** `<endpoint>/<variant>` from KIKITORI_SERVES (`<endpoint>` alone: its AllTraffic variant). */
+function servesOf(v: string | undefined): string | undefined {
+  if (!v) return undefined;
+  const m = /^([a-zA-Z0-9](?:-*[a-zA-Z0-9])*)(?:\/([a-zA-Z0-9](?:-*[a-zA-Z0-9])*))?$/.exec(v);
+  if (!m) throw new Error(`KIKITORI_SERVES: expected <endpoint> or <endpoint>/<variant>, got "${v}"`);
+  return `${m[1]}/${m[2] ?? "AllTraffic"}`;
 }
 
 /** `open` mode (no credentials) only on a loopback address, unless the operator insists. */

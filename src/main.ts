@@ -84,6 +84,7 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
         slots: config.instanceSlots,
         gpus: config.gpus,
         heartbeatMs: config.hostHeartbeatMs,
+        serves: config.serves,
         models: async () => [...(await modelData.cachedUrls()), ...(await ggmlFiles(config.modelsDir))],
         log,
       })

@@ -9,6 +9,7 @@ CREATE TABLE hosts (
   cpus INTEGER NOT NULL,
   gpus INTEGER NOT NULL,
   models TEXT NOT NULL,
+  serves TEXT,
   state TEXT NOT NULL,
   started_at INTEGER NOT NULL,
   heartbeat_at INTEGER NOT NULL

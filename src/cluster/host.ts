@@ -14,6 +14,8 @@ export interface HostOptions {
   heartbeatMs: number;
   /** Model data this host has cached (ModelDataUrl values, ggml file names), read at each heartbeat. */
   models: () => Promise<string[]>;
+  /** The one variant this host runs (`<endpoint>/<variant>`), if dedicated. */
+  serves?: string;
   log: (msg: string) => void;
 }
 
@@ -71,6 +73,7 @@ export class HostHeartbeat {
         cpus: availableParallelism(),
         gpus: this.o.gpus,
         models: await this.o.models(),
+        serves: this.o.serves,
         state: this.state,
         startedAt: this.startedAt,
         heartbeatAt: Date.now(),

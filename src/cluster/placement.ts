@@ -25,13 +25,14 @@ const key = (w: Pick<VariantWant, "endpoint" | "deployment" | "variant">) =>
 
 /**
  * Decides which instances run where, from what the cluster looks like now: placements on hosts that are
- * not live, or of variants nobody wants, are removed; extra ones are removed (instances not yet InService
+ * not live, of variants nobody wants, or of a variant other than the one their host is dedicated to
+ * (HostRecord.serves) are removed; extra ones are removed (instances not yet InService
  * first, then from the host with the most of that variant); missing ones go to the live host that has room
- * and, in this order, the fewest instances of the variant (spread), the model data cached, the fewest
+ * and, in this order, is dedicated to the variant, has the fewest instances of the variant (spread), the model data cached, the fewest
  * instances (least loaded), the smallest id (deterministic). Pure: the placer loop applies the plan.
  */
 export function planPlacements(
-  hosts: Pick<HostRecord, "id" | "slots" | "gpus" | "models">[],
+  hosts: Pick<HostRecord, "id" | "slots" | "gpus" | "models" | "serves">[],
   current: Placement[],
   wants: VariantWant[],
   o: { now: number; newId: () => string; inService: (p: Placement) => boolean },
@@ -41,7 +42,8 @@ export function planPlacements(
   const remove: Placement[] = [];
   let kept: Placement[] = [];
   for (const p of current) {
-    if (live.has(p.host) && wanted.has(key(p))) kept.push(p);
+    const host = live.get(p.host);
+    if (host && wanted.has(key(p)) && takes(host, p)) kept.push(p);
     else remove.push(p);
   }
   const load = (host: string, of?: VariantWant) =>
@@ -70,9 +72,10 @@ export function planPlacements(
     let missing = w.desired - kept.filter((p) => key(p) === key(w)).length;
     while (missing > 0) {
       const candidates = [...live.values()]
-        .filter((h) => load(h.id) < h.slots && (!w.gpu || h.gpus > 0))
+        .filter((h) => load(h.id) < h.slots && (!w.gpu || h.gpus > 0) && takes(h, w))
         .sort(
           (a, b) =>
+            Number(!!b.serves) - Number(!!a.serves) ||
             load(a.id, w) - load(b.id, w) ||
             Number(has(b, w.model)) - Number(has(a, w.model)) ||
             load(a.id) - load(b.id) ||
@@ -97,5 +100,9 @@ export function planPlacements(
   }
   return { add, remove, unplaced };
 }
+
+/** A dedicated host takes only its own variant; any other host takes every variant. */
+const takes = (h: { serves?: string }, v: { endpoint: string; variant: string }) =>
+  !h.serves || h.serves === `${v.endpoint}/${v.variant}`;
 
 const has = (h: { models: string[] }, model: string | undefined) => !!model && h.models.includes(model);

@@ -732,18 +732,29 @@ export class Service extends EventEmitter<ServiceEvents> {
   /**
    * Desired instance count per variant of one of the endpoint's deployments (its current one by default):
    * InitialInstanceCount, or for the current deployment the count set since it was made (the autoscaler,
-   * UpdateEndpointWeightsAndCapacities): a new deployment starts from its config's counts.
+   * UpdateEndpointWeightsAndCapacities): a new deployment starts from its config's counts. The current one
+   * also runs at least one instance per slot of the Ready hosts dedicated to the variant (HostRecord.serves: on
+   * Kubernetes, KEDA scales the variant's worker Deployment and each pod brings its instance).
    */
   async desiredCounts(endpoint: Endpoint, deployment = endpoint.deployment): Promise<Map<string, number>> {
     if (!deployment) return new Map();
+    const isCurrent = deployment.id === endpoint.deployment?.id;
     const set = new Map<string, number>();
-    if (deployment.id === endpoint.deployment?.id)
+    const dedicated = new Map<string, number>();
+    if (isCurrent) {
       for (const d of await this.state.listDesired(endpoint.name))
         if (d.updatedAt >= deployment.createdAt) set.set(d.variant, d.desired);
+      for (const h of await this.state.listHosts())
+        if (h.state === "Ready" && h.serves)
+          dedicated.set(h.serves, (dedicated.get(h.serves) ?? 0) + h.slots);
+    }
     return new Map(
       deployment.config.variants.map((v) => [
         v.variantName,
-        set.get(v.variantName) ?? v.initialInstanceCount,
+        Math.max(
+          set.get(v.variantName) ?? v.initialInstanceCount,
+          dedicated.get(`${endpoint.name}/${v.variantName}`) ?? 0,
+        ),
       ]),
     );
   }

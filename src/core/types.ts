@@ -182,6 +182,11 @@ export interface HostRecord {
   gpus: number;
   /** Model data it has cached (ModelDataUrl values, ggml file names): placement prefers such hosts. */
   models: string[];
+  /**
+   * The one endpoint variant this host is dedicated to (`<endpoint>/<variant>`, KIKITORI_SERVES): it runs an
+   * instance of it in every slot and nothing else. On Kubernetes a worker Deployment is one variant's hosts.
+   */
+  serves?: string;
   /** Ready takes new instances; Draining is stopping (scale-in); Gone left or lost its heartbeat. */
   state: "Ready" | "Draining" | "Gone";
   startedAt: number;

@@ -89,6 +89,7 @@ export const toHost = (r: Row): HostRecord => ({
   cpus: Number(r.cpus),
   gpus: Number(r.gpus),
   models: JSON.parse(String(r.models)) as string[],
+  serves: str(r.serves),
   state: r.state as HostRecord["state"],
   startedAt: Number(r.started_at),
   heartbeatAt: Number(r.heartbeat_at),

@@ -1,5 +1,6 @@
 import { forEachBackend, freshDatabase } from "../helpers/backends.js";
 import { awsStoreContract } from "./aws-contract.js";
+import { clusterStoreContract } from "./cluster-contract.js";
 import { keyStoreContract } from "./key-contract.js";
 import { notifyStoreContract } from "./notify-contract.js";
 import { scalingStoreContract } from "./scaling-contract.js";
@@ -13,4 +14,5 @@ forEachBackend((backend) => {
   scalingStoreContract(backend, fresh);
   awsStoreContract(backend, fresh);
   keyStoreContract(backend, fresh);
+  clusterStoreContract(backend, fresh);
 });

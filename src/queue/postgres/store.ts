@@ -492,11 +492,11 @@ export class PgStateStore implements StateStore {
 
   async upsertHost(h: HostRecord): Promise<void> {
     await this.pool.query(
-      `INSERT INTO hosts (id, name, address, token, slots, cpus, gpus, models, state, started_at, heartbeat_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+      `INSERT INTO hosts (id, name, address, token, slots, cpus, gpus, models, serves, state, started_at, heartbeat_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address, token = excluded.token,
            slots = excluded.slots,
-           cpus = excluded.cpus, gpus = excluded.gpus, models = excluded.models, state = excluded.state,
+           cpus = excluded.cpus, gpus = excluded.gpus, models = excluded.models, serves = excluded.serves, state = excluded.state,
            heartbeat_at = excluded.heartbeat_at`,
       [
         h.id,
@@ -507,6 +507,7 @@ export class PgStateStore implements StateStore {
         h.cpus,
         h.gpus,
         JSON.stringify(h.models),
+        h.serves ?? null,
         h.state,
         h.startedAt,
         h.heartbeatAt,

@@ -453,13 +453,19 @@ export class SqliteStateStore implements StateStore {
 
   async upsertHost(h: HostRecord): Promise<void> {
     this.q(
-      `INSERT INTO hosts (id, name, address, token, slots, cpus, gpus, models, state, started_at, heartbeat_at)
-         VALUES (@id, @name, @address, @token, @slots, @cpus, @gpus, @models, @state, @startedAt, @heartbeatAt)
+      `INSERT INTO hosts (id, name, address, token, slots, cpus, gpus, models, serves, state, started_at, heartbeat_at)
+         VALUES (@id, @name, @address, @token, @slots, @cpus, @gpus, @models, @serves, @state, @startedAt, @heartbeatAt)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address, token = excluded.token,
            slots = excluded.slots,
-           cpus = excluded.cpus, gpus = excluded.gpus, models = excluded.models, state = excluded.state,
+           cpus = excluded.cpus, gpus = excluded.gpus, models = excluded.models, serves = excluded.serves, state = excluded.state,
            heartbeat_at = excluded.heartbeat_at`,
-    ).run({ ...h, address: h.address ?? null, token: h.token ?? null, models: JSON.stringify(h.models) });
+    ).run({
+      ...h,
+      address: h.address ?? null,
+      token: h.token ?? null,
+      serves: h.serves ?? null,
+      models: JSON.stringify(h.models),
+    });
   }
 
   async listHosts(): Promise<HostRecord[]> {
