@@ -9,7 +9,16 @@
  * Addresses are 10.<a>.<b>.x/24 picked per run; only these namespaces hold them.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, chmodSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Api, repoRoot, tempDir, waitFor } from "./server.js";
 import { openBackends } from "../../src/backends.js";
@@ -17,6 +26,14 @@ import { loadConfig } from "../../src/config.js";
 import { createKey } from "../../src/auth/keys.js";
 
 const ip = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8" });
+/** `ip ...` where failing is fine (removing what may be gone already). */
+const ipQuietly = (...args: string[]) => {
+  try {
+    execFileSync("ip", args, { stdio: "ignore" });
+  } catch {
+    // gone already
+  }
+};
 
 /** Why network namespaces cannot be used here, or undefined when they can. */
 export function netnsUnavailable(): string | undefined {
@@ -45,9 +62,67 @@ export interface Netns {
   destroy(): void;
 }
 
-/** Creates namespaces named after `roles` (the first holds the bridge) and connects them and this process. */
+/** Each run's namespaces are named `<tag><role>`; a marker file per tag holds the pid of the process that made them. */
+const markers = join(tmpdir(), "kikitori-netns");
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Removes what a run killed before it could clean up (SIGKILL, a crash) left behind: its namespaces and link. */
+function removeStale(): void {
+  mkdirSync(markers, { recursive: true });
+  for (const tag of readdirSync(markers)) {
+    const pid = Number(readFileSync(join(markers, tag), "utf8"));
+    if (alive(pid)) continue;
+    const names = ip("netns", "list")
+      .split("\n")
+      .map((l) => l.split(" ")[0]!)
+      .filter((n) => n.startsWith(tag));
+    for (const ns of names) {
+      killPids(ns);
+      ipQuietly("netns", "del", ns);
+    }
+    ipQuietly("link", "del", `${tag}p0`);
+    rmSync(join(markers, tag), { force: true });
+  }
+}
+
+function killPids(ns: string): number {
+  let pids: number[] = [];
+  try {
+    pids = ip("netns", "pids", ns).split("\n").filter(Boolean).map(Number);
+  } catch {
+    return 0; // gone already
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  return pids.length;
+}
+
+/**
+ * Creates namespaces named after `roles` (the first holds the bridge) and connects them and this process.
+ * They go with `destroy()`, and also when this process exits or is interrupted without calling it; what a
+ * killed run left behind is removed by the next run.
+ */
 export function createNetns(roles: string[]): Netns {
+  try {
+    removeStale();
+  } catch {
+    // best effort: a stale namespace does not stop this run (names differ per pid)
+  }
   const tag = `kk${process.pid % 100000}`;
+  writeFileSync(join(markers, tag), String(process.pid));
   const net = `10.${200 + (process.pid % 50)}.${Math.floor(Math.random() * 250)}`;
   const names: Record<string, string> = {};
   const addr: Record<string, string> = {};
@@ -86,16 +161,22 @@ export function createNetns(roles: string[]): Netns {
     addr.client = `${net}.254`;
     attach(undefined, 0, addr.client);
   } catch (e) {
-    for (const ns of created) execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
-    try {
-      ip("link", "del", `${tag}p0`);
-    } catch {
-      // not created
-    }
+    for (const ns of created) ipQuietly("netns", "del", ns);
+    ipQuietly("link", "del", `${tag}p0`);
+    rmSync(join(markers, tag), { force: true });
     throw e;
   }
   const children: ChildProcess[] = [];
-  return {
+  let destroyed = false;
+  const onExit = () => n.destroy();
+  const onSignal = (signal: NodeJS.Signals) => {
+    n.destroy();
+    process.kill(process.pid, signal);
+  };
+  process.once("exit", onExit);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const n: Netns = {
     names,
     addr,
     spawn(ns, command, args, env = {}) {
@@ -110,27 +191,22 @@ export function createNetns(roles: string[]): Netns {
       ip("-n", names[ns]!, "link", "set", "eth0", state);
     },
     killAll(ns) {
-      const pids = ip("netns", "pids", names[ns]!).split("\n").filter(Boolean).map(Number);
-      for (const pid of pids) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // gone already
-        }
-      }
-      return pids.length;
+      return killPids(names[ns]!);
     },
     destroy() {
-      for (const role of roles) this.killAll(role);
+      if (destroyed) return;
+      destroyed = true;
+      process.off("exit", onExit);
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      for (const role of roles) killPids(names[role]!);
       for (const c of children) c.kill("SIGKILL");
-      for (const ns of Object.values(names)) execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
-      try {
-        ip("link", "del", `${tag}p0`);
-      } catch {
-        // went with the hub
-      }
+      for (const ns of Object.values(names)) ipQuietly("netns", "del", ns);
+      ipQuietly("link", "del", `${tag}p0`); // usually gone with the hub
+      rmSync(join(markers, tag), { force: true });
     },
   };
+  return n;
 }
 
 /** Lines a child wrote so far, and a wait for one matching a pattern. */
