@@ -705,6 +705,20 @@ export class Service extends EventEmitter<ServiceEvents> {
     }
   }
 
+  /**
+   * Fails, with failure documents, the work of endpoints deleted before DeleteEndpoint failed it (a database
+   * from an older kikitori), so that a new endpoint of the same name never runs it. The leader runs it once.
+   */
+  async failStranded(): Promise<number> {
+    let n = 0;
+    for (;;) {
+      const batch = await this.state.findStranded(500);
+      if (!batch.length) return n;
+      for (const inv of batch)
+        if (await this.fail(inv, { state: "Failed", error: endpointDeleted(inv.endpoint) }, UNFINISHED)) n++;
+    }
+  }
+
   recordInstance(record: InstanceRecord): Promise<void> {
     return this.state.upsertInstance(record);
   }

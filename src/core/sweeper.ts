@@ -2,8 +2,9 @@ import { coerceError } from "../errors.js";
 import type { Service } from "./service.js";
 
 /**
- * Runs the core's housekeeping (`Service.sweep`: expired requests, lapsed leases) every `intervalMs`;
- * a cluster-wide loop, so one process of the cluster runs it.
+ * Runs the core's housekeeping (`Service.sweep`: expired requests, lapsed leases) every `intervalMs`, after
+ * failing once the work of endpoints deleted before kikitori failed it (`failStranded`); a cluster-wide
+ * loop, so one process of the cluster runs it.
  */
 export class Sweeper {
   readonly name = "sweeper";
@@ -16,6 +17,14 @@ export class Sweeper {
   ) {}
 
   start(): void {
+    this.running = this.running.then(() =>
+      this.service.failStranded().then(
+        (n) => {
+          if (n) this.o.log(`failed ${n} invocation(s) of endpoints deleted earlier`);
+        },
+        (e: unknown) => this.o.log(`failing deleted endpoints' work failed: ${coerceError(e).message}`),
+      ),
+    );
     this.timer ??= setInterval(() => {
       this.running = this.running.then(() =>
         this.service.sweep().then(

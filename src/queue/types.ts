@@ -152,6 +152,8 @@ export interface StateStore {
   findExpiredQueued(now: number, limit: number): Promise<Invocation[]>;
   /** Running invocations whose lease ran out. */
   findLapsedLeases(now: number, limit: number): Promise<Invocation[]>;
+  /** Queued or running invocations whose endpoint is gone (deleted before DeleteEndpoint failed its work). */
+  findStranded(limit: number): Promise<Invocation[]>;
 
   upsertInstance(i: InstanceRecord): Promise<void>;
   listInstances(filter: { endpoint?: string; live?: boolean }): Promise<InstanceRecord[]>;

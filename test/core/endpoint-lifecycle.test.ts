@@ -41,6 +41,7 @@ async function core(backend: TestBackend) {
   };
   return {
     service,
+    state: stores.state,
     read,
     holdEnqueue(): () => void {
       let release!: () => void;
@@ -129,6 +130,30 @@ forEachBackend((backend) => {
       await s.removeDeletedEndpoint("e");
       await s.createEndpoint({ name: "e", configName: "m" });
       assert.deepEqual(await s.lease("e", "w2", 10, 60_000), []);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test(`${backend}: work of an endpoint deleted by an older kikitori is failed with documents once, never run`, async () => {
+    const c = await core(backend);
+    try {
+      const s = c.service;
+      await s.createModel({ name: "m", image: "local:a" });
+      await s.createEndpointConfig({ name: "m", variants: [{ modelName: "m" }], asyncConfig: {} });
+      await s.createEndpoint({ name: "e", configName: "m" });
+      const left = await s.invokeAsync({ endpoint: "e", inputLocation: "s3://kkb/in.wav" });
+      await c.state.deleteEndpoint("e"); // as DeleteEndpoint did before: the queue stayed behind
+      await s.createEndpoint({ name: "other", configName: "m" });
+      const alive = await s.invokeAsync({ endpoint: "other", inputLocation: "s3://kkb/in.wav" });
+      assert.equal(await s.failStranded(), 1);
+      assert.equal(await s.failStranded(), 0);
+      const inv = await s.getInvocation(left.id);
+      assert.deepEqual([inv.state, inv.error?.code], ["Failed", "EndpointDeleted"]);
+      assert.equal((await c.read(inv.failureLocation)).InferenceId, left.id);
+      assert.equal((await s.getInvocation(alive.id)).state, "Queued");
+      await s.createEndpoint({ name: "e", configName: "m" });
+      assert.deepEqual(await s.lease("e", "w", 10, 60_000), []);
     } finally {
       await c.close();
     }

@@ -419,6 +419,34 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
   );
 
   t(
+    "stranded work: queued and running invocations of an endpoint that no longer exists",
+    async ({ state: s }) => {
+      await s.createEndpoint({
+        name: "live",
+        configName: "c",
+        status: "InService",
+        createdAt: 1,
+        updatedAt: 1,
+      });
+      const kept = await s.enqueue(newInvocation({ endpoint: "live" }));
+      const leased = await s.enqueue(newInvocation({ endpoint: "gone" }));
+      const waiting = await s.enqueue(newInvocation({ endpoint: "gone" }));
+      const done = await s.enqueue(newInvocation({ endpoint: "gone" }));
+      await s.lease("gone", "w", 1, 60_000, Date.now()); // the oldest of "gone"
+      await s.finish(done.id, { state: "Failed" }, { from: ["Queued"] }, Date.now());
+      assert.deepEqual(
+        (await s.findStranded(10)).map((i) => [i.id, i.state]),
+        [
+          [leased.id, "Running"],
+          [waiting.id, "Queued"],
+        ],
+      );
+      assert.equal((await s.findStranded(1)).length, 1);
+      assert.ok(!(await s.findStranded(10)).some((i) => i.id === kept.id));
+    },
+  );
+
+  t(
     "lease expiry and takeover: the lapsed lease is found, requeued, leased by another; the old owner is shut out",
     async ({ state: s }) => {
       const inv = await s.enqueue(newInvocation());

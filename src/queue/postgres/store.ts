@@ -446,6 +446,16 @@ export class PgStateStore implements StateStore {
     return rs.map(toInvocation);
   }
 
+  async findStranded(limit: number): Promise<Invocation[]> {
+    const rs = await rows(
+      this.pool,
+      `SELECT * FROM invocations i WHERE state IN ('Queued', 'Running')
+         AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.name = i.endpoint) ORDER BY seq LIMIT $1`,
+      [limit],
+    );
+    return rs.map(toInvocation);
+  }
+
   // --- instances ---
 
   async upsertInstance(i: InstanceRecord): Promise<void> {

@@ -412,6 +412,15 @@ export class SqliteStateStore implements StateStore {
     ).map(toInvocation);
   }
 
+  async findStranded(limit: number): Promise<Invocation[]> {
+    return (
+      this.q(
+        `SELECT * FROM invocations i WHERE state IN ('Queued', 'Running')
+           AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.name = i.endpoint) ORDER BY seq LIMIT ?`,
+      ).all(limit) as Row[]
+    ).map(toInvocation);
+  }
+
   // --- instances ---
 
   async upsertInstance(i: InstanceRecord): Promise<void> {
