@@ -4,6 +4,7 @@ import type { Readable } from "node:stream";
 import type { ObjectStore } from "../storage/types.js";
 import type {
   BacklogStats,
+  Checkpoint,
   Guard,
   HeartbeatResult,
   InvocationFilter,
@@ -660,6 +661,16 @@ export class Service extends EventEmitter<ServiceEvents> {
     progress?: { processedSeconds: number; totalSeconds: number },
   ): Promise<HeartbeatResult> {
     return this.state.heartbeat(id, owner, leaseMs, Date.now(), progress);
+  }
+
+  /** Keeps finished parts of a running invocation for a later attempt (false: `owner` lost the lease). */
+  saveCheckpoints(id: string, owner: string, checkpoints: Checkpoint[]): Promise<boolean> {
+    return this.state.saveCheckpoints(id, owner, checkpoints);
+  }
+
+  /** What earlier attempts of the invocation finished; kept until it ends. */
+  listCheckpoints(id: string): Promise<Checkpoint[]> {
+    return this.state.listCheckpoints(id);
   }
 
   /**

@@ -46,6 +46,14 @@ interface Job {
 }
 
 const PROGRESS_PATH = "/kikitori/progress";
+const RESUME_PATH = "/kikitori/resume/";
+
+/** What GET /kikitori/progress tells of one invocation (src/whisper/server.ts); chunks are opaque here. */
+interface BuiltinProgress {
+  processedSeconds: number;
+  totalSeconds: number;
+  chunks?: { start: number }[];
+}
 
 /**
  * One model server process plus the runner that feeds it: leases invocations (up to maxConcurrency),
@@ -255,7 +263,15 @@ export class Instance {
   }
 
   private async beat(job: Job): Promise<void> {
-    const progress = this.o.image.kind === "builtin" ? await this.progressOf(job.inv.id) : undefined;
+    const p = this.o.image.kind === "builtin" ? await this.progressOf(job.inv.id) : undefined;
+    // Decoded chunks are kept (checkpoints), so that a later attempt after a crash does not decode them again.
+    if (p?.chunks?.length) {
+      const checkpoints = p.chunks.map((c) => ({ key: c.start, data: c }));
+      await this.service
+        .saveCheckpoints(job.inv.id, this.id, checkpoints)
+        .catch((e: unknown) => this.o.log(`instance ${this.id}: checkpoint failed: ${(e as Error).message}`));
+    }
+    const progress = p && { processedSeconds: p.processedSeconds, totalSeconds: p.totalSeconds };
     const r = await this.service
       .heartbeat(job.inv.id, this.id, this.o.leaseMs, progress)
       .catch(() => "ok" as const);
@@ -263,12 +279,11 @@ export class Instance {
     if (r === "cancel-requested") this.abort(job.inv.id, "cancel");
   }
 
-  private async progressOf(
-    id: string,
-  ): Promise<{ processedSeconds: number; totalSeconds: number } | undefined> {
+  /** The built-in server's progress of one invocation, with the chunks it decoded since it was last asked. */
+  private async progressOf(id: string): Promise<BuiltinProgress | undefined> {
     try {
-      const body = await getJson(this.o.port, PROGRESS_PATH, 500);
-      const p = (body as Record<string, { processedSeconds: number; totalSeconds: number }>)[id];
+      const body = await requestJson(this.o.port, PROGRESS_PATH, 500);
+      const p = (body as Record<string, BuiltinProgress>)[id];
       return p && Number.isFinite(p.processedSeconds) ? p : undefined;
     } catch {
       return undefined;
@@ -298,6 +313,17 @@ export class Instance {
         { from: ["Running"], owner: this.id },
       );
       return;
+    }
+    if (this.o.image.kind === "builtin") {
+      // A later attempt: the chunks that earlier ones finished are handed over, not decoded again.
+      const kept = await this.service.listCheckpoints(inv.id);
+      if (kept.length)
+        await requestJson(
+          this.o.port,
+          `${RESUME_PATH}${encodeURIComponent(inv.id)}`,
+          10_000,
+          kept.map((c) => c.data),
+        );
     }
     const res = await postInvocation(this.o.port, input, inv, job.controller.signal);
     const status = res.statusCode ?? 0;
@@ -468,9 +494,13 @@ function readCapped(res: IncomingMessage, cap: number): Promise<string> {
   });
 }
 
-function getJson(port: number, path: string, timeoutMs: number): Promise<unknown> {
+/** GETs JSON from the model server, or PUTs `put` as JSON and reads the JSON answer. */
+function requestJson(port: number, path: string, timeoutMs: number, put?: unknown): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path, timeout: timeoutMs }, (res) => {
+    const body = put === undefined ? undefined : JSON.stringify(put);
+    const method = body === undefined ? "GET" : "PUT";
+    const headers = body === undefined ? {} : { "content-type": "application/json" };
+    const req = request({ host: "127.0.0.1", port, path, method, headers, timeout: timeoutMs }, (res) => {
       void readCapped(res, 1 << 20).then((t) => {
         try {
           resolve(JSON.parse(t));
@@ -481,7 +511,7 @@ function getJson(port: number, path: string, timeoutMs: number): Promise<unknown
     });
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
-    req.end();
+    req.end(body);
   });
 }
 

@@ -74,6 +74,12 @@ export interface Throughput {
   seconds: number;
 }
 
+/** Part of a running invocation's work, done and kept for a later attempt; `key` names the part. */
+export interface Checkpoint {
+  key: number;
+  data: unknown;
+}
+
 export interface BacklogStats {
   queued: number;
   running: number;
@@ -141,6 +147,13 @@ export interface StateStore {
     now: number,
     progress?: { processedSeconds: number; totalSeconds: number },
   ): Promise<HeartbeatResult>;
+  /**
+   * Keeps checkpoints of a Running invocation while `owner` holds its lease (false otherwise; a key already
+   * kept is left as it is). They are deleted when the invocation finishes.
+   */
+  saveCheckpoints(id: string, owner: string, checkpoints: Checkpoint[]): Promise<boolean>;
+  /** The invocation's checkpoints, by key. */
+  listCheckpoints(id: string): Promise<Checkpoint[]>;
   /** Puts a Running invocation back in the queue (lease lost, instance gone). */
   requeue(id: string, guard: Guard): Promise<boolean>;
   /** Moves to a terminal state if the guard holds; true when this call made the change. */

@@ -24,7 +24,7 @@ import { loadIsolatedModel } from "./isolated.js";
 import { chunkAudio, planChunks, regionSamples, speechLevelled } from "./chunks.js";
 import { SAMPLE_RATE, anySound, hasSound } from "./energy.js";
 import { LANGUAGE_NAMES } from "./languages.js";
-import type { Progress, Segment, TranscribeOptions, Transcript, Word } from "./types.js";
+import type { ChunkResult, Progress, Segment, TranscribeOptions, Transcript, Word } from "./types.js";
 import { packWindow, packedLength, toSource, type Span } from "./windows.js";
 
 export interface EngineOptions {
@@ -43,6 +43,10 @@ export interface TranscribeControl {
   onProgress?: (p: Progress) => void;
   /** Called when a slot is free and work begins (time before it was spent queued). */
   onStart?: () => void;
+  /** Called as each VAD chunk is decoded: a checkpoint that a later attempt may `resume` from. */
+  onChunk?: (chunk: ChunkResult) => void;
+  /** Chunks decoded by an earlier attempt on the same audio, by start sample: taken instead of decoded. */
+  resume?: ReadonlyMap<number, ChunkResult>;
 }
 
 /** A transcription option the engine cannot honour; `field` names it as the caller spelled it in TranscribeOptions. */
@@ -123,7 +127,7 @@ export class WhisperEngine {
   async transcribe(
     input: string | Readable,
     opts: TranscribeOptions = {},
-    { signal, onProgress, onStart }: TranscribeControl = {},
+    { signal, onProgress, onStart, onChunk, resume }: TranscribeControl = {},
   ): Promise<Transcript> {
     const params = compileParams(opts, this.threads);
     if (!this.models[0]!.multilingual && params.language !== "auto" && params.language !== "en") {
@@ -202,7 +206,7 @@ export class WhisperEngine {
           "this server has no VAD model (kikitori models pull silero-v6.2.0)",
         );
 
-      const speech = { regions: 0, seconds: 0, chunks: 0 };
+      const speech = { regions: 0, seconds: 0, chunks: 0, resumed: 0 };
       if (vad) {
         // Speech regions block by block; chunks of them decoded one by one, each on its own.
         for (;;) {
@@ -231,13 +235,23 @@ export class WhisperEngine {
           const chunks = planChunks(regions);
           speech.chunks += chunks.length;
           for (const chunk of chunks) {
-            const { samples, spans } = chunkAudio(pending, chunk);
-            const result = await decode(samples, spans, {
-              prompt: params.prompt,
-              noContext: true,
-              maxPasses: 0,
-            });
-            segments.push(...toSegments(result.segments, spans, pendingStart, params.maxLen === 1));
+            const start = pendingStart + chunk.regions[0]![0];
+            const done = resume?.get(start);
+            if (done) {
+              language ||= done.language;
+              segments.push(...done.segments);
+              speech.resumed++;
+            } else {
+              const { samples, spans } = chunkAudio(pending, chunk);
+              const result = await decode(samples, spans, {
+                prompt: params.prompt,
+                noContext: true,
+                maxPasses: 0,
+              });
+              const decoded = toSegments(result.segments, spans, pendingStart, params.maxLen === 1);
+              segments.push(...decoded);
+              onChunk?.({ start, language: language || "en", segments: decoded });
+            }
             const [, end] = chunk.regions[chunk.regions.length - 1]!;
             report((pendingStart + end) / SAMPLE_RATE);
           }

@@ -58,6 +58,8 @@ export function renderTranscript(t: Transcript, format: OutputFormat, opts: Rend
           text: s.text,
           ...(s.words ? { words: s.words } : {}),
         })),
+        // With VAD: speech found, chunks, and how many of them a checkpoint of an earlier attempt gave.
+        ...(t.speech ? { speech: t.speech } : {}),
       });
     case "verbose_json":
       return renderVerboseJson(t, opts.task ?? "transcribe");

@@ -1,18 +1,24 @@
 /**
  * The built-in model server, honouring the SageMaker container contract: GET /ping, POST /invocations.
- * Plus GET /kikitori/progress for the instance runner. Plain node:http: three routes, and the request
- * body must stream into the decoder untouched.
+ * Plus, for the instance runner: GET /kikitori/progress (each invocation's progress, with the VAD chunks
+ * decoded since the last call: checkpoints, handed over once) and PUT /kikitori/resume/{id} (the
+ * checkpoints of an earlier attempt, taken instead of decoded when invocation {id} comes). Plain
+ * node:http, and the request body must stream into the decoder untouched.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
+import { text } from "node:stream/consumers";
 import { parseCustomAttributes } from "./attributes.js";
 import { AudioDecodeError } from "./audio.js";
 import { InvalidOptionError, WhisperEngine } from "./engine.js";
 import { CONTENT_TYPES, formatFromAccept, renderTranscript, resultAttributes } from "./formats.js";
 import { findModelFile } from "./model-dir.js";
-import type { Progress } from "./types.js";
+import type { ChunkResult, Progress } from "./types.js";
+
+/** How long checkpoints handed over for a resume wait for their invocation. */
+const RESUME_KEEP_MS = 10 * 60_000;
 
 export interface ModelServerOptions {
   /** 0 picks a free port. @defaultValue 8080 */
@@ -47,18 +53,23 @@ type Status =
 export async function startModelServer(opts: ModelServerOptions): Promise<ModelServer> {
   const log = opts.log ?? (() => undefined);
   let status: Status = { state: "loading" };
-  const inFlight = new Map<string, Progress>();
+  const inFlight = new Map<string, Progress & { chunks: ChunkResult[] }>();
+  /** Checkpoints of earlier attempts, by invocation id, until it comes (or RESUME_KEEP_MS pass). */
+  const resumes = new Map<string, Map<number, ChunkResult>>();
   const openRequests = new Set<AbortController>();
 
   // The body is read only as fast as whisper transcribes it, so an hour of audio may take that long to
   // arrive: Node's default 5-minute limit on receiving a request must not apply.
   const server = createServer({ requestTimeout: 0 }, (req, res) => {
-    const url = (req.url ?? "/").split("?")[0];
+    const url = (req.url ?? "/").split("?")[0]!;
     if (req.method === "GET" && url === "/ping") return ping(res);
     if (req.method === "POST" && url === "/invocations") return void invoke(req, res);
     if (req.method === "GET" && url === "/kikitori/progress") {
-      return sendJson(res, 200, Object.fromEntries(inFlight));
+      const body = Object.fromEntries([...inFlight].map(([id, p]) => [id, { ...p }]));
+      for (const p of inFlight.values()) p.chunks = [];
+      return sendJson(res, 200, body);
     }
+    if (req.method === "PUT" && url.startsWith("/kikitori/resume/")) return void putResume(req, res, url);
     req.resume();
     sendError(res, 404, "NotFound", `no route ${req.method} ${url}`);
   });
@@ -67,6 +78,18 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
     if (status.state === "ready") return sendJson(res, 200, { status: "Healthy" });
     if (status.state === "failed") return sendError(res, 500, "ModelError", status.error.message);
     sendError(res, 503, "ModelServerUnavailable", "the model is still loading");
+  }
+
+  async function putResume(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
+    const id = decodeURIComponent(url.slice("/kikitori/resume/".length));
+    try {
+      const chunks = JSON.parse(await text(req)) as ChunkResult[];
+      resumes.set(id, new Map(chunks.map((c) => [c.start, c])));
+      setTimeout(() => resumes.delete(id), RESUME_KEEP_MS).unref();
+      sendJson(res, 200, { chunks: chunks.length });
+    } catch (e) {
+      sendError(res, 400, "ValidationError", `resume: ${(e as Error).message}`);
+    }
   }
 
   async function invoke(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -92,13 +115,18 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
     res.once("close", () => {
       if (!res.writableFinished) abort.abort(new Error("the client disconnected"));
     });
-    inFlight.set(id, { processedSeconds: 0, totalSeconds: 0 });
+    const progress = { processedSeconds: 0, totalSeconds: 0, chunks: [] as ChunkResult[] };
+    inFlight.set(id, progress);
+    const resume = resumes.get(id);
+    resumes.delete(id);
     let startedAt: number | undefined;
     try {
       const transcript = await engine.transcribe(req, options.transcribe, {
         signal: abort.signal,
         onStart: () => (startedAt = performance.now()),
-        onProgress: (p) => inFlight.set(id, p),
+        onProgress: (p) => Object.assign(progress, p),
+        onChunk: (c) => progress.chunks.push(c),
+        resume,
       });
       const modelMs = Math.round(performance.now() - (startedAt ?? performance.now()));
       const body = renderTranscript(transcript, format, {

@@ -56,7 +56,23 @@ export interface Transcript {
   duration: number;
   segments: Segment[];
   /** When the audio was cut at speech (VAD): how much speech was found, in how many chunks (one encoder pass or more each). */
-  speech?: { regions: number; seconds: number; chunks: number };
+  speech?: {
+    regions: number;
+    seconds: number;
+    chunks: number;
+    /** Of those chunks, how many were taken from a checkpoint (an earlier attempt) instead of decoded. */
+    resumed?: number;
+  };
+}
+
+/**
+ * A decoded chunk of a VAD-cut transcription, as checkpointed: the chunk is named by its first sample in
+ * the source (16 kHz), which the same audio always cuts the same way; segments in the source's time.
+ */
+export interface ChunkResult {
+  start: number;
+  language: string;
+  segments: Omit<Segment, "id">[];
 }
 
 /** Progress of one transcription, in audio seconds. */

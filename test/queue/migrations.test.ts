@@ -14,6 +14,7 @@ const LANDED = [
   "0009-endpoint-snapshot",
   "0010-input-bytes",
   "0011-cluster",
+  "0012-checkpoints",
 ];
 
 test("migrations: the same names on both backends, in run order, and none that landed renamed", () => {

@@ -342,6 +342,34 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
     },
   );
 
+  t(
+    "checkpoints are kept only for the lease holder, once per key, and go when the invocation ends",
+    async ({ state: s }) => {
+      const inv = await s.enqueue(newInvocation());
+      assert.equal(await s.saveCheckpoints(inv.id, "w1", [{ key: 0, data: {} }]), false, "not running yet");
+      await s.lease("ep", "w1", 1, 60_000, Date.now());
+      const part = (key: number, text: string) => ({ key, data: { start: key, segments: [{ text }] } });
+      assert.equal(await s.saveCheckpoints(inv.id, "w1", [part(480_000, "b"), part(0, "a")]), true);
+      assert.equal(await s.saveCheckpoints(inv.id, "w2", [part(960_000, "stolen")]), false, "another owner");
+      assert.equal(await s.saveCheckpoints(inv.id, "w1", [part(0, "again"), part(960_000, "c")]), true);
+      assert.equal(await s.saveCheckpoints(inv.id, "w1", []), true, "nothing new is fine");
+      assert.deepEqual(await s.listCheckpoints(inv.id), [
+        part(0, "a"),
+        part(480_000, "b"),
+        part(960_000, "c"),
+      ]);
+      assert.deepEqual(await s.listCheckpoints("nope"), []);
+      // A requeued invocation keeps them for its next attempt; finishing removes them.
+      assert.ok(await s.requeue(inv.id, { from: ["Running"], owner: "w1" }));
+      assert.equal((await s.listCheckpoints(inv.id)).length, 3);
+      await s.lease("ep", "w2", 1, 60_000, Date.now());
+      assert.ok(
+        await s.finish(inv.id, { state: "Succeeded" }, { from: ["Running"], owner: "w2" }, Date.now()),
+      );
+      assert.deepEqual(await s.listCheckpoints(inv.id), []);
+    },
+  );
+
   t("backlog counts queued and running work and the oldest queued request", async ({ state: s }) => {
     assert.deepEqual(await s.backlog("ep"), { queued: 0, running: 0, oldestQueuedAt: undefined });
     await s.enqueue(newInvocation({ createdAt: 1000 }));

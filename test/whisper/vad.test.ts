@@ -13,7 +13,7 @@ import { SILERO_VAD_MODEL } from "../../src/models/silero-vad.js";
 import { WhisperEngine } from "../../src/whisper/engine.js";
 import { renderTranscript } from "../../src/whisper/formats.js";
 import { loadAddon, type AddonVad } from "../../src/whisper/native.js";
-import type { Transcript } from "../../src/whisper/types.js";
+import type { ChunkResult, Transcript } from "../../src/whisper/types.js";
 import { ffmpeg, modelPath, noModel, normalize, sox, tempDir, testdata } from "../helpers/fixtures.js";
 
 const vadModel = join(defaultModelsDir(), modelFileName(SILERO_VAD_MODEL));
@@ -129,7 +129,30 @@ describe("long files cut at speech", { skip: noVad }, () => {
     assert.equal(t.text, "");
     assert.deepEqual(t.segments, []);
     assert.equal(t.duration, 600);
-    assert.deepEqual(t.speech, { regions: 0, seconds: 0, chunks: 0 });
+    assert.deepEqual(t.speech, { regions: 0, seconds: 0, chunks: 0, resumed: 0 });
+  });
+
+  it("resumes from checkpointed chunks: only the others are decoded, and the transcript is the same", async () => {
+    const checkpoints: ChunkResult[] = [];
+    const whole = await engine.transcribe(mixed, { language: "en" }, { onChunk: (c) => checkpoints.push(c) });
+    assert.equal(checkpoints.length, whole.speech!.chunks, "one checkpoint per chunk");
+    assert.ok(checkpoints.length >= 3, `${checkpoints.length} chunks`);
+    // As if the first attempt died 60 % of the way through.
+    const kept = checkpoints.slice(0, Math.ceil(checkpoints.length * 0.6));
+    const decodedAgain: ChunkResult[] = [];
+    const resumed = await engine.transcribe(
+      mixed,
+      { language: "en" },
+      { resume: new Map(kept.map((c) => [c.start, c])), onChunk: (c) => decodedAgain.push(c) },
+    );
+    assert.equal(resumed.speech!.resumed, kept.length);
+    assert.deepEqual(
+      decodedAgain.map((c) => c.start),
+      checkpoints.slice(kept.length).map((c) => c.start),
+      "only the chunks after the checkpoint are decoded",
+    );
+    assert.equal(resumed.text, whole.text);
+    assert.deepEqual(resumed.segments, whole.segments);
   });
 
   it("vad=false keeps the energy windowing", async () => {

@@ -23,6 +23,7 @@ import {
 import {
   endpointGuardHolds,
   type BacklogStats,
+  type Checkpoint,
   type QueueAhead,
   type Throughput,
   type EndpointGuard,
@@ -408,6 +409,7 @@ export class PgStateStore implements StateStore {
         args,
       );
       if (!r) return false;
+      await c.query("DELETE FROM invocation_checkpoints WHERE invocation_id = $1", [id]);
       // The terminal event is committed with the state change (the outbox), so a crash cannot lose it.
       await c.query("INSERT INTO outbox (invocation_id, type, payload, created_at) VALUES ($1, $2, $3, $4)", [
         id,
@@ -418,6 +420,28 @@ export class PgStateStore implements StateStore {
       await c.query("SELECT pg_notify($1, $2)", [CHANNEL.finished, id]);
       return true;
     });
+  }
+
+  async saveCheckpoints(id: string, owner: string, checkpoints: Checkpoint[]): Promise<boolean> {
+    const [r] = await rows(
+      this.pool,
+      `WITH held AS (SELECT 1 FROM invocations WHERE id = $1 AND state = 'Running' AND lease_owner = $2),
+         ins AS (INSERT INTO invocation_checkpoints (invocation_id, key, data)
+                 SELECT $1, k, d FROM unnest($3::bigint[], $4::text[]) AS c(k, d) WHERE EXISTS (SELECT 1 FROM held)
+                 ON CONFLICT DO NOTHING)
+       SELECT EXISTS (SELECT 1 FROM held) AS held`,
+      [id, owner, checkpoints.map((c) => c.key), checkpoints.map((c) => JSON.stringify(c.data))],
+    );
+    return r!.held === true;
+  }
+
+  async listCheckpoints(id: string): Promise<Checkpoint[]> {
+    const rs = await rows(
+      this.pool,
+      "SELECT key, data FROM invocation_checkpoints WHERE invocation_id = $1 ORDER BY key",
+      [id],
+    );
+    return rs.map((r) => ({ key: Number(r.key), data: JSON.parse(String(r.data)) as unknown }));
   }
 
   async requestCancel(id: string): Promise<boolean> {

@@ -14,6 +14,7 @@ import { alreadyExists } from "../../errors.js";
 import {
   endpointGuardHolds,
   type BacklogStats,
+  type Checkpoint,
   type QueueAhead,
   type Throughput,
   type EndpointGuard,
@@ -373,6 +374,7 @@ export class SqliteStateStore implements StateStore {
            lease_owner = NULL, lease_expires_at = NULL WHERE id = ?` + this.guardSql(guard, args);
     const row = this.q(sql + " RETURNING *").get(...args) as Row | undefined;
     if (!row) return false;
+    this.q("DELETE FROM invocation_checkpoints WHERE invocation_id = ?").run(id);
     // The terminal event is committed with the state change (the outbox), so a crash cannot lose it.
     const inv = toInvocation(row);
     this.q("INSERT INTO outbox (invocation_id, type, payload, created_at) VALUES (?, ?, ?, ?)").run(
@@ -386,6 +388,27 @@ export class SqliteStateStore implements StateStore {
 
   async finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<boolean> {
     return this.db.transaction(() => this.finishRow(id, outcome, guard, now))();
+  }
+
+  async saveCheckpoints(id: string, owner: string, checkpoints: Checkpoint[]): Promise<boolean> {
+    return this.db.transaction(() => {
+      const held = this.q(
+        "SELECT 1 FROM invocations WHERE id = ? AND state = 'Running' AND lease_owner = ?",
+      ).get(id, owner);
+      if (!held) return false;
+      const insert = this.q(
+        "INSERT INTO invocation_checkpoints (invocation_id, key, data) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+      );
+      for (const c of checkpoints) insert.run(id, c.key, JSON.stringify(c.data));
+      return true;
+    })();
+  }
+
+  async listCheckpoints(id: string): Promise<Checkpoint[]> {
+    const rs = this.q(
+      "SELECT key, data FROM invocation_checkpoints WHERE invocation_id = ? ORDER BY key",
+    ).all(id) as Row[];
+    return rs.map((r) => ({ key: Number(r.key), data: JSON.parse(String(r.data)) as unknown }));
   }
 
   async requestCancel(id: string): Promise<boolean> {

@@ -1,0 +1,94 @@
+/**
+ * Resume after a crash, end to end with the real parts (HTTP, each store backend, the built-in Whisper
+ * server as a process, tiny.en and the Silero VAD model): a long file is transcribed once without harm,
+ * then again with its instance killed (SIGKILL) past half-way. The second attempt, on a new instance, takes
+ * the chunks the first one finished from the store (checkpoints) and decodes only the rest; the transcript
+ * is the same as the one made without a crash.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { defaultModelsDir, modelFileName } from "../../src/models/registry.js";
+import { SILERO_VAD_MODEL } from "../../src/models/silero-vad.js";
+import { forEachBackend } from "../helpers/backends.js";
+import { ffmpeg, modelPath, noModel, sox, testdata } from "../helpers/fixtures.js";
+import { startTestServer, tempDir, waitFor } from "../helpers/server.js";
+
+const vadModel = join(defaultModelsDir(), modelFileName(SILERO_VAD_MODEL));
+const skip =
+  noModel || (existsSync(vadModel) ? false : `no VAD model at ${vadModel} (scripts/fetch-test-model)`);
+
+/** About two minutes of speech: the test clips, loud and quiet, 2 s apart, twice. */
+function longFile(): string {
+  const dir = tempDir("kk-resume-");
+  const clips = [
+    "jfk.wav",
+    "librispeech_1089-134686-0001.wav",
+    "fleurs-en-003.ogg",
+    "ljspeech_LJ050-0131.wav",
+    "librispeech_1272-128104-0001.flac",
+    "fleurs-en-004.ogg",
+  ];
+  const parts = [...clips, ...clips].map((c, i) => {
+    const part = join(dir, `part-${i}.wav`);
+    ffmpeg(["-i", testdata(c), "-af", "apad=pad_dur=2", "-ar", "16000", "-ac", "1", part]);
+    return part;
+  });
+  const out = join(dir, "long.wav");
+  sox([...parts, out]);
+  return out;
+}
+
+forEachBackend((backend) => {
+  test(
+    `${backend}: an instance killed past half-way: the next attempt decodes only the chunks left`,
+    { skip },
+    async (t) => {
+      const k = await startTestServer({ modelsDir: join(modelPath, "..") }, backend);
+      try {
+        await k.api.endpoint("whisper", {
+          image: "kikitori/whisper",
+          environment: { KIKITORI_MODEL_FILE: modelPath, KIKITORI_VAD_MODEL: vadModel },
+        });
+        const input = await k.api.put("kikitori", "resume/long.wav", readFileSync(longFile()), "audio/wav");
+        const invoke = async () =>
+          (
+            await k.api.ok("POST", "/v1/endpoints/whisper/invocations", {
+              inputLocation: input,
+              contentType: "audio/wav",
+              options: { language: "en", format: "json" },
+            })
+          ).inferenceId as string;
+        const result = async (id: string) =>
+          JSON.parse((await k.api.getObject((await k.api.waitTerminal(id, 300_000)).outputLocation)).text);
+
+        const whole = await result(await invoke());
+        assert.ok(whole.speech.chunks >= 3, `chunks: ${JSON.stringify(whole.speech)}`);
+        assert.equal(whole.speech.resumed, 0);
+
+        const id = await invoke();
+        await waitFor(
+          async () => ((await k.api.ok("GET", `/v1/invocations/${id}`)).progress?.percent ?? 0) >= 55,
+          300_000,
+          "the second run past 55 %",
+        );
+        const [instance] = (await k.api.ok("GET", "/v1/endpoints/whisper")).instances;
+        process.kill(instance.pid, "SIGKILL");
+        const view = await k.api.waitTerminal(id, 300_000);
+        assert.equal(view.state, "Succeeded", JSON.stringify(view.error));
+        assert.equal(view.attempts, 2, "the crash cost one attempt");
+        const resumed = JSON.parse((await k.api.getObject(view.outputLocation)).text);
+        t.diagnostic(`chunks ${resumed.speech.chunks}, taken from checkpoints ${resumed.speech.resumed}`);
+        assert.ok(
+          resumed.speech.resumed >= 0.5 * resumed.speech.chunks,
+          `at least half of the chunks came from checkpoints: ${JSON.stringify(resumed.speech)}`,
+        );
+        assert.equal(resumed.text, whole.text);
+        assert.deepEqual(resumed.segments, whole.segments);
+      } finally {
+        await k.close();
+      }
+    },
+  );
+});
