@@ -7,7 +7,8 @@
  *
  * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
  * --requests 2000 --concurrency 32 --tiny-clips 200 --engine-seconds 60 --reps 3 --long-minutes 30 --mixed-minutes 6
- * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --parts platform,engine,quality,languages,sfz,long,growth
+ * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --host-files 30 --host-work-ms 400 --host-rounds 3
+ * --parts platform,engine,quality,languages,sfz,hosts,long,growth
  * --quant q4_0,q8_0 (quantized weights measured; default all) --beams 1,5
  * --model FILE --ct2 DIR | --wheel FILE --whisper-cli FILE (bench/peers/build-whisper-cli.sh) --testdata DIR --max-wait 15 (minutes to wait in all for the
  * 1-minute load to fall to 1.5; 0 in smoke mode) --no-wait
@@ -48,6 +49,9 @@ const { values: a } = parseArgs({
     depths: { type: "string" },
     lengths: { type: "string" },
     "sfz-runs": { type: "string" },
+    "host-files": { type: "string" },
+    "host-work-ms": { type: "string" },
+    "host-rounds": { type: "string" },
     parts: { type: "string" },
     model: { type: "string", default: defaultModelPath() },
     ct2: { type: "string", default: process.env.KIKITORI_CT2_MODEL },
@@ -93,16 +97,21 @@ const o = {
   depths: list("depths", [1, 10, 100, 1000], [1, 10]),
   lengths: list("lengths", [60, 600, 3600], [1, 5]),
   sfzRuns: num("sfz-runs", 3, 1),
+  hostFiles: num("host-files", 30, 8),
+  hostWorkMs: num("host-work-ms", 400, 200),
+  hostRounds: num("host-rounds", 3, 1),
 };
 // Per-clip quality (bench/engine-quality.ts) needs the test data and the CTranslate2 weights: full runs only.
 const parts = new Set(
   (
     a.parts ??
-    (smoke ? "platform,engine,sfz,long,growth" : "platform,engine,quality,languages,sfz,long,growth")
+    (smoke
+      ? "platform,engine,sfz,hosts,long,growth"
+      : "platform,engine,quality,languages,sfz,hosts,long,growth")
   ).split(","),
 );
 for (const p of parts)
-  if (!["platform", "engine", "quality", "languages", "sfz", "long", "growth"].includes(p))
+  if (!["platform", "engine", "quality", "languages", "sfz", "hosts", "long", "growth"].includes(p))
     throw new Error(`--parts: unknown part "${p}"`);
 const out = resolve(a.out!);
 const md = resolve(
@@ -286,6 +295,29 @@ try {
       ...rest
     } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
     return { script: "bench/scale-from-zero.ts", ...rest };
+  });
+
+  await part("hosts", "hosts-scale", async () => {
+    // Each host in its own network namespace: root and iproute2; the script says "skipped" without them.
+    const file = join(out, "hosts-scale.json");
+    execFileSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(root, "bench", "hosts-scale.ts"),
+        ...["--files", `${o.hostFiles}`, "--work-ms", `${o.hostWorkMs}`, "--rounds", `${o.hostRounds}`],
+        ...["--out", file],
+      ],
+      { cwd: root, stdio: ["ignore", "ignore", "inherit"] },
+    );
+    const {
+      command: scriptCommand,
+      date: _d,
+      machine: _m,
+      ...rest
+    } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    return { script: "bench/hosts-scale.ts", scriptCommand, ...rest };
   });
 
   await part("long", "long-audio", async () => {

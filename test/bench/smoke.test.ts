@@ -35,14 +35,14 @@ function assertHeader(r: any, name: string) {
   assert.ok(r.machine.cores > 0 && r.machine.cpuModel, `${name}: machine`);
 }
 
-describe("bench suite, smoke mode", { timeout: 300_000 }, () => {
+describe("bench suite, smoke mode", { timeout: 420_000 }, () => {
   before(async () => {
     await promisify(execFile)(
       process.execPath,
       ["--import", "tsx", "bench/run.ts", "--smoke", "--out", out],
       {
         cwd: root,
-        timeout: 280_000,
+        timeout: 400_000,
       },
     );
   });
@@ -89,6 +89,18 @@ describe("bench suite, smoke mode", { timeout: 300_000 }, () => {
     assertHeader(r, "scale-from-zero");
     const noop = r.results["noop (local-command model server)"];
     assert.ok(noop.medianToInServiceMs > 0 && noop.medianToResultMs >= noop.medianToInServiceMs);
+  });
+
+  it("scale across hosts: one worker host and two, in network namespaces, the same batch", (t) => {
+    const r = read("hosts-scale");
+    if (r.skipped) return t.skip(r.skipped);
+    assertHeader(r, "hosts-scale");
+    assert.equal(r.oneHostSeconds.length, r.twoHostsSeconds.length);
+    const floor = (r.files * r.workMs) / 1000;
+    for (const x of r.oneHostSeconds)
+      assert.ok(x >= floor, `one host cannot beat its model work: ${x} ≥ ${floor}`);
+    for (const x of r.twoHostsSeconds) assert.ok(x >= floor / 2, `two hosts: ${x} ≥ ${floor / 2}`);
+    assert.ok(r.speedup > 1, `two hosts finish the batch sooner than one: ${r.speedup}×`);
   });
 
   it("long audio: memory readings and a non-empty transcript", (t) => {
