@@ -112,6 +112,22 @@ test("manifests: the pods' settings load through kikitori's own configuration (r
   }
 });
 
+test("manifests: the worker's weights are pulled into the volume the worker reads them from", () => {
+  const spec = worker.spec!.template.spec!;
+  const init = spec.initContainers?.[0];
+  assert.deepEqual(init?.args?.slice(0, 2), ["models", "pull"]);
+  assert.equal(init?.image, spec.containers[0]!.image, "the same image");
+  const mount = (c: { volumeMounts?: { name: string; mountPath: string }[] }) => c.volumeMounts?.[0];
+  assert.deepEqual(mount(init), mount(spec.containers[0]!));
+  assert.ok(spec.volumes?.some((v) => v.name === mount(init)!.name));
+  // The image keeps models under its data directory (Dockerfile: KIKITORI_MODELS=/var/lib/kikitori/models).
+  assert.match(
+    readFileSync(join(repoRoot, "Dockerfile"), "utf8"),
+    /KIKITORI_MODELS=\/var\/lib\/kikitori\/models/,
+  );
+  assert.ok(`${mount(init)!.mountPath}/models`.startsWith("/var/lib/kikitori"));
+});
+
 test("manifests: probes, selectors and names line up", () => {
   for (const d of [api, worker]) {
     const pod = d.spec!.template;
