@@ -3,7 +3,8 @@
  * server as a process, tiny.en and the Silero VAD model): a long file is transcribed once without harm,
  * then again with its instance killed (SIGKILL) past half-way. The second attempt, on a new instance, takes
  * the chunks the first one finished from the store (checkpoints) and decodes only the rest; the transcript
- * is the same as the one made without a crash.
+ * is the same as the one made without a crash. Then the same with the service itself killed (SIGKILL) and
+ * started again on the same state.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,9 +12,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defaultModelsDir, modelFileName } from "../../src/models/registry.js";
 import { SILERO_VAD_MODEL } from "../../src/models/silero-vad.js";
-import { forEachBackend } from "../helpers/backends.js";
 import { ffmpeg, modelPath, noModel, sox, testdata } from "../helpers/fixtures.js";
-import { startTestServer, tempDir, waitFor } from "../helpers/server.js";
+import { forEachBackend, freshDatabase } from "../helpers/backends.js";
+import { serveProcess, startTestServer, tempDir, waitFor, type Api } from "../helpers/server.js";
 
 const vadModel = join(defaultModelsDir(), modelFileName(SILERO_VAD_MODEL));
 const skip =
@@ -88,6 +89,75 @@ forEachBackend((backend) => {
         assert.deepEqual(resumed.segments, whole.segments);
       } finally {
         await k.close();
+      }
+    },
+  );
+});
+
+/** Transcribes `input` as json on the built-in endpoint; the invocation id. */
+async function invoke(api: Api, input: string): Promise<string> {
+  const body = {
+    inputLocation: input,
+    contentType: "audio/wav",
+    options: { language: "en", format: "json" },
+  };
+  return (await api.ok("POST", "/v1/endpoints/whisper/invocations", body)).inferenceId as string;
+}
+
+async function pastHalfWay(api: Api, id: string): Promise<void> {
+  await waitFor(
+    async () => ((await api.ok("GET", `/v1/invocations/${id}`)).progress?.percent ?? 0) >= 55,
+    300_000,
+    "the run past 55 %",
+  );
+}
+
+forEachBackend((backend) => {
+  test(
+    `${backend}: the service killed past half-way and started again: the chunks done are not decoded again`,
+    { skip },
+    async (t) => {
+      const db = await freshDatabase(backend);
+      const env: Record<string, string> = {
+        KIKITORI_MODELS: join(modelPath, ".."),
+        ...(db.config.databaseUrl ? { KIKITORI_DATABASE_URL: db.config.databaseUrl } : {}),
+      };
+      const dataDir = tempDir("kk-resume-serve-");
+      const first = await serveProcess(dataDir, env);
+      let second: Awaited<ReturnType<typeof serveProcess>> | undefined;
+      try {
+        await first.api.endpoint("whisper", {
+          image: "kikitori/whisper",
+          environment: { KIKITORI_MODEL_FILE: modelPath, KIKITORI_VAD_MODEL: vadModel },
+        });
+        const input = await first.api.put(
+          "kikitori",
+          "resume/long.wav",
+          readFileSync(longFile()),
+          "audio/wav",
+        );
+        const id = await invoke(first.api, input);
+        await pastHalfWay(first.api, id);
+        await first.kill9();
+
+        second = await serveProcess(dataDir, env);
+        const view = await second.api.waitTerminal(id, 300_000);
+        assert.equal(view.state, "Succeeded", JSON.stringify(view.error));
+        const resumed = JSON.parse((await second.api.getObject(view.outputLocation)).text);
+        t.diagnostic(`chunks ${resumed.speech.chunks}, taken from checkpoints ${resumed.speech.resumed}`);
+        assert.ok(
+          resumed.speech.resumed >= 0.5 * resumed.speech.chunks,
+          `at least half of the chunks came from checkpoints: ${JSON.stringify(resumed.speech)}`,
+        );
+        // The same file again, uninterrupted, on the restarted service.
+        const whole = await second.api.waitTerminal(await invoke(second.api, input), 300_000);
+        const reference = JSON.parse((await second.api.getObject(whole.outputLocation)).text);
+        assert.equal(reference.speech.resumed, 0);
+        assert.equal(resumed.text, reference.text);
+        assert.deepEqual(resumed.segments, reference.segments);
+      } finally {
+        await first.kill9();
+        await second?.kill9();
       }
     },
   );
