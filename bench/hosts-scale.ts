@@ -18,11 +18,10 @@ import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { header, root } from "./lib/env.js";
-import { MOTO_CREDENTIALS } from "../test/helpers/moto.js";
 import { noopModelServer, waitFor } from "../test/helpers/server.js";
 import {
   adminKey,
-  CLUSTER_CREDENTIALS,
+  clusterEnv,
   createNetns,
   kikitoriIn,
   netnsUnavailable,
@@ -71,14 +70,8 @@ async function main(): Promise<void> {
     const [databaseUrl, s3] = await Promise.all([startPostgresIn(n, "db"), startMotoIn(n, "db")]);
     const key = await adminKey(databaseUrl);
     const env = {
+      ...clusterEnv(databaseUrl, s3),
       KIKITORI_QUIET: "1",
-      KIKITORI_ACCESS_KEY_ID: CLUSTER_CREDENTIALS.accessKeyId,
-      KIKITORI_SECRET_ACCESS_KEY: CLUSTER_CREDENTIALS.secretAccessKey,
-      KIKITORI_DATABASE_URL: databaseUrl,
-      KIKITORI_S3_ENDPOINT: s3,
-      KIKITORI_S3_ACCESS_KEY_ID: MOTO_CREDENTIALS.accessKeyId,
-      KIKITORI_S3_SECRET_ACCESS_KEY: MOTO_CREDENTIALS.secretAccessKey,
-      KIKITORI_ALLOW_LOCAL_IMAGES: "1",
       KIKITORI_INSTANCE_SLOTS: "1",
       KIKITORI_HOST_HEARTBEAT_MS: "500",
       KIKITORI_HOST_TTL_MS: "3000",

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import type { ChildProcess } from "node:child_process";
 import assert from "node:assert/strict";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { InvokeEndpointCommand, SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import {
   DescribeEndpointCommand,
   SageMakerClient,
@@ -13,6 +14,7 @@ import { MOTO_CREDENTIALS } from "../helpers/moto.js";
 import {
   adminKey,
   CLUSTER_CREDENTIALS,
+  clusterEnv,
   createNetns,
   kikitoriIn,
   netnsUnavailable,
@@ -40,18 +42,13 @@ test(
     const procs: { child: ChildProcess }[] = [];
     let s3: S3Client | undefined;
     let sm: SageMakerClient | undefined;
+    let smr: SageMakerRuntimeClient | undefined;
     try {
       const [databaseUrl, s3Endpoint] = await Promise.all([startPostgresIn(n, "db"), startMotoIn(n, "db")]);
       const key = await adminKey(databaseUrl);
       const env = {
+        ...clusterEnv(databaseUrl, s3Endpoint),
         KIKITORI_QUIET: "0",
-        KIKITORI_ACCESS_KEY_ID: CLUSTER_CREDENTIALS.accessKeyId,
-        KIKITORI_SECRET_ACCESS_KEY: CLUSTER_CREDENTIALS.secretAccessKey,
-        KIKITORI_DATABASE_URL: databaseUrl,
-        KIKITORI_S3_ENDPOINT: s3Endpoint,
-        KIKITORI_S3_ACCESS_KEY_ID: MOTO_CREDENTIALS.accessKeyId,
-        KIKITORI_S3_SECRET_ACCESS_KEY: MOTO_CREDENTIALS.secretAccessKey,
-        KIKITORI_ALLOW_LOCAL_IMAGES: "1",
         KIKITORI_LEASE_MS: "4000",
         KIKITORI_HEARTBEAT_MS: "500",
         KIKITORI_HOST_HEARTBEAT_MS: "500",
@@ -111,6 +108,40 @@ test(
         2,
         "DescribeEndpoint counts the cluster",
       );
+      // Synchronous InvokeEndpoint: the API process has no instance of its own; it streams each request
+      // to an InService instance on a worker host, through that host's listener.
+      const runtime = (smr = new SageMakerRuntimeClient({
+        endpoint: api.url,
+        region: "us-east-1",
+        credentials: CLUSTER_CREDENTIALS,
+      }));
+      for (let i = 0; i < 4; i++) {
+        const body = `synchronous ${i}`;
+        const r = await runtime.send(
+          new InvokeEndpointCommand({
+            EndpointName: "noop",
+            Body: Buffer.from(body),
+            ContentType: "audio/wav",
+          }),
+        );
+        assert.equal(r.InvokedProductionVariant, "AllTraffic");
+        assert.equal(
+          JSON.parse(Buffer.from(r.Body!).toString()).bytes,
+          body.length,
+          "the model server got the body",
+        );
+      }
+      // A worker's listener serves only the bearer of its host's token (kept in the store).
+      const [w1Instance] = await q<{ id: string }>(
+        "SELECT id FROM instances WHERE node = $1 AND state = 'InService'",
+        [ids.w1],
+      );
+      const refused = await fetch(`${hostOf.w1.url}/instances/${w1Instance!.id}/invocations`, {
+        method: "POST",
+        body: "x",
+        headers: { authorization: "Bearer not-the-token" },
+      });
+      assert.equal(refused.status, 401);
 
       const input = await api.api.put("kikitori", "inputs/clip.wav", Buffer.from("some audio"));
       const submit = async (count: number) => {
@@ -271,6 +302,7 @@ test(
     } finally {
       s3?.destroy();
       sm?.destroy();
+      smr?.destroy();
       for (const p of procs) await kill9(p.child);
       n.destroy();
     }

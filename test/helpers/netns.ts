@@ -24,6 +24,7 @@ import { Api, repoRoot, tempDir, waitFor } from "./server.js";
 import { openBackends } from "../../src/backends.js";
 import { loadConfig } from "../../src/config.js";
 import { createKey } from "../../src/auth/keys.js";
+import { MOTO_CREDENTIALS } from "./moto.js";
 
 const ip = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8" });
 /** `ip ...` where failing is fine (removing what may be gone already). */
@@ -279,6 +280,22 @@ export async function startMotoIn(n: Netns, ns: string): Promise<string> {
 
 /** SigV4 credentials for the API processes: with them the front doors are not open (open mode is loopback only). */
 export const CLUSTER_CREDENTIALS = { accessKeyId: "AKIDNETNSTEST", secretAccessKey: "netns-test-secret" };
+
+/**
+ * What every kikitori process of a test cluster shares: the database, S3 (moto), SigV4 credentials, and
+ * the no-op model server allowed as a local image.
+ */
+export function clusterEnv(databaseUrl: string, s3Endpoint: string): Record<string, string> {
+  return {
+    KIKITORI_DATABASE_URL: databaseUrl,
+    KIKITORI_S3_ENDPOINT: s3Endpoint,
+    KIKITORI_S3_ACCESS_KEY_ID: MOTO_CREDENTIALS.accessKeyId,
+    KIKITORI_S3_SECRET_ACCESS_KEY: MOTO_CREDENTIALS.secretAccessKey,
+    KIKITORI_ACCESS_KEY_ID: CLUSTER_CREDENTIALS.accessKeyId,
+    KIKITORI_SECRET_ACCESS_KEY: CLUSTER_CREDENTIALS.secretAccessKey,
+    KIKITORI_ALLOW_LOCAL_IMAGES: "1",
+  };
+}
 
 /** An admin API key in the cluster's database (as `kikitori keys create` from any machine would make it). */
 export async function adminKey(databaseUrl: string): Promise<string> {
