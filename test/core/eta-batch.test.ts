@@ -3,12 +3,13 @@
  * each backend. The model server works at a known speed (test/fixtures/noop-model-server.mjs with
  * NOOP_BYTES_PER_SECOND: each request takes its body's size at that rate), so the estimate learns a pace
  * that holds: a few invocations run first, then a batch of inputs of different sizes is queued at once and
- * each one's ETA, read right after, is compared with when it really finished (±30 % of the time ahead).
+ * each one's ETA, read right after, is compared with when it really finished (±30 % of the time ahead);
+ * then the same at zero instances, where the estimate must count the observed cold start.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { forEachBackend } from "../helpers/backends.js";
-import { noopModelServer, startTestServer } from "../helpers/server.js";
+import { noopModelServer, startTestServer, waitFor } from "../helpers/server.js";
 
 const BYTES_PER_SECOND = 40_000;
 const WARMUP = [40_000, 40_000, 40_000];
@@ -78,6 +79,50 @@ forEachBackend((backend) => {
       const judged = rows.filter((r) => r.ahead >= 1000);
       assert.ok(judged.length >= 5, `most of the batch lies ahead:\n${table}`);
       for (const r of judged) assert.ok(Math.abs(r.error) <= 0.3, `within ±30 %:\n${table}`);
+    } finally {
+      await k.close();
+    }
+  });
+});
+
+forEachBackend((backend) => {
+  test(`${backend}: at zero instances the ETA counts the observed cold start`, async (t) => {
+    const k = await startTestServer({}, backend);
+    try {
+      // The model server answers /ping 2.5 s after it starts: a cold start of known length.
+      await k.api.endpoint("cold", {
+        image: `local:${noopModelServer}`,
+        environment: { NOOP_BYTES_PER_SECOND: String(BYTES_PER_SECOND), NOOP_STARTUP_MS: "2500" },
+      });
+      const invoke = async (bytes: number, name: string) => {
+        const inputLocation = await k.api.put("kikitori", `cold/${name}.bin`, Buffer.alloc(bytes, 1));
+        return (await k.api.ok("POST", "/v1/endpoints/cold/invocations", { inputLocation }))
+          .inferenceId as string;
+      };
+      for (const [i, bytes] of WARMUP.entries()) await k.api.waitTerminal(await invoke(bytes, `warm-${i}`));
+      await k.api.scaleFromZero("cold", 1);
+      await waitFor(async () => k.manager.instancesOf("cold").length === 0, 30_000, "scaled in to zero", 100);
+
+      const ids = [];
+      for (const [i, bytes] of [40_000, 40_000, 40_000].entries())
+        ids.push(await invoke(bytes, `batch-${i}`));
+      const rows = [];
+      for (const id of ids) {
+        const readAt = Date.now();
+        const v = await k.api.ok("GET", `/v1/invocations/${id}`);
+        assert.ok(v.eta, `${id} has an estimate`);
+        rows.push({ id, readAt, finishAt: Date.parse(v.eta) });
+      }
+      const errors: number[] = [];
+      for (const r of rows) {
+        const actual = Date.parse((await k.api.waitTerminal(r.id)).timing.finishedAt);
+        const ahead = actual - r.readAt;
+        errors.push((r.finishAt - actual) / ahead);
+        t.diagnostic(`ahead ${ahead} ms, estimate off by ${(100 * errors.at(-1)!).toFixed(0)} %`);
+        // Without the cold start the first estimate would be 1 s against more than 3.5 s.
+        assert.ok(ahead > 3000, `the cold start lies ahead: ${ahead} ms`);
+      }
+      for (const e of errors) assert.ok(Math.abs(e) <= 0.3, `within ±30 %: ${errors.join(", ")}`);
     } finally {
       await k.close();
     }
