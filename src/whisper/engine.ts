@@ -236,8 +236,9 @@ export class WhisperEngine {
           speech.chunks += chunks.length;
           for (const chunk of chunks) {
             const start = pendingStart + chunk.regions[0]![0];
+            const end = pendingStart + chunk.regions[chunk.regions.length - 1]![1];
             const done = resume?.get(start);
-            if (done) {
+            if (done?.end === end) {
               language ||= done.language;
               segments.push(...done.segments);
               speech.resumed++;
@@ -250,10 +251,9 @@ export class WhisperEngine {
               });
               const decoded = toSegments(result.segments, spans, pendingStart, params.maxLen === 1);
               segments.push(...decoded);
-              onChunk?.({ start, language: language || "en", segments: decoded });
+              onChunk?.({ start, end, language: language || "en", segments: decoded });
             }
-            const [, end] = chunk.regions[chunk.regions.length - 1]!;
-            report((pendingStart + end) / SAMPLE_RATE);
+            report(end / SAMPLE_RATE);
           }
           pending = pending.subarray(keep);
           pendingStart += keep;

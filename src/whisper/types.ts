@@ -67,10 +67,12 @@ export interface Transcript {
 
 /**
  * A decoded chunk of a VAD-cut transcription, as checkpointed: the chunk is named by its first sample in
- * the source (16 kHz), which the same audio always cuts the same way; segments in the source's time.
+ * the source (16 kHz), which the same audio always cuts the same way, and taken only where it also ends
+ * where it did; segments in the source's time.
  */
 export interface ChunkResult {
   start: number;
+  end: number;
   language: string;
   segments: Omit<Segment, "id">[];
 }
