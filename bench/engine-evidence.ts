@@ -8,10 +8,14 @@
  *     points, whisper.cpp's own seek inside each, no conditioning) against the new one (speech-packed
  *     windows, one pass each, resuming at the last timestamp), counted by kikitori's addon.
  *
+ *  3. wall time of whisper.cpp's CLI, old against new (rounds interleaved), and on busy cores with libgomp's
+ *     default spinning against passive waits (the worker's setting).
+ *
  *   node --import tsx bench/engine-evidence.ts --old-cli DIR/whisper-cli [--new-cli FILE] [--model FILE] [--out FILE]
+ *     [--skip-callgrind] [--wall-rounds 5]
  * The old CLI: `git show 7d62327:bench/peers/build-whisper-cli.sh` built smart-whisper's whisper.cpp.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,10 +23,12 @@ import { parseArgs } from "node:util";
 import { defaultModelPath } from "../src/eval/cli.js";
 import { errorRate, wordErrors } from "../src/eval/metrics.js";
 import { quietestCut, SAMPLE_RATE } from "../src/whisper/energy.js";
+import { workerEnvironment } from "../src/whisper/isolated.js";
 import { loadAddon, type WhisperParams } from "../src/whisper/native.js";
 import { packWindow, packedLength, toSource } from "../src/whisper/windows.js";
 import { speechPieces, writeSpeech } from "./lib/audio.js";
 import { defaultTestdata, header, root } from "./lib/env.js";
+import { median } from "./lib/stats.js";
 
 const { values: a } = parseArgs({
   options: {
@@ -34,6 +40,8 @@ const { values: a } = parseArgs({
     model: { type: "string", default: defaultModelPath() },
     out: { type: "string", default: join(root, "bench", "results", "engine-evidence.json") },
     "skip-callgrind": { type: "boolean", default: false },
+    /** Interleaved rounds of the wall-time comparisons (0: none). */
+    "wall-rounds": { type: "string", default: "5" },
     /** label=callgrind.out,…: callgrind files of the addons called from Node (see bench/peers/addon-once.mjs). */
     "addon-callgrind": { type: "string" },
   },
@@ -87,6 +95,53 @@ function annotated(outFile: string, label: string) {
       share: Number(m[2]) / 100,
     }));
   return { label, instructions: total, top };
+}
+
+/** Wall seconds of one whisper.cpp CLI run on jfk.wav (process start to exit: model load included). */
+function cliSeconds(cli: string, threads: number, beam: number, env: NodeJS.ProcessEnv): number {
+  const started = performance.now();
+  execFileSync(cli, ["-m", a.model!, "-f", jfk, "-t", `${threads}`, "-l", "en", "-bs", `${beam}`], {
+    stdio: "ignore",
+    env,
+  });
+  return (performance.now() - started) / 1000;
+}
+
+/** Runs each configuration once per round, rounds interleaved; the median wall seconds of each. */
+function interleaved(rounds: number, configs: { label: string; run: () => number }[]) {
+  const times = configs.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++) configs.forEach((c, i) => times[i]!.push(c.run()));
+  return configs.map((c, i) => ({ label: c.label, seconds: times[i]!, median: median(times[i]!) }));
+}
+
+/**
+ * What each whisper.cpp costs per pass, in wall time (callgrind of the old CLI ran over 50 minutes on
+ * this machine), and what libgomp's spinning costs when other work holds the cores: two busy-looping
+ * processes stand for the other instances and the service.
+ */
+function wallTimes(rounds: number) {
+  const quiet = workerEnvironment(process.env);
+  const versions = interleaved(
+    rounds,
+    [1, 2].flatMap((threads) => [
+      ...(a["old-cli"]
+        ? [{ label: `1.7.1, ${threads} thread(s)`, run: () => cliSeconds(a["old-cli"]!, threads, 1, quiet) }]
+        : []),
+      { label: `1.9.1, ${threads} thread(s)`, run: () => cliSeconds(a["new-cli"]!, threads, 1, quiet) },
+    ]),
+  );
+  const hogs = [0, 1].map(() => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
+  try {
+    const spinning = { ...process.env };
+    delete spinning.OMP_WAIT_POLICY;
+    const busy = interleaved(rounds, [
+      { label: "libgomp default (spin)", run: () => cliSeconds(a["new-cli"]!, 2, 5, spinning) },
+      { label: "OMP_WAIT_POLICY=passive", run: () => cliSeconds(a["new-cli"]!, 2, 5, quiet) },
+    ]);
+    return { rounds, versions, busy };
+  } finally {
+    for (const h of hogs) h.kill("SIGKILL");
+  }
 }
 
 function readPcm(path: string): Int16Array {
@@ -162,6 +217,8 @@ try {
           : []),
         callgrind(a["new-cli"]!, "whisper.cpp 1.9.1 (kikitori's addon's sources and objects, GGML_NATIVE)"),
       ];
+  const rounds = Number(a["wall-rounds"]);
+  const wall = rounds > 0 ? wallTimes(rounds) : undefined;
   const previous = (() => {
     try {
       return JSON.parse(readFileSync(a.out!, "utf8")) as { callgrind?: unknown; addon?: unknown };
@@ -176,6 +233,9 @@ try {
         ...header(`node --import tsx bench/engine-evidence.ts ${process.argv.slice(2).join(" ")}`),
         audioSeconds: speech.seconds,
         windowing: win,
+        wall,
+        wallAudio:
+          "testdata/speech/jfk.wav (11 s), tiny.en F16, whisper.cpp's CLI; versions greedy, busy cores beam 5 on 2 threads",
         callgrind: calls.length ? calls : previous.callgrind,
         addon: a["addon-callgrind"]
           ? a["addon-callgrind"].split(",").map((kv) => {

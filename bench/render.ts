@@ -452,6 +452,32 @@ export function render(out: string, mdPath: string): void {
         : []),
       `Encoder passes on the ${fmt(evidence.audioSeconds, 1)} s engine file (same addon and weights, greedy, 2 threads): the old windowing made **${w.old.passes}** (${(w.old.windows as Json[]).map((x: Json) => `${fmt(x.seconds, 1)} s → ${x.passes}`).join(", ")}; WER ${pct(w.old.wer)}); the packed windows make **${w.new.passes}** (${(w.new.windows as Json[]).map((x: Json) => `${fmt(x.seconds, 1)} s → ${x.passes}`).join(", ")}; ${fmt(w.new.packedSeconds, 1)} s once silences are shortened; WER ${pct(w.new.wer)}).`,
       "",
+      ...(evidence.wall
+        ? [
+            `Wall time of whisper.cpp's CLI, ${evidence.wallAudio}: median of ${evidence.wall.rounds} interleaved rounds, process start to exit (model load included).`,
+            "",
+            table(
+              ["whisper.cpp", "median s", "runs s"],
+              (evidence.wall.versions as Json[]).map((v: Json) => [
+                v.label,
+                fmt(v.median, 2),
+                (v.seconds as number[]).map((x) => fmt(x, 2)).join(", "),
+              ]),
+            ),
+            "",
+            "5. **Spinning on busy cores**: ggml's CPU backend meets at an OpenMP barrier after every graph node, and libgomp spins there by default. When other work holds the cores (other instances, the service, a neighbour), a spinning thread burns the time slice the thread it waits for needs. The whisper worker now sets `OMP_WAIT_POLICY=passive` (src/whisper/isolated.ts). With two busy-looping processes beside the CLI:",
+            "",
+            table(
+              ["busy cores, 2 threads, beam 5", "median s", "runs s"],
+              (evidence.wall.busy as Json[]).map((v: Json) => [
+                v.label,
+                fmt(v.median, 2),
+                (v.seconds as number[]).map((x) => fmt(x, 2)).join(", "),
+              ]),
+            ),
+            "",
+          ]
+        : []),
     );
   }
 
