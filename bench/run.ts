@@ -228,39 +228,19 @@ try {
     };
   });
 
-  await part("quality", "engine-quality", async () => {
-    const file = join(out, "engine-quality.json");
-    const args = ["--threads", `${o.threads}`, "--model", a.model!, "--testdata", a.testdata!, "--out", file];
+  /**
+   * Runs a benchmark that is its own script (`bench/<name>.ts ... --out <out>/<name>.json`) and returns its
+   * results without the header the part adds again.
+   */
+  const script = (name: string, args: string[], env: NodeJS.ProcessEnv = process.env) => {
+    const file = join(out, `${name}.json`);
     execFileSync(
       process.execPath,
-      [
-        "--import",
-        "tsx",
-        join(root, "bench", "engine-quality.ts"),
-        ...args,
-        ...(a.ct2 ? ["--ct2", a.ct2] : ["--wheel", a.wheel!]),
-      ],
-      { cwd: root, stdio: ["ignore", "ignore", "inherit"] },
-    );
-    const {
-      command: scriptCommand,
-      date: _d,
-      machine: _m,
-      ...rest
-    } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-    return { script: "bench/engine-quality.ts", scriptCommand, ...rest };
-  });
-
-  // Multilingual base beside faster-whisper (its own script; needs ggml-base.bin, fetched by setup).
-  await part("languages", "engine-quality-languages", async () => {
-    const file = join(out, "engine-quality-languages.json");
-    const args = ["--threads", `${o.threads}`, "--testdata", a.testdata!, "--out", file];
-    execFileSync(
-      process.execPath,
-      ["--import", "tsx", join(root, "bench", "engine-quality-languages.ts"), ...args],
+      ["--import", "tsx", join(root, "bench", `${name}.ts`), ...args, "--out", file],
       {
         cwd: root,
         stdio: ["ignore", "ignore", "inherit"],
+        env,
       },
     );
     const {
@@ -269,56 +249,34 @@ try {
       machine: _m,
       ...rest
     } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-    return { script: "bench/engine-quality-languages.ts", scriptCommand, ...rest };
-  });
+    return { script: `bench/${name}.ts`, scriptCommand, ...rest };
+  };
 
-  await part("sfz", "scale-from-zero", async () => {
-    const file = join(out, "scale-from-zero.json");
-    execFileSync(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        join(root, "bench", "scale-from-zero.ts"),
-        "--runs",
-        `${o.sfzRuns}`,
-        "--out",
-        file,
-        ...(smoke ? ["--noop-only"] : []),
-      ],
-      { cwd: root, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, KIKITORI_QUIET: "1" } },
-    );
-    const {
-      command: _c,
-      date: _d,
-      machine: _m,
-      ...rest
-    } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-    return { script: "bench/scale-from-zero.ts", ...rest };
-  });
+  await part("quality", "engine-quality", async () =>
+    script("engine-quality", [
+      ...["--threads", `${o.threads}`, "--model", a.model!, "--testdata", a.testdata!],
+      ...(a.ct2 ? ["--ct2", a.ct2] : ["--wheel", a.wheel!]),
+    ]),
+  );
 
-  await part("hosts", "hosts-scale", async () => {
-    // Each host in its own network namespace: root and iproute2; the script says "skipped" without them.
-    const file = join(out, "hosts-scale.json");
-    execFileSync(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        join(root, "bench", "hosts-scale.ts"),
-        ...["--files", `${o.hostFiles}`, "--work-ms", `${o.hostWorkMs}`, "--rounds", `${o.hostRounds}`],
-        ...["--out", file],
-      ],
-      { cwd: root, stdio: ["ignore", "ignore", "inherit"] },
-    );
-    const {
-      command: scriptCommand,
-      date: _d,
-      machine: _m,
-      ...rest
-    } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-    return { script: "bench/hosts-scale.ts", scriptCommand, ...rest };
-  });
+  // Multilingual base beside faster-whisper (needs ggml-base.bin, fetched by setup).
+  await part("languages", "engine-quality-languages", async () =>
+    script("engine-quality-languages", ["--threads", `${o.threads}`, "--testdata", a.testdata!]),
+  );
+
+  await part("sfz", "scale-from-zero", async () =>
+    script("scale-from-zero", ["--runs", `${o.sfzRuns}`, ...(smoke ? ["--noop-only"] : [])], {
+      ...process.env,
+      KIKITORI_QUIET: "1",
+    }),
+  );
+
+  // Each host in its own network namespace: root and iproute2; the script says "skipped" without them.
+  await part("hosts", "hosts-scale", async () =>
+    script("hosts-scale", [
+      ...["--files", `${o.hostFiles}`, "--work-ms", `${o.hostWorkMs}`, "--rounds", `${o.hostRounds}`],
+    ]),
+  );
 
   await part("long", "long-audio", async () => {
     if (!hasModel) return modelMissing;
