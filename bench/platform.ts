@@ -10,7 +10,7 @@
  * performance.now() around the HTTP calls (they include the long poll that reports the end).
  */
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { noopServer, postgresDatabase, serve, sleep, type Client, type ServeChild } from "./lib/service.js";
 import { summary, round, type Summary } from "./lib/stats.js";
 
@@ -211,7 +211,13 @@ export async function runPlatform(o: PlatformOptions) {
   else if (!existsSync(o.modelPath))
     results.tinyLatency = { skipped: `${o.modelPath} does not exist (scripts/fetch-test-model)` };
   else {
-    const tiny = await serve({ KIKITORI_MODELS: join(o.modelPath, "..") });
+    // The built-in image runs the default model (multilingual base since #13): ask for this file's model.
+    const tiny = await serve({
+      KIKITORI_MODELS: join(o.modelPath, ".."),
+      KIKITORI_DEFAULT_MODEL: basename(o.modelPath)
+        .replace(/^ggml-/, "")
+        .replace(/\.bin$/, ""),
+    });
     try {
       await tiny.client.endpoint("tiny", { image: "kikitori/whisper" }, { instances: 1, maxConcurrent: 1 });
       o.log(`platform: latency, ${o.tinyClips} clips on tiny.en`);
