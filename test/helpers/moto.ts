@@ -3,15 +3,7 @@
  * not write, on a free loopback port, for as long as the test file needs it.
  */
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+import { freePort } from "../../src/instances/model-server.js";
 
 export const MOTO_CREDENTIALS = { accessKeyId: "testing", secretAccessKey: "testing" };
 

@@ -1,17 +1,9 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
+import { freePort } from "../../src/instances/model-server.js";
 import { Api, noopModelServer, serveProcess, tempDir, waitFor } from "../helpers/server.js";
 import { Receiver } from "./receiver.js";
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 
 /** `kikitori serve` as a child process on `port`, so it can be killed with SIGKILL and restarted there. */
 async function serve(port: number, dataDir: string): Promise<ChildProcess> {

@@ -6,21 +6,12 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ping } from "../../src/instances/model-server.js";
+import { freePort, ping } from "../../src/instances/model-server.js";
 import { noModel, repoRoot, tempDir } from "../helpers/fixtures.js";
 import { waitFor } from "../helpers/server.js";
 import { modelDir } from "./helpers.js";
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 
 /** Running (a zombie waiting for whoever adopted it to reap it has exited: it counts as gone). */
 const alive = (pid: number) => {
