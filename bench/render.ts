@@ -398,6 +398,12 @@ export function render(out: string, mdPath: string): void {
     );
   }
   const evidence = read(out, "engine-evidence");
+  /** A row of the evidence's wall-time tables: label, median, every run. */
+  const wallRow = (v: Json) => [
+    v.label,
+    fmt(v.median, 2),
+    (v.seconds as number[]).map((x) => fmt(x, 2)).join(", "),
+  ];
   if (evidence) {
     const w = evidence.windowing;
     s.push(
@@ -456,24 +462,13 @@ export function render(out: string, mdPath: string): void {
         ? [
             `Wall time of whisper.cpp's CLI, ${evidence.wallAudio}: median of ${evidence.wall.rounds} interleaved rounds, process start to exit (model load included).`,
             "",
-            table(
-              ["whisper.cpp", "median s", "runs s"],
-              (evidence.wall.versions as Json[]).map((v: Json) => [
-                v.label,
-                fmt(v.median, 2),
-                (v.seconds as number[]).map((x) => fmt(x, 2)).join(", "),
-              ]),
-            ),
+            table(["whisper.cpp", "median s", "runs s"], (evidence.wall.versions as Json[]).map(wallRow)),
             "",
             "5. **Spinning on busy cores**: ggml's CPU backend meets at an OpenMP barrier after every graph node, and libgomp spins there by default. When other work holds the cores (other instances, the service, a neighbour), a spinning thread burns the time slice the thread it waits for needs. The whisper worker now sets `OMP_WAIT_POLICY=passive` (src/whisper/isolated.ts). With two busy-looping processes beside the CLI:",
             "",
             table(
               ["busy cores, 2 threads, beam 5", "median s", "runs s"],
-              (evidence.wall.busy as Json[]).map((v: Json) => [
-                v.label,
-                fmt(v.median, 2),
-                (v.seconds as number[]).map((x) => fmt(x, 2)).join(", "),
-              ]),
+              (evidence.wall.busy as Json[]).map(wallRow),
             ),
             "",
           ]
