@@ -13,6 +13,7 @@ import type {
   Outcome,
   StateStore,
 } from "../queue/types.js";
+import type { ChunkLease, ChunkProgress, PlannedChunk } from "../queue/chunks.js";
 import { ERRORS, KikitoriError, notFound, validation, type ErrorCode } from "../errors.js";
 import {
   INVOCATION_TIMEOUT_SECONDS,
@@ -87,6 +88,8 @@ export interface ServiceEvents {
   "invocation:queued": [Invocation];
   "invocation:cancel": [Invocation];
   "invocation:finished": [Invocation];
+  /** Chunks of a long invocation became leasable on this endpoint (planned, or given back). */
+  "chunks:queued": [string];
   "endpoint:changed": [Endpoint];
   /** A runner's timing points of one successful attempt (for the metrics box). */
   "invocation:timing": [InvocationTiming];
@@ -673,6 +676,65 @@ export class Service extends EventEmitter<ServiceEvents> {
     return this.state.listCheckpoints(id);
   }
 
+  // --- chunks of long invocations (src/queue/chunks.ts): the runner's chunk path ---
+
+  /** Stores the plan of a Running invocation that `owner` leased; its chunks become leasable (false: lease lost). */
+  async planChunks(
+    inv: Invocation,
+    owner: string,
+    variant: string,
+    chunks: PlannedChunk[],
+  ): Promise<boolean> {
+    const saved = await this.state.saveChunkPlan(inv.id, owner, variant, chunks);
+    if (saved) this.emit("chunks:queued", inv.endpoint);
+    return saved;
+  }
+
+  /** Takes up to `max` queued chunks of the variant's running invocations, each with its invocation. */
+  async leaseChunks(
+    endpoint: string,
+    variant: string,
+    owner: string,
+    max: number,
+    leaseMs: number,
+  ): Promise<Array<ChunkLease & { invocation: Invocation }>> {
+    const leased = await this.state.leaseChunks(endpoint, variant, owner, max, leaseMs, Date.now());
+    const out: Array<ChunkLease & { invocation: Invocation }> = [];
+    for (const c of leased) {
+      const invocation = await this.state.getInvocation(c.invocationId);
+      if (invocation) out.push({ ...c, invocation });
+    }
+    return out;
+  }
+
+  heartbeatChunk(id: string, idx: number, owner: string, leaseMs: number): Promise<HeartbeatResult> {
+    return this.state.heartbeatChunk(id, idx, owner, leaseMs, Date.now());
+  }
+
+  /** Keeps a chunk's result, or its error (which fails the invocation); false when `owner` lost the chunk. */
+  finishChunk(
+    id: string,
+    idx: number,
+    owner: string,
+    outcome: { result: unknown } | { error: string },
+  ): Promise<boolean> {
+    return this.state.finishChunk(id, idx, owner, outcome);
+  }
+
+  /** Gives a leased chunk back (its instance stopped): requeued while attempts remain, else failed with `error`. */
+  async releaseChunk(id: string, idx: number, owner: string, error: string): Promise<void> {
+    for (const endpoint of await this.state.releaseChunks({ id, idx, owner }, error))
+      this.emit("chunks:queued", endpoint);
+  }
+
+  chunkProgress(id: string): Promise<ChunkProgress | undefined> {
+    return this.state.chunkProgress(id);
+  }
+
+  chunkResults(id: string): Promise<{ idx: number; result: unknown }[]> {
+    return this.state.chunkResults(id);
+  }
+
   /**
    * The one requeue-or-fail rule, for every path that gives work back (a crashed or drained instance, a
    * lapsed lease, a restart): requeued while the cause is retryable (the error catalogue says) and attempts
@@ -860,6 +922,13 @@ export class Service extends EventEmitter<ServiceEvents> {
       )
         expired++;
     }
+    // Chunks whose instance stopped renewing go back to the queue (their invocation's own lease is separate).
+    const chunks = await this.state.releaseChunks(
+      { lapsedBefore: now },
+      "the instances decoding this chunk stopped renewing its lease",
+    );
+    requeued += chunks.length;
+    for (const endpoint of new Set(chunks)) this.emit("chunks:queued", endpoint);
     for (const inv of await this.state.findLapsedLeases(now, 500)) {
       const r = await this.giveBack(inv, inv.leaseOwner, {
         code: "LeaseExpired",

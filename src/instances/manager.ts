@@ -62,6 +62,7 @@ export class InstanceManager {
   async start(): Promise<void> {
     await this.reapOrphans();
     this.service.on("invocation:queued", (inv) => this.wake(inv.endpoint));
+    this.service.on("chunks:queued", (endpoint) => this.wake(endpoint));
     this.service.on("invocation:cancel", (inv) => this.abort(inv));
     this.service.on("cluster:placement", (hosts) => {
       if (hosts.includes(this.o.hostId)) this.schedule();

@@ -11,6 +11,7 @@ import type { Delivery, Subscription, Topic } from "../notify/store.js";
 import type { Scope } from "../auth/types.js";
 import type { AwsResource, AwsResourceKind } from "./aws-store.js";
 import type { ApiKeyRecord, SessionRecord } from "./key-store.js";
+import type { ChunkLease, ChunkProgress } from "./chunks.js";
 import type { OutboxEvent } from "./types.js";
 
 /**
@@ -200,3 +201,22 @@ export const toSession = (r: Row): SessionRecord => ({
   createdAt: Number(r.created_at),
   expiresAt: Number(r.expires_at),
 });
+
+export const toChunkLease = (r: Row): ChunkLease => ({
+  invocationId: String(r.invocation_id),
+  idx: Number(r.idx),
+  data: json(r.data),
+  attempts: Number(r.attempts),
+});
+
+/** From COUNT/SUM columns n, done, speech, done_s, failed (no chunks: no plan). */
+export const toChunkProgress = (r: Row): ChunkProgress | undefined =>
+  Number(r.n) === 0
+    ? undefined
+    : {
+        chunks: Number(r.n),
+        done: Number(r.done ?? 0),
+        ...(r.failed !== null && r.failed !== undefined ? { failed: String(r.failed) } : {}),
+        speechSeconds: Number(r.speech),
+        doneSeconds: Number(r.done_s),
+      };

@@ -10,6 +10,7 @@ import type {
   Model,
   Placement,
 } from "../core/types.js";
+import type { ChunkStore } from "./chunks.js";
 
 export type NewInvocation = Omit<
   Invocation,
@@ -99,7 +100,7 @@ export interface OutboxEvent {
  * Durable state and the work queue. SQLite implements it for the embedded default; a PostgreSQL
  * implementation must pass the same contract tests (test/queue/contract.ts).
  */
-export interface StateStore {
+export interface StateStore extends ChunkStore {
   close(): Promise<void>;
 
   createModel(m: Model): Promise<void>;

@@ -15,6 +15,7 @@ const LANDED = [
   "0010-input-bytes",
   "0011-cluster",
   "0012-checkpoints",
+  "0013-chunks",
 ];
 
 test("migrations: the same names on both backends, in run order, and none that landed renamed", () => {

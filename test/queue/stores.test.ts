@@ -1,5 +1,6 @@
 import { forEachBackend, freshDatabase } from "../helpers/backends.js";
 import { awsStoreContract } from "./aws-contract.js";
+import { chunkStoreContract } from "./chunk-contract.js";
 import { clusterStoreContract } from "./cluster-contract.js";
 import { keyStoreContract } from "./key-contract.js";
 import { notifyStoreContract } from "./notify-contract.js";
@@ -15,4 +16,5 @@ forEachBackend((backend) => {
   awsStoreContract(backend, fresh);
   keyStoreContract(backend, fresh);
   clusterStoreContract(backend, fresh);
+  chunkStoreContract(backend, fresh);
 });

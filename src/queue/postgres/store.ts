@@ -17,6 +17,8 @@ import {
   toInstance,
   toInvocation,
   toOutboxEvent,
+  toChunkLease,
+  toChunkProgress,
   toPlacement,
   type Row,
 } from "../rows.js";
@@ -35,6 +37,7 @@ import {
   type Outcome,
   type StateStore,
 } from "../types.js";
+import type { ChunkLease, ChunkProgress, PlannedChunk } from "../chunks.js";
 import { isUniqueViolation, params, rows, tx } from "./db.js";
 
 /** The NOTIFY channels of the wake-ups (coordinator.ts listens). */
@@ -410,6 +413,7 @@ export class PgStateStore implements StateStore {
       );
       if (!r) return false;
       await c.query("DELETE FROM invocation_checkpoints WHERE invocation_id = $1", [id]);
+      await c.query("DELETE FROM invocation_chunks WHERE invocation_id = $1", [id]);
       // The terminal event is committed with the state change (the outbox), so a crash cannot lose it.
       await c.query("INSERT INTO outbox (invocation_id, type, payload, created_at) VALUES ($1, $2, $3, $4)", [
         id,
@@ -442,6 +446,153 @@ export class PgStateStore implements StateStore {
       [id],
     );
     return rs.map((r) => ({ key: Number(r.key), data: JSON.parse(String(r.data)) as unknown }));
+  }
+
+  // --- chunks of long invocations (src/queue/chunks.ts) ---
+
+  async saveChunkPlan(id: string, owner: string, variant: string, chunks: PlannedChunk[]): Promise<boolean> {
+    return tx(this.pool, async (c) => {
+      // The parent's row lock orders concurrent plans of one invocation; a stored plan is kept whole.
+      const [parent] = await rows(
+        c,
+        "SELECT endpoint, seq FROM invocations WHERE id = $1 AND state = 'Running' AND lease_owner = $2 FOR UPDATE",
+        [id, owner],
+      );
+      if (!parent) return false;
+      const [planned] = await rows(c, "SELECT 1 FROM invocation_chunks WHERE invocation_id = $1 LIMIT 1", [
+        id,
+      ]);
+      if (planned || !chunks.length) return true;
+      await c.query(
+        `INSERT INTO invocation_chunks (invocation_id, idx, endpoint, variant, parent_seq, data, speech_s)
+           SELECT $1, i, $2, $3, $4, d, s FROM unnest($5::int[], $6::text[], $7::float8[]) AS c(i, d, s)`,
+        [
+          id,
+          parent.endpoint,
+          variant,
+          parent.seq,
+          chunks.map((ch) => ch.idx),
+          chunks.map((ch) => JSON.stringify(ch.data)),
+          chunks.map((ch) => ch.speechSeconds),
+        ],
+      );
+      await c.query("SELECT pg_notify($1, $2)", [CHANNEL.queued, parent.endpoint]);
+      return true;
+    });
+  }
+
+  async leaseChunks(
+    endpoint: string,
+    variant: string,
+    owner: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<ChunkLease[]> {
+    if (max <= 0) return [];
+    // SKIP LOCKED: chunks another instance is taking right now are passed over, not waited for.
+    const rs = await rows(
+      this.pool,
+      `WITH picked AS (
+         SELECT c.invocation_id, c.idx FROM invocation_chunks c JOIN invocations i ON i.id = c.invocation_id
+          WHERE c.endpoint = $1 AND c.variant = $2 AND c.state = 'queued'
+            AND i.state = 'Running' AND NOT i.cancel_requested AND c.attempts < i.max_attempts
+          ORDER BY c.parent_seq, c.idx LIMIT $4 FOR UPDATE OF c SKIP LOCKED)
+       UPDATE invocation_chunks c
+          SET state = 'running', lease_owner = $3, lease_expires_at = $5, attempts = c.attempts + 1
+         FROM picked WHERE c.invocation_id = picked.invocation_id AND c.idx = picked.idx
+        RETURNING c.invocation_id, c.idx, c.data, c.attempts, c.parent_seq`,
+      [endpoint, variant, owner, max, now + leaseMs],
+    );
+    return rs
+      .sort((a, b) => Number(a.parent_seq) - Number(b.parent_seq) || Number(a.idx) - Number(b.idx))
+      .map(toChunkLease);
+  }
+
+  async heartbeatChunk(
+    id: string,
+    idx: number,
+    owner: string,
+    leaseMs: number,
+    now: number,
+  ): Promise<HeartbeatResult> {
+    const [r] = await rows(
+      this.pool,
+      `UPDATE invocation_chunks c SET lease_expires_at = $1 FROM invocations i
+        WHERE c.invocation_id = $2 AND c.idx = $3 AND c.state = 'running' AND c.lease_owner = $4
+          AND i.id = c.invocation_id
+        RETURNING i.cancel_requested`,
+      [now + leaseMs, id, idx, owner],
+    );
+    if (!r) return "lost";
+    return r.cancel_requested ? "cancel-requested" : "ok";
+  }
+
+  async finishChunk(
+    id: string,
+    idx: number,
+    owner: string,
+    outcome: { result: unknown } | { error: string },
+  ): Promise<boolean> {
+    const done = "result" in outcome;
+    const r = await this.pool.query(
+      `UPDATE invocation_chunks SET state = $1, result = $2, error = $3, lease_owner = NULL, lease_expires_at = NULL
+        WHERE invocation_id = $4 AND idx = $5 AND state = 'running' AND lease_owner = $6`,
+      [
+        done ? "done" : "failed",
+        done ? JSON.stringify(outcome.result) : null,
+        done ? null : outcome.error,
+        id,
+        idx,
+        owner,
+      ],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async releaseChunks(
+    which: { id: string; idx: number; owner: string } | { lapsedBefore: number },
+    error: string,
+  ): Promise<string[]> {
+    const [where, args] =
+      "lapsedBefore" in which
+        ? ["c.lease_expires_at <= $2", [which.lapsedBefore]]
+        : ["c.invocation_id = $2 AND c.idx = $3 AND c.lease_owner = $4", [which.id, which.idx, which.owner]];
+    const rs = await rows(
+      this.pool,
+      `WITH r AS (
+         UPDATE invocation_chunks c
+            SET state = CASE WHEN c.attempts < i.max_attempts THEN 'queued' ELSE 'failed' END,
+                error = CASE WHEN c.attempts < i.max_attempts THEN NULL ELSE $1 END,
+                lease_owner = NULL, lease_expires_at = NULL
+           FROM invocations i
+          WHERE i.id = c.invocation_id AND c.state = 'running' AND ${where}
+          RETURNING c.endpoint, c.state)
+       SELECT endpoint, state, CASE WHEN state = 'queued' THEN pg_notify('${CHANNEL.queued}', endpoint) END FROM r`,
+      [error, ...args],
+    );
+    return rs.filter((r) => r.state === "queued").map((r) => String(r.endpoint));
+  }
+
+  async chunkProgress(id: string): Promise<ChunkProgress | undefined> {
+    const [r] = await rows(
+      this.pool,
+      `SELECT count(*) AS n, count(*) FILTER (WHERE state = 'done') AS done, COALESCE(sum(speech_s), 0) AS speech,
+              COALESCE(sum(speech_s) FILTER (WHERE state = 'done'), 0) AS done_s,
+              (SELECT error FROM invocation_chunks WHERE invocation_id = $1 AND state = 'failed' ORDER BY idx LIMIT 1) AS failed
+         FROM invocation_chunks WHERE invocation_id = $1`,
+      [id],
+    );
+    return toChunkProgress(r!);
+  }
+
+  async chunkResults(id: string): Promise<{ idx: number; result: unknown }[]> {
+    const rs = await rows(
+      this.pool,
+      "SELECT idx, result FROM invocation_chunks WHERE invocation_id = $1 AND state = 'done' ORDER BY idx",
+      [id],
+    );
+    return rs.map((r) => ({ idx: Number(r.idx), result: JSON.parse(String(r.result)) as unknown }));
   }
 
   async requestCancel(id: string): Promise<boolean> {

@@ -34,9 +34,12 @@ import {
   toInstance,
   toInvocation,
   toOutboxEvent,
+  toChunkLease,
+  toChunkProgress,
   toPlacement,
   type Row,
 } from "../rows.js";
+import type { ChunkLease, ChunkProgress, PlannedChunk } from "../chunks.js";
 import { placeholders, statementCache } from "./rows.js";
 import { migrate } from "./schema.js";
 
@@ -375,6 +378,7 @@ export class SqliteStateStore implements StateStore {
     const row = this.q(sql + " RETURNING *").get(...args) as Row | undefined;
     if (!row) return false;
     this.q("DELETE FROM invocation_checkpoints WHERE invocation_id = ?").run(id);
+    this.q("DELETE FROM invocation_chunks WHERE invocation_id = ?").run(id);
     // The terminal event is committed with the state change (the outbox), so a crash cannot lose it.
     const inv = toInvocation(row);
     this.q("INSERT INTO outbox (invocation_id, type, payload, created_at) VALUES (?, ?, ?, ?)").run(
@@ -409,6 +413,124 @@ export class SqliteStateStore implements StateStore {
       "SELECT key, data FROM invocation_checkpoints WHERE invocation_id = ? ORDER BY key",
     ).all(id) as Row[];
     return rs.map((r) => ({ key: Number(r.key), data: JSON.parse(String(r.data)) as unknown }));
+  }
+
+  // --- chunks of long invocations (src/queue/chunks.ts) ---
+
+  async saveChunkPlan(id: string, owner: string, variant: string, chunks: PlannedChunk[]): Promise<boolean> {
+    return this.db.transaction(() => {
+      const parent = this.q(
+        "SELECT endpoint, seq FROM invocations WHERE id = ? AND state = 'Running' AND lease_owner = ?",
+      ).get(id, owner) as Row | undefined;
+      if (!parent) return false;
+      // A stored plan is kept whole.
+      if (this.q("SELECT 1 FROM invocation_chunks WHERE invocation_id = ? LIMIT 1").get(id)) return true;
+      const insert = this.q(
+        `INSERT INTO invocation_chunks (invocation_id, idx, endpoint, variant, parent_seq, data, speech_s)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const c of chunks)
+        insert.run(id, c.idx, parent.endpoint, variant, parent.seq, JSON.stringify(c.data), c.speechSeconds);
+      return true;
+    })();
+  }
+
+  async leaseChunks(
+    endpoint: string,
+    variant: string,
+    owner: string,
+    max: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<ChunkLease[]> {
+    if (max <= 0) return [];
+    const rs = this.q(
+      `UPDATE invocation_chunks
+          SET state = 'running', lease_owner = @owner, lease_expires_at = @until, attempts = attempts + 1
+        WHERE rowid IN (SELECT c.rowid FROM invocation_chunks c JOIN invocations i ON i.id = c.invocation_id
+                         WHERE c.endpoint = @endpoint AND c.variant = @variant AND c.state = 'queued'
+                           AND i.state = 'Running' AND i.cancel_requested = 0 AND c.attempts < i.max_attempts
+                         ORDER BY c.parent_seq, c.idx LIMIT @max)
+        RETURNING invocation_id, idx, data, attempts, parent_seq`,
+    ).all({ endpoint, variant, owner, max, until: now + leaseMs }) as Row[];
+    return rs
+      .sort((a, b) => Number(a.parent_seq) - Number(b.parent_seq) || Number(a.idx) - Number(b.idx))
+      .map(toChunkLease);
+  }
+
+  async heartbeatChunk(
+    id: string,
+    idx: number,
+    owner: string,
+    leaseMs: number,
+    now: number,
+  ): Promise<HeartbeatResult> {
+    const r = this.q(
+      `UPDATE invocation_chunks SET lease_expires_at = ?
+        WHERE invocation_id = ? AND idx = ? AND state = 'running' AND lease_owner = ?
+        RETURNING (SELECT cancel_requested FROM invocations WHERE id = invocation_id) AS cancel`,
+    ).get(now + leaseMs, id, idx, owner) as Row | undefined;
+    if (!r) return "lost";
+    return Number(r.cancel) ? "cancel-requested" : "ok";
+  }
+
+  async finishChunk(
+    id: string,
+    idx: number,
+    owner: string,
+    outcome: { result: unknown } | { error: string },
+  ): Promise<boolean> {
+    const done = "result" in outcome;
+    return (
+      this.q(
+        `UPDATE invocation_chunks SET state = ?, result = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL
+          WHERE invocation_id = ? AND idx = ? AND state = 'running' AND lease_owner = ?`,
+      ).run(
+        done ? "done" : "failed",
+        done ? JSON.stringify(outcome.result) : null,
+        done ? null : outcome.error,
+        id,
+        idx,
+        owner,
+      ).changes > 0
+    );
+  }
+
+  async releaseChunks(
+    which: { id: string; idx: number; owner: string } | { lapsedBefore: number },
+    error: string,
+  ): Promise<string[]> {
+    const [where, args] =
+      "lapsedBefore" in which
+        ? ["lease_expires_at <= ?", [which.lapsedBefore]]
+        : ["invocation_id = ? AND idx = ? AND lease_owner = ?", [which.id, which.idx, which.owner]];
+    const retry = "attempts < (SELECT max_attempts FROM invocations WHERE id = invocation_id)";
+    const rs = this.q(
+      `UPDATE invocation_chunks
+          SET state = CASE WHEN ${retry} THEN 'queued' ELSE 'failed' END,
+              error = CASE WHEN ${retry} THEN NULL ELSE ? END,
+              lease_owner = NULL, lease_expires_at = NULL
+        WHERE state = 'running' AND ${where}
+        RETURNING endpoint, state`,
+    ).all(error, ...args) as Row[];
+    return rs.filter((r) => r.state === "queued").map((r) => String(r.endpoint));
+  }
+
+  async chunkProgress(id: string): Promise<ChunkProgress | undefined> {
+    const r = this.q(
+      `SELECT COUNT(*) AS n, SUM(state = 'done') AS done, COALESCE(SUM(speech_s), 0) AS speech,
+              COALESCE(SUM(CASE WHEN state = 'done' THEN speech_s ELSE 0 END), 0) AS done_s,
+              (SELECT error FROM invocation_chunks WHERE invocation_id = ? AND state = 'failed' ORDER BY idx LIMIT 1) AS failed
+         FROM invocation_chunks WHERE invocation_id = ?`,
+    ).get(id, id) as Row;
+    return toChunkProgress(r);
+  }
+
+  async chunkResults(id: string): Promise<{ idx: number; result: unknown }[]> {
+    const rs = this.q(
+      "SELECT idx, result FROM invocation_chunks WHERE invocation_id = ? AND state = 'done' ORDER BY idx",
+    ).all(id) as Row[];
+    return rs.map((r) => ({ idx: Number(r.idx), result: JSON.parse(String(r.result)) as unknown }));
   }
 
   async requestCancel(id: string): Promise<boolean> {
