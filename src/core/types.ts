@@ -133,6 +133,25 @@ export interface Invocation {
   notification?: AsyncInferenceConfig["notification"];
   /** The input's size when it was enqueued (unknown for invocations enqueued before 0.2.0). */
   inputBytes?: number;
+  /** The multi-file job it is a file of (src/core/jobs.ts), and its 0-based place in it. */
+  jobId?: string;
+  jobIndex?: number;
+}
+
+/**
+ * A multi-file job: one request, many inputs. Its files are ordinary invocations (`jobId`, `jobIndex`); its
+ * state is derived from theirs on read (src/core/jobs.ts), so it is never out of step with them.
+ */
+export interface Job {
+  id: string;
+  endpoint: string;
+  /** Who created it (src/auth Principal.id); a key of the `invoke` scope sees only its own. */
+  principal?: string;
+  /** Each file's name (the upload's file name, or the manifest entry's name or key), by index. */
+  names: string[];
+  createdAt: number;
+  /** Listing order. */
+  seq: number;
 }
 
 /** A per-invocation webhook: events filter `start` | `progress` | `completed`; the transcript is opt-in. */

@@ -5,6 +5,7 @@ import type {
   InstanceRecord,
   Invocation,
   InvocationState,
+  Job,
   Placement,
 } from "../core/types.js";
 import type { Delivery, Subscription, Topic } from "../notify/store.js";
@@ -58,8 +59,19 @@ export function toInvocation(r: Row): Invocation {
     principal: str(r.principal),
     notification: opt(r.notification, json<Invocation["notification"]>),
     inputBytes: num(r.input_bytes),
+    jobId: str(r.job_id),
+    jobIndex: num(r.job_index),
   };
 }
+
+export const toJob = (r: Row): Job => ({
+  id: String(r.id),
+  endpoint: String(r.endpoint),
+  principal: str(r.principal),
+  names: JSON.parse(String(r.names)) as string[],
+  createdAt: Number(r.created_at),
+  seq: Number(r.seq),
+});
 
 export function toInstance(r: Row): InstanceRecord {
   return {

@@ -7,6 +7,7 @@ import type {
   InvocationError,
   InvocationState,
   HostRecord,
+  Job,
   Model,
   Placement,
 } from "../core/types.js";
@@ -96,11 +97,41 @@ export interface OutboxEvent {
   createdAt: number;
 }
 
+export interface JobFilter {
+  /** Only jobs created by this principal. */
+  principal?: string;
+  limit?: number;
+  /** Newest first; continue from jobs created before this seq. */
+  beforeSeq?: number;
+}
+
+/** How many of a job's files are in each state. */
+export type StateCounts = Partial<Record<InvocationState, number>>;
+
+/**
+ * Multi-file jobs (src/core/jobs.ts): a job row and its files, which are ordinary invocations carrying
+ * `jobId` and `jobIndex`. Part of the StateStore, since a job and its files commit in one transaction.
+ */
+export interface JobStore {
+  /**
+   * Commits the job and every file in one transaction, all or nothing (a duplicate job or invocation id:
+   * AlreadyExists, and nothing is stored); the files are queued as `enqueue` queues them (NOTIFY `queued`).
+   */
+  createJob(job: Omit<Job, "seq">, files: NewInvocation[]): Promise<{ job: Job; files: Invocation[] }>;
+  getJob(id: string): Promise<Job | undefined>;
+  /** Newest first, at most 1000. */
+  listJobs(filter: JobFilter): Promise<Job[]>;
+  /** The job's files, by index. */
+  jobFiles(id: string): Promise<Invocation[]>;
+  /** For each of these jobs, how many of its files are in each state (jobs without files are absent). */
+  jobCounts(ids: string[]): Promise<Map<string, StateCounts>>;
+}
+
 /**
  * Durable state and the work queue. SQLite implements it for the embedded default; a PostgreSQL
  * implementation must pass the same contract tests (test/queue/contract.ts).
  */
-export interface StateStore extends ChunkStore {
+export interface StateStore extends ChunkStore, JobStore {
   close(): Promise<void>;
 
   createModel(m: Model): Promise<void>;

@@ -16,6 +16,7 @@ const LANDED = [
   "0011-cluster",
   "0012-checkpoints",
   "0013-chunks",
+  "0014-jobs",
 ];
 
 test("migrations: the same names on both backends, in run order, and none that landed renamed", () => {

@@ -2,6 +2,7 @@ import { forEachBackend, freshDatabase } from "../helpers/backends.js";
 import { awsStoreContract } from "./aws-contract.js";
 import { chunkStoreContract } from "./chunk-contract.js";
 import { clusterStoreContract } from "./cluster-contract.js";
+import { jobStoreContract } from "./job-contract.js";
 import { keyStoreContract } from "./key-contract.js";
 import { notifyStoreContract } from "./notify-contract.js";
 import { scalingStoreContract } from "./scaling-contract.js";
@@ -17,4 +18,5 @@ forEachBackend((backend) => {
   keyStoreContract(backend, fresh);
   clusterStoreContract(backend, fresh);
   chunkStoreContract(backend, fresh);
+  jobStoreContract(backend, fresh);
 });

@@ -5,6 +5,8 @@ import type {
   HostRecord,
   InstanceRecord,
   Invocation,
+  InvocationState,
+  Job,
   Model,
   Placement,
 } from "../../core/types.js";
@@ -16,6 +18,7 @@ import {
   toHost,
   toInstance,
   toInvocation,
+  toJob,
   toOutboxEvent,
   toChunkLease,
   toChunkProgress,
@@ -32,7 +35,9 @@ import {
   type Guard,
   type HeartbeatResult,
   type InvocationFilter,
+  type JobFilter,
   type NewInvocation,
+  type StateCounts,
   type OutboxEvent,
   type Outcome,
   type StateStore,
@@ -67,6 +72,8 @@ const INSERT_COLUMNS = [
   "principal",
   "notification",
   "input_bytes",
+  "job_id",
+  "job_index",
 ];
 const insertValues = (inv: NewInvocation): unknown[] => [
   inv.id,
@@ -87,6 +94,8 @@ const insertValues = (inv: NewInvocation): unknown[] => [
   inv.principal ?? null,
   inv.notification ? JSON.stringify(inv.notification) : null,
   inv.inputBytes ?? null,
+  inv.jobId ?? null,
+  inv.jobIndex ?? null,
 ];
 /** PostgreSQL takes at most 65535 parameters in one statement. */
 const MAX_BATCH = Math.floor(65535 / INSERT_COLUMNS.length);
@@ -629,6 +638,83 @@ export class PgStateStore implements StateStore {
       [limit],
     );
     return rs.map(toInvocation);
+  }
+
+  // --- multi-file jobs ---
+
+  async createJob(job: Omit<Job, "seq">, files: NewInvocation[]): Promise<{ job: Job; files: Invocation[] }> {
+    try {
+      return await tx(this.pool, async (c) => {
+        const [row] = await rows(
+          c,
+          "INSERT INTO jobs (id, endpoint, principal, names, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *",
+          [job.id, job.endpoint, job.principal ?? null, JSON.stringify(job.names), job.createdAt],
+        );
+        const inserted: Invocation[] = [];
+        for (let i = 0; i < files.length; i += MAX_BATCH) {
+          const batch = files.slice(i, i + MAX_BATCH);
+          const values: unknown[] = [];
+          const tuples = batch.map((f) => {
+            const t = `(${params(INSERT_COLUMNS.length, values.length + 1)})`;
+            values.push(...insertValues(f));
+            return t;
+          });
+          const rs = await rows(
+            c,
+            `INSERT INTO invocations (${INSERT_COLUMNS.join(", ")}) VALUES ${tuples.join(", ")} RETURNING *`,
+            values,
+          );
+          inserted.push(...rs.map(toInvocation).sort((a, b) => (a.jobIndex ?? 0) - (b.jobIndex ?? 0)));
+        }
+        await c.query("SELECT pg_notify($1, $2)", [CHANNEL.queued, job.endpoint]);
+        return { job: toJob(row!), files: inserted };
+      });
+    } catch (e) {
+      if (isUniqueViolation(e)) throw alreadyExists("Job", job.id);
+      throw e;
+    }
+  }
+
+  async getJob(id: string): Promise<Job | undefined> {
+    const [r] = await rows(this.pool, "SELECT * FROM jobs WHERE id = $1", [id]);
+    return r ? toJob(r) : undefined;
+  }
+
+  async listJobs(f: JobFilter): Promise<Job[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (cond: string, v: unknown) => {
+      args.push(v);
+      where.push(cond.replace("?", `$${args.length}`));
+    };
+    if (f.principal !== undefined) add("principal = ?", f.principal);
+    if (f.beforeSeq !== undefined) add("seq < ?", f.beforeSeq);
+    args.push(Math.min(Math.max(f.limit ?? 100, 1), 1000));
+    const sql = `SELECT * FROM jobs ${where.length ? "WHERE " + where.join(" AND ") : ""}
+                 ORDER BY seq DESC LIMIT $${args.length}`;
+    return (await rows(this.pool, sql, args)).map(toJob);
+  }
+
+  async jobFiles(id: string): Promise<Invocation[]> {
+    return (
+      await rows(this.pool, "SELECT * FROM invocations WHERE job_id = $1 ORDER BY job_index", [id])
+    ).map(toInvocation);
+  }
+
+  async jobCounts(ids: string[]): Promise<Map<string, StateCounts>> {
+    const out = new Map<string, StateCounts>();
+    if (!ids.length) return out;
+    const rs = await rows(
+      this.pool,
+      "SELECT job_id, state, count(*) AS n FROM invocations WHERE job_id = ANY($1) GROUP BY job_id, state",
+      [ids],
+    );
+    for (const r of rs) {
+      const counts = out.get(String(r.job_id)) ?? {};
+      counts[r.state as InvocationState] = Number(r.n);
+      out.set(String(r.job_id), counts);
+    }
+    return out;
   }
 
   // --- instances ---

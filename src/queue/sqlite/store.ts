@@ -7,6 +7,8 @@ import type {
   HostRecord,
   InstanceRecord,
   Invocation,
+  InvocationState,
+  Job,
   Model,
   Placement,
 } from "../../core/types.js";
@@ -21,7 +23,9 @@ import {
   type Guard,
   type HeartbeatResult,
   type InvocationFilter,
+  type JobFilter,
   type NewInvocation,
+  type StateCounts,
   type Outcome,
   type OutboxEvent,
   type StateStore,
@@ -33,6 +37,7 @@ import {
   toHost,
   toInstance,
   toInvocation,
+  toJob,
   toOutboxEvent,
   toChunkLease,
   toChunkProgress,
@@ -164,10 +169,10 @@ export class SqliteStateStore implements StateStore {
     this.q(
       `INSERT INTO invocations (id, endpoint, state, input_location, output_location, failure_location,
            content_type, accept, custom_attributes, request_ttl_s, invocation_timeout_s, max_attempts,
-           created_at, expires_at, webhook, principal, notification, input_bytes)
+           created_at, expires_at, webhook, principal, notification, input_bytes, job_id, job_index)
          VALUES (@id, @endpoint, 'Queued', @inputLocation, @outputLocation, @failureLocation, @contentType,
            @accept, @customAttributes, @requestTtlSeconds, @invocationTimeoutSeconds, @maxAttempts,
-           @createdAt, @expiresAt, @webhook, @principal, @notification, @inputBytes)
+           @createdAt, @expiresAt, @webhook, @principal, @notification, @inputBytes, @jobId, @jobIndex)
          RETURNING *`,
     ).get({
       ...inv,
@@ -179,6 +184,8 @@ export class SqliteStateStore implements StateStore {
       principal: inv.principal ?? null,
       notification: inv.notification ? JSON.stringify(inv.notification) : null,
       inputBytes: inv.inputBytes ?? null,
+      jobId: inv.jobId ?? null,
+      jobIndex: inv.jobIndex ?? null,
     }) as Row;
 
   private pendingEnqueues: {
@@ -564,6 +571,66 @@ export class SqliteStateStore implements StateStore {
            AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.name = i.endpoint) ORDER BY seq LIMIT ?`,
       ).all(limit) as Row[]
     ).map(toInvocation);
+  }
+
+  // --- multi-file jobs ---
+
+  async createJob(job: Omit<Job, "seq">, files: NewInvocation[]): Promise<{ job: Job; files: Invocation[] }> {
+    try {
+      return this.db.transaction(() => {
+        const row = this.q(
+          `INSERT INTO jobs (id, endpoint, principal, names, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *`,
+        ).get(job.id, job.endpoint, job.principal ?? null, JSON.stringify(job.names), job.createdAt) as Row;
+        return { job: toJob(row), files: files.map((f) => toInvocation(this.insertInvocation(f))) };
+      })();
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY")
+        throw alreadyExists("Job", job.id);
+      throw e;
+    }
+  }
+
+  async getJob(id: string): Promise<Job | undefined> {
+    const r = this.q("SELECT * FROM jobs WHERE id = ?").get(id) as Row | undefined;
+    return r ? toJob(r) : undefined;
+  }
+
+  async listJobs(f: JobFilter): Promise<Job[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (f.principal !== undefined) {
+      where.push("principal = ?");
+      args.push(f.principal);
+    }
+    if (f.beforeSeq !== undefined) {
+      where.push("seq < ?");
+      args.push(f.beforeSeq);
+    }
+    args.push(Math.min(Math.max(f.limit ?? 100, 1), 1000));
+    const sql = `SELECT * FROM jobs ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq DESC LIMIT ?`;
+    return (this.q(sql).all(...args) as Row[]).map(toJob);
+  }
+
+  async jobFiles(id: string): Promise<Invocation[]> {
+    return (this.q("SELECT * FROM invocations WHERE job_id = ? ORDER BY job_index").all(id) as Row[]).map(
+      toInvocation,
+    );
+  }
+
+  async jobCounts(ids: string[]): Promise<Map<string, StateCounts>> {
+    const out = new Map<string, StateCounts>();
+    if (!ids.length) return out;
+    const rs = this.q(
+      `SELECT job_id, state, COUNT(*) AS n FROM invocations WHERE job_id IN (${placeholders(ids.length)})
+         GROUP BY job_id, state`,
+    ).all(...ids) as Row[];
+    for (const r of rs) {
+      const counts = out.get(String(r.job_id)) ?? {};
+      counts[r.state as InvocationState] = Number(r.n);
+      out.set(String(r.job_id), counts);
+    }
+    return out;
   }
 
   // --- instances ---
