@@ -77,6 +77,8 @@ export interface Config {
   maxInputBytes: number;
   /** Attempts per invocation before it fails (lost leases, crashed instances). @defaultValue 3 */
   maxAttempts: number;
+  /** Most files in one multi-file job (`POST /v1/jobs`). @defaultValue 1000 */
+  maxJobFiles: number;
   /** @defaultValue 30 s */
   leaseMs: number;
   /** @defaultValue 1 s */
@@ -197,6 +199,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     },
     maxInputBytes: int(env.KIKITORI_MAX_INPUT_BYTES, "KIKITORI_MAX_INPUT_BYTES") ?? 1024 ** 3,
     maxAttempts: int(env.KIKITORI_MAX_ATTEMPTS, "KIKITORI_MAX_ATTEMPTS") ?? 3,
+    maxJobFiles: int(env.KIKITORI_MAX_JOB_FILES, "KIKITORI_MAX_JOB_FILES") ?? 1000,
     leaseMs: int(env.KIKITORI_LEASE_MS, "KIKITORI_LEASE_MS") ?? 30_000,
     heartbeatMs: int(env.KIKITORI_HEARTBEAT_MS, "KIKITORI_HEARTBEAT_MS") ?? 1000,
     startupHealthTimeoutMs:

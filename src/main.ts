@@ -71,6 +71,7 @@ export async function startKikitori(config: Readonly<Config>): Promise<Kikitori>
   const service = new Service(backends.state, objects, {
     maxInputBytes: config.maxInputBytes,
     maxAttempts: config.maxAttempts,
+    maxJobFiles: config.maxJobFiles,
     defaultBucket: config.defaultBucket,
     checkWebhook: (w) => checkWebhook(w, config.notify.egress),
     checkImage: (image) => checkImage(image, config.localImages),

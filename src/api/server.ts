@@ -4,6 +4,7 @@ import type { Service } from "../core/service.js";
 import { registerAuthLayer, type AuthLayerOptions } from "../auth/layer.js";
 import { registerAuthRoutes } from "../auth/routes.js";
 import { registerRest } from "./rest/routes.js";
+import { registerJobRoutes } from "./rest/jobs.js";
 import { restError } from "./errors.js";
 import { documentErrors } from "./openapi.js";
 import { registerOpenAi, type OpenAiOptions } from "./openai/routes.js";
@@ -61,6 +62,7 @@ export async function buildApp(
     cookieSecure: o.auth.cookieSecure ?? false,
   });
   await registerRest(app, service);
+  await registerJobRoutes(app, service);
   if (o.openai) await registerOpenAi(app, service, o.openai);
   // Unknown native paths answer in the native dialect (S3's catch-all would otherwise answer in XML).
   app.all("/v1/*", open, async (req, reply) =>

@@ -79,3 +79,12 @@ export function s3Path(field: string, url: unknown): { bucket: string; prefix: s
 export function redactPaths(message: string): string {
   return message.replace(/(?<![\w:/.~-])\/(?:[^\s/'"`()<>:,]+\/)+([^\s/'"`()<>:,]*)/g, "…/$1");
 }
+
+/** A client's file name as the last segment of an object key: no separators, no `..`, bounded. */
+export function safeFilename(name: string | undefined): string {
+  const clean = [...(name ?? "")]
+    .map((c) => (c === "/" || c === "\\" || c.charCodeAt(0) < 0x20 ? "_" : c))
+    .join("")
+    .slice(-200);
+  return clean === "" || clean === "." || clean === ".." ? "audio" : clean;
+}

@@ -46,6 +46,7 @@ import type {
   WebhookTarget,
 } from "./types.js";
 import { estimateFinish } from "./eta.js";
+import { Jobs, MAX_JOB_FILES } from "./jobs.js";
 
 /** How many recent successful invocations (and instance starts) estimates learn the endpoint's pace from. */
 const ETA_SAMPLE = 20;
@@ -60,6 +61,8 @@ export interface ServiceOptions {
   checkWebhook?: (webhook: WebhookTarget) => Promise<void>;
   /** Refuses an image no instance may run (unknown, or `local:` not allowed); set by main.ts. */
   checkImage?: (image: string) => Promise<void>;
+  /** Most files in one multi-file job. @defaultValue 1000 */
+  maxJobFiles?: number;
 }
 
 export interface InvokeRequest {
@@ -134,6 +137,9 @@ export type GiveBackResult = "requeued" | "failed" | "gone";
  * only repeats an idempotent write.
  */
 export class Service extends EventEmitter<ServiceEvents> {
+  /** Multi-file jobs: many inputs, one job id; each file an invocation of this service. */
+  readonly jobs: Jobs;
+
   /**
    * @param objects The object store: the data plane. Front doors for objects (S3, /v1/objects) and runners
    *   read and write inputs through it; result documents are written only here.
@@ -145,6 +151,7 @@ export class Service extends EventEmitter<ServiceEvents> {
   ) {
     super();
     this.setMaxListeners(0);
+    this.jobs = new Jobs(state, this, options.maxJobFiles ?? MAX_JOB_FILES);
   }
 
   // --- models ---
@@ -425,6 +432,36 @@ export class Service extends EventEmitter<ServiceEvents> {
   // --- invocations ---
 
   async invokeAsync(req: InvokeRequest): Promise<Invocation> {
+    const { inv, endpoint } = await this.prepareInvocation(req);
+    const stored = await this.state.enqueue(inv);
+    if (await this.confirmQueued(endpoint, [stored])) return stored;
+    return (await this.state.getInvocation(stored.id)) ?? stored;
+  }
+
+  /**
+   * After the commit of new work (an invocation, a job's files): DeleteEndpoint may have failed the endpoint's
+   * queue between the checks and the commit; then the new work is failed here (it must never run on a later
+   * endpoint of the same name; one of the two sees it) and the answer is false. Otherwise the runners are woken.
+   */
+  async confirmQueued(endpoint: Endpoint, stored: Invocation[]): Promise<boolean> {
+    const after = await this.state.getEndpoint(endpoint.name);
+    if (!after || after.createdAt !== endpoint.createdAt || after.status === "Deleting") {
+      for (const inv of stored)
+        await this.fail(inv, { state: "Failed", error: endpointDeleted(endpoint.name) }, UNFINISHED);
+      return false;
+    }
+    for (const inv of stored) this.emit("invocation:queued", inv);
+    return true;
+  }
+
+  /**
+   * Checks a request and makes the invocation to enqueue, without enqueuing it (invokeAsync, and each file of
+   * a job). `inputField` names the input in errors: `InputLocation`, or a job's `inputs[3].uri`.
+   */
+  async prepareInvocation(
+    req: InvokeRequest,
+    inputField = "InputLocation",
+  ): Promise<{ inv: NewInvocation; endpoint: Endpoint }> {
     // The request's own fields first: cheap, and a bad one is named even when the endpoint is wrong too.
     const id = req.inferenceId ? checkInferenceId(req.inferenceId) : randomUUID();
     const ext = req.outputPathExtension ? checkPathExtension(req.outputPathExtension) : "";
@@ -459,22 +496,21 @@ export class Service extends EventEmitter<ServiceEvents> {
         `endpoint "${endpoint.name}" has no AsyncInferenceConfig; use a synchronous invocation`,
       );
     }
-    const { bucket, key } = s3Location("InputLocation", req.inputLocation);
+    const { bucket, key } = s3Location(inputField, req.inputLocation);
     let size: number;
     try {
       size = (await this.objects.headObject(bucket, key)).size;
     } catch (e) {
       if ((e as { status?: number }).status === 404) {
-        throw new KikitoriError("InputNotFound", `InputLocation: no object at ${req.inputLocation}`);
+        throw new KikitoriError("InputNotFound", `${inputField}: no object at ${req.inputLocation}`);
       }
       throw e;
     }
-    if (size === 0)
-      throw validation("InputLocation", `the object at ${req.inputLocation} is empty (0 bytes)`);
+    if (size === 0) throw validation(inputField, `the object at ${req.inputLocation} is empty (0 bytes)`);
     if (size > this.options.maxInputBytes) {
       throw new KikitoriError(
         "PayloadTooLarge",
-        `InputLocation: the object at ${req.inputLocation} is ${size} bytes; the limit is ${this.options.maxInputBytes}`,
+        `${inputField}: the object at ${req.inputLocation} is ${size} bytes; the limit is ${this.options.maxInputBytes}`,
       );
     }
     if (req.webhook) await this.options.checkWebhook?.(req.webhook);
@@ -499,16 +535,7 @@ export class Service extends EventEmitter<ServiceEvents> {
       notification: config.asyncConfig.notification,
       inputBytes: size,
     };
-    const stored = await this.state.enqueue(inv);
-    // DeleteEndpoint may have failed the endpoint's queue between the check above and this commit: then this
-    // one is failed here (it must never run on a later endpoint of the same name). One of the two sees it.
-    const after = await this.state.getEndpoint(endpoint.name);
-    if (!after || after.createdAt !== endpoint.createdAt || after.status === "Deleting") {
-      await this.fail(stored, { state: "Failed", error: endpointDeleted(endpoint.name) }, UNFINISHED);
-      return (await this.state.getInvocation(stored.id)) ?? stored;
-    }
-    this.emit("invocation:queued", stored);
-    return stored;
+    return { inv, endpoint };
   }
 
   listInvocations(filter: InvocationFilter): Promise<Invocation[]> {

@@ -103,6 +103,8 @@ test("every registered route declares a requirement, and the walk covers every f
   for (const family of [
     "/v1/models",
     "/v1/endpoints/:name/invocations",
+    "/v1/jobs",
+    "/v1/jobs/:id/cancel",
     "/v1/invocations/:id/events",
     "/v1/audio/transcriptions",
     "/metrics",

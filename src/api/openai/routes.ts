@@ -3,7 +3,7 @@ import multipart from "@fastify/multipart";
 import { randomUUID } from "node:crypto";
 import type { Service } from "../../core/service.js";
 import { isTerminal, type Invocation } from "../../core/types.js";
-import { s3Location } from "../../core/rules.js";
+import { s3Location, safeFilename } from "../../core/rules.js";
 import { KikitoriError } from "../../errors.js";
 import { waitForChange } from "../../notify/index.js";
 import { toCustomAttributes, type TranscriptionOptions } from "../rest/attributes.js";
@@ -266,15 +266,6 @@ function checkGranularity(g: string): string {
       "timestamp_granularities[]",
     );
   return g;
-}
-
-/** A client's file name as the last segment of an object key: no separators, no `..`, bounded. */
-function safeFilename(name: string | undefined): string {
-  const clean = [...(name ?? "")]
-    .map((c) => (c === "/" || c === "\\" || c.charCodeAt(0) < 0x20 ? "_" : c))
-    .join("")
-    .slice(-200);
-  return clean === "" || clean === "." || clean === ".." ? "audio" : clean;
 }
 
 /** @fastify/multipart's errors (limits, broken framing) as OpenAI errors with 4xx statuses. */

@@ -74,17 +74,80 @@ export async function endpointView(service: Service, name: string) {
   return { ...endpoint, config, instances, backlog };
 }
 
-interface InvokeBody {
-  inputLocation: string;
+/** What an invocation request and a job (src/api/rest/jobs.ts) share: how each file is transcribed and reported. */
+export interface SharedInvokeBody {
   contentType?: string;
   accept?: string;
   options?: TranscriptionOptions;
   customAttributes?: string;
-  inferenceId?: string;
   requestTtlSeconds?: number;
   invocationTimeoutSeconds?: number;
   outputPathExtension?: string;
   webhook?: { url: string; events?: string[]; includeTranscript?: boolean };
+}
+
+interface InvokeBody extends SharedInvokeBody {
+  inputLocation: string;
+  inferenceId?: string;
+}
+
+/** The JSON schema of SharedInvokeBody's fields. */
+export const SHARED_INVOKE_PROPERTIES = {
+  contentType: { type: "string" },
+  accept: { type: "string" },
+  customAttributes: { type: "string" },
+  options: {
+    type: "object",
+    additionalProperties: false,
+    properties: {
+      language: { type: "string" },
+      task: { type: "string", enum: ["transcribe", "translate"] },
+      prompt: { type: "string" },
+      temperature: { type: "number", minimum: 0, maximum: 1 },
+      beamSize: { type: "integer", minimum: 1, maximum: 16 },
+      wordTimestamps: { type: "boolean" },
+      vad: { type: "boolean", description: "cut at speech (Silero VAD); default on over 30 s" },
+      format: { type: "string", enum: ["json", "text", "srt", "vtt", "tsv", "verbose_json"] },
+    },
+  },
+  requestTtlSeconds: { type: "integer" },
+  invocationTimeoutSeconds: { type: "integer" },
+  outputPathExtension: { type: "string" },
+  webhook: {
+    type: "object",
+    required: ["url"],
+    additionalProperties: false,
+    properties: {
+      url: { type: "string" },
+      events: {
+        type: "array",
+        items: { type: "string", enum: ["start", "progress", "completed"] },
+      },
+      includeTranscript: { type: "boolean" },
+    },
+  },
+} as const;
+
+/** The core's request fields from SharedInvokeBody: options become custom attributes, webhooks get their default events. */
+export function sharedInvokeFields(b: SharedInvokeBody) {
+  const attrs = [b.customAttributes, b.options ? toCustomAttributes(b.options) : undefined]
+    .filter(Boolean)
+    .join(",");
+  return {
+    contentType: b.contentType,
+    accept: b.accept,
+    customAttributes: attrs || undefined,
+    requestTtlSeconds: b.requestTtlSeconds,
+    invocationTimeoutSeconds: b.invocationTimeoutSeconds,
+    outputPathExtension: b.outputPathExtension,
+    webhook: b.webhook
+      ? {
+          url: b.webhook.url,
+          events: b.webhook.events ?? ["completed"],
+          includeTranscript: b.webhook.includeTranscript,
+        }
+      : undefined,
+  };
 }
 
 /** The native REST API (`/v1`): friendly JSON over the same core as the AWS front door. */
@@ -355,40 +418,8 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
           additionalProperties: false,
           properties: {
             inputLocation: { type: "string", description: "s3://bucket/key of the audio" },
-            contentType: { type: "string" },
-            accept: { type: "string" },
-            customAttributes: { type: "string" },
-            options: {
-              type: "object",
-              additionalProperties: false,
-              properties: {
-                language: { type: "string" },
-                task: { type: "string", enum: ["transcribe", "translate"] },
-                prompt: { type: "string" },
-                temperature: { type: "number", minimum: 0, maximum: 1 },
-                beamSize: { type: "integer", minimum: 1, maximum: 16 },
-                wordTimestamps: { type: "boolean" },
-                vad: { type: "boolean", description: "cut at speech (Silero VAD); default on over 30 s" },
-                format: { type: "string", enum: ["json", "text", "srt", "vtt", "tsv", "verbose_json"] },
-              },
-            },
+            ...SHARED_INVOKE_PROPERTIES,
             inferenceId: { type: "string" },
-            requestTtlSeconds: { type: "integer" },
-            invocationTimeoutSeconds: { type: "integer" },
-            outputPathExtension: { type: "string" },
-            webhook: {
-              type: "object",
-              required: ["url"],
-              additionalProperties: false,
-              properties: {
-                url: { type: "string" },
-                events: {
-                  type: "array",
-                  items: { type: "string", enum: ["start", "progress", "completed"] },
-                },
-                includeTranscript: { type: "boolean" },
-              },
-            },
           },
         },
         params: nameParams,
@@ -399,26 +430,11 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
       const b = req.body;
       if (req.principal?.scope !== "admin")
         checkObjectAccess(req.principal, s3Location("inputLocation", b.inputLocation).key, "input");
-      const attrs = [b.customAttributes, b.options ? toCustomAttributes(b.options) : undefined]
-        .filter(Boolean)
-        .join(",");
       const inv = await service.invokeAsync({
+        ...sharedInvokeFields(b),
         endpoint: req.params.name,
         inputLocation: b.inputLocation,
-        contentType: b.contentType,
-        accept: b.accept,
-        customAttributes: attrs || undefined,
         inferenceId: b.inferenceId,
-        requestTtlSeconds: b.requestTtlSeconds,
-        invocationTimeoutSeconds: b.invocationTimeoutSeconds,
-        outputPathExtension: b.outputPathExtension,
-        webhook: b.webhook
-          ? {
-              url: b.webhook.url,
-              events: b.webhook.events ?? ["completed"],
-              includeTranscript: b.webhook.includeTranscript,
-            }
-          : undefined,
         principal: req.principal?.id,
       });
       const stored = await service.getInvocation(inv.id);
