@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { serveCommand, workerCommand } from "./serve.js";
 import { transcribeCommand } from "./transcribe.js";
+import { jobsCommand } from "./jobs.js";
 import { evalCommand } from "../eval/cli.js";
 import { modelsCommand } from "../models/index.js";
 import { awsEnvCommand } from "./aws-env.js";
@@ -18,6 +19,7 @@ for (const cmd of [
   serveCommand(),
   workerCommand(),
   transcribeCommand(),
+  jobsCommand(),
   modelsCommand(),
   keysCommand(),
   evalCommand(),
