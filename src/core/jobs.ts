@@ -62,8 +62,17 @@ export interface JobRequest extends Omit<
 
 /** At most this many bad entries are named in one refusal. */
 const NAMED_ERRORS = 10;
-/** Inputs checked at once (each: an object store HEAD). */
-const CHECKS_IN_FLIGHT = 8;
+/** Files checked or cancelled at once (each: an object store request, a cancel also a commit). */
+const IN_FLIGHT = 8;
+
+/** Runs `fn` on every item, IN_FLIGHT at a time; rejects with the first error (the others still finish). */
+async function inParallel<T>(items: T[], fn: (item: T, index: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) await fn(items[i]!, i);
+  };
+  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, items.length) }, worker));
+}
 
 /**
  * Multi-file jobs, part of the core: a job's files are ordinary invocations (scaling, ETA, webhooks, chunking
@@ -95,32 +104,27 @@ export class Jobs {
     const errors: { index: number; error: unknown }[] = [];
     let endpoint: Awaited<ReturnType<Service["prepareInvocation"]>>["endpoint"] | undefined;
     const { inputs, fieldOf: _, ...shared } = req;
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < inputs.length; i = next++) {
-        const input = inputs[i]!;
-        try {
-          const p = await this.service.prepareInvocation(
-            {
-              ...shared,
-              inputLocation: input.uri,
-              contentType: input.contentType ?? req.contentType,
-              inferenceId: `${id}-${i}`,
-              // A job's results lie together: <output path>[/<extension>]/<job id>/<job id>-<index>.out
-              outputPathExtension: req.outputPathExtension ? `${req.outputPathExtension}/${id}` : id,
-            },
-            fieldOf(i),
-          );
-          endpoint ??= p.endpoint;
-          prepared[i] = { ...p.inv, jobId: id, jobIndex: i };
-        } catch (error) {
-          // The job's own fields (endpoint, options) are wrong for every file alike: refuse at once.
-          if (!(error instanceof KikitoriError) || !error.message.startsWith(fieldOf(i))) throw error;
-          errors.push({ index: i, error });
-        }
+    await inParallel(inputs, async (input, i) => {
+      try {
+        const p = await this.service.prepareInvocation(
+          {
+            ...shared,
+            inputLocation: input.uri,
+            contentType: input.contentType ?? req.contentType,
+            inferenceId: `${id}-${i}`,
+            // A job's results lie together: <output path>[/<extension>]/<job id>/<job id>-<index>.out
+            outputPathExtension: req.outputPathExtension ? `${req.outputPathExtension}/${id}` : id,
+          },
+          fieldOf(i),
+        );
+        endpoint ??= p.endpoint;
+        prepared[i] = { ...p.inv, jobId: id, jobIndex: i };
+      } catch (error) {
+        // The job's own fields (endpoint, options) are wrong for every file alike: refuse at once.
+        if (!(error instanceof KikitoriError) || !error.message.startsWith(fieldOf(i))) throw error;
+        errors.push({ index: i, error });
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(CHECKS_IN_FLIGHT, inputs.length) }, worker));
+    });
     if (errors.length) {
       errors.sort((a, b) => a.index - b.index);
       const first = errors[0]!.error as KikitoriError;
@@ -165,11 +169,14 @@ export class Jobs {
     await this.get(id);
     const files = await this.state.jobFiles(id);
     // Queued files first: a running one stopped first would free its slot for the next queued file.
-    const order = [
-      ...files.filter((f) => f.state === "Queued"),
-      ...files.filter((f) => f.state === "Running"),
-    ];
-    for (const f of order) await this.service.cancel(f.id);
+    await inParallel(
+      files.filter((f) => f.state === "Queued"),
+      (f) => this.service.cancel(f.id),
+    );
+    await inParallel(
+      files.filter((f) => f.state === "Running"),
+      (f) => this.service.cancel(f.id),
+    );
     return this.state.jobFiles(id);
   }
 
