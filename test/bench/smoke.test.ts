@@ -80,8 +80,14 @@ describe("bench suite, smoke mode", { timeout: 420_000 }, () => {
       assert.ok(c.rtfxBest >= c.rtfxMedian, `${c.engine}: best RTFx ≥ median`);
       assert.ok(Number.isFinite(c.wer) && c.wer >= 0, `${c.engine}: WER ${c.wer}`);
       assert.ok(c.hypothesis.trim().length > 0, `${c.engine}: transcribed something`);
+      // CPU time of the engine's processes (Linux /proc): the engine's own work, so more than nothing.
+      assert.ok(c.medianCpuSeconds > 0, `${c.engine}: CPU seconds ${c.medianCpuSeconds}`);
     }
-    for (const x of r.ratios) assert.ok(Number.isFinite(x.speedRatio) && x.speedRatio > 0, "speed ratio");
+    assert.ok(r.words > 0, `the reference has words: ${r.words}`);
+    for (const x of r.ratios) {
+      assert.ok(Number.isFinite(x.speedRatio) && x.speedRatio > 0, "speed ratio");
+      assert.ok(Number.isFinite(x.cpuRatio) && x.cpuRatio > 0, "CPU ratio");
+    }
   });
 
   it("scale from zero: the no-op model reaches InService and answers", () => {
