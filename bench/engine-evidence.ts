@@ -9,13 +9,18 @@
  *     windows, one pass each, resuming at the last timestamp), counted by kikitori's addon.
  *
  *  3. wall time of whisper.cpp's CLI, old against new (rounds interleaved), and on busy cores with libgomp's
- *     default spinning against passive waits (the worker's setting).
+ *     default spinning against passive waits (the worker's setting);
+ *  4. what beam 5 costs over greedy: whisper.cpp's own counters (encoder passes, decoder steps, tokens
+ *     decoded in batches, temperature fallbacks) and CPU seconds of the CLI on one 30 s window, 1 thread;
+ *  5. why the WER of the joined file jumped between weights types: the same clips joined as they are
+ *     (45 dB apart in level) and levelled to one loudness, through kikitori's engine.
  *
  *   node --import tsx bench/engine-evidence.ts --old-cli DIR/whisper-cli [--new-cli FILE] [--model FILE] [--out FILE]
- *     [--skip-callgrind] [--wall-rounds 5]
+ *     [--skip-callgrind] [--wall-rounds 5] [--only windowing,callgrind,wall,beam,levels]
+ * Sections not in --only keep their values from the existing --out file.
  * The old CLI: `git show 7d62327:bench/peers/build-whisper-cli.sh` built smart-whisper's whisper.cpp.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,9 +29,12 @@ import { defaultModelPath } from "../src/eval/cli.js";
 import { errorRate, wordErrors } from "../src/eval/metrics.js";
 import { quietestCut, SAMPLE_RATE } from "../src/whisper/energy.js";
 import { workerEnvironment } from "../src/whisper/isolated.js";
+import { quantizeModel } from "../src/models/quantize.js";
+import { WhisperEngine } from "../src/whisper/index.js";
 import { loadAddon, type WhisperParams } from "../src/whisper/native.js";
 import { packWindow, packedLength, toSource } from "../src/whisper/windows.js";
-import { speechPieces, writeSpeech } from "./lib/audio.js";
+import { levelPieces, speechPieces, writeSpeech } from "./lib/audio.js";
+import { treeCpuSeconds } from "./lib/cpu.js";
 import { defaultTestdata, header, root } from "./lib/env.js";
 import { median } from "./lib/stats.js";
 
@@ -44,6 +52,7 @@ const { values: a } = parseArgs({
     "wall-rounds": { type: "string", default: "5" },
     /** label=callgrind.out,…: callgrind files of the addons called from Node (see bench/peers/addon-once.mjs). */
     "addon-callgrind": { type: "string" },
+    only: { type: "string", default: "windowing,callgrind,wall,beam,levels" },
   },
 });
 const log = (m: string) => process.stderr.write(`[evidence] ${m}\n`);
@@ -144,6 +153,75 @@ function wallTimes(rounds: number) {
   }
 }
 
+/**
+ * Beam 5 against greedy on one 30 s window (the levelled engine file's first 30 s), whisper.cpp's CLI,
+ * 1 thread: its own counters (runs of the encoder; single-token decoder steps; tokens decoded in batches,
+ * i.e. beams × steps; sampling runs; temperature fallbacks) and CPU seconds, median of interleaved rounds.
+ */
+function beamCost(window: string, rounds: number) {
+  const run = (beam: number) => {
+    const cpu0 = treeCpuSeconds()!;
+    const r = spawnSync(
+      a["new-cli"]!,
+      ["-m", a.model!, "-f", window, "-t", "1", "-l", "en", "-bs", `${beam}`],
+      { encoding: "utf8", env: workerEnvironment(process.env), maxBuffer: 64 * 1024 ** 2 },
+    );
+    const cpu = treeCpuSeconds()! - cpu0;
+    const runs = (what: string) =>
+      Number(new RegExp(`${what} time =.*?/\\s*(\\d+) runs`).exec(r.stderr)?.[1] ?? NaN);
+    const fallbacks = /fallbacks =\s*(\d+) p \/\s*(\d+) h/.exec(r.stderr);
+    return {
+      cpu,
+      counts: {
+        encoderPasses: runs("encode"),
+        decoderSteps: runs("decode"),
+        batchedTokens: runs("batchd"),
+        samplingRuns: runs("sample"),
+        fallbacks: fallbacks ? Number(fallbacks[1]) + Number(fallbacks[2]) : NaN,
+      },
+      text: r.stdout
+        .replace(/\[[^\]]*\]\s*/g, " ")
+        .replace(/\s+/g, " ")
+        .trim(),
+    };
+  };
+  const results = [1, 5].map((beam) => ({ beam, cpu: [] as number[], counts: {}, text: "" }));
+  for (let i = 0; i < rounds; i++)
+    for (const x of results) {
+      const r = run(x.beam);
+      x.cpu.push(Math.round(r.cpu * 100) / 100);
+      x.counts = r.counts;
+      x.text = r.text;
+    }
+  return results.map((x) => ({ ...x, medianCpuSeconds: median(x.cpu) }));
+}
+
+/**
+ * The engine file's WER with its clips joined as they are against levelled to one loudness, F16 and the
+ * weights type whose WER was worst (q4_1), greedy, through kikitori's engine.
+ */
+async function levels(
+  raw: { path: string; reference: string },
+  levelled: { path: string; reference: string },
+) {
+  const out = [];
+  for (const variant of ["f16", "q4_1"] as const) {
+    const path = variant === "f16" ? a.model! : join(tmp, `model-${variant}.bin`);
+    if (variant !== "f16") await quantizeModel(a.model!, path, variant);
+    const engine = await WhisperEngine.load(path, { threads: 2 });
+    try {
+      const wer = async (f: { path: string; reference: string }) => {
+        const t = await engine.transcribe(f.path, { language: "en" });
+        return Math.round(errorRate(wordErrors(f.reference, t.text)) * 10000) / 10000;
+      };
+      out.push({ variant, asJoined: await wer(raw), levelled: await wer(levelled) });
+    } finally {
+      await engine.close();
+    }
+  }
+  return out;
+}
+
 function readPcm(path: string): Int16Array {
   const buf = execFileSync(
     "ffmpeg",
@@ -202,26 +280,47 @@ async function windowing(pcm: Int16Array) {
 }
 
 try {
+  const only = new Set(a.only!.split(","));
+  const pieces = speechPieces(defaultTestdata(), tmp);
   const speechPath = join(tmp, "engine.wav");
-  const speech = writeSpeech(speechPath, speechPieces(defaultTestdata(), tmp), 60, 1);
-  log(`windowing on ${speech.seconds.toFixed(1)} s`);
-  const win = await windowing(readPcm(speechPath));
-  const wer = (text: string) => Math.round(errorRate(wordErrors(speech.reference, text)) * 10000) / 10000;
-  Object.assign(win.old, { wer: wer(win.old.text) });
-  Object.assign(win.new, { wer: wer(win.new.text) });
-  const calls = a["skip-callgrind"]
-    ? []
-    : [
-        ...(a["old-cli"]
-          ? [callgrind(a["old-cli"], "whisper.cpp 1.7.1 (smart-whisper 0.8.1's sources, its Makefile)")]
-          : []),
-        callgrind(a["new-cli"]!, "whisper.cpp 1.9.1 (kikitori's addon's sources and objects, GGML_NATIVE)"),
-      ];
+  const speech = writeSpeech(speechPath, pieces, 60, 1);
+  const levelledPath = join(tmp, "engine-levelled.wav");
+  const levelled = writeSpeech(levelledPath, levelPieces(pieces), 60, 1);
+  let win: Awaited<ReturnType<typeof windowing>> | undefined;
+  if (only.has("windowing")) {
+    log(`windowing on ${speech.seconds.toFixed(1)} s`);
+    win = await windowing(readPcm(speechPath));
+    const wer = (text: string) => Math.round(errorRate(wordErrors(speech.reference, text)) * 10000) / 10000;
+    Object.assign(win.old, { wer: wer(win.old.text) });
+    Object.assign(win.new, { wer: wer(win.new.text) });
+  }
+  let beam: ReturnType<typeof beamCost> | undefined;
+  if (only.has("beam")) {
+    const window = join(tmp, "window-30s.wav");
+    execFileSync("ffmpeg", ["-nostdin", "-v", "error", "-i", levelledPath, "-t", "30", window]);
+    log("beam 5 against greedy: whisper.cpp's CLI, 1 thread, 30 s");
+    beam = beamCost(window, 3);
+  }
+  const level = only.has("levels")
+    ? await levels(
+        { path: speechPath, reference: speech.reference },
+        { path: levelledPath, reference: levelled.reference },
+      )
+    : undefined;
+  const calls =
+    a["skip-callgrind"] || !only.has("callgrind")
+      ? []
+      : [
+          ...(a["old-cli"]
+            ? [callgrind(a["old-cli"], "whisper.cpp 1.7.1 (smart-whisper 0.8.1's sources, its Makefile)")]
+            : []),
+          callgrind(a["new-cli"]!, "whisper.cpp 1.9.1 (kikitori's addon's sources and objects, GGML_NATIVE)"),
+        ];
   const rounds = Number(a["wall-rounds"]);
-  const wall = rounds > 0 ? wallTimes(rounds) : undefined;
+  const wall = rounds > 0 && only.has("wall") ? wallTimes(rounds) : undefined;
   const previous = (() => {
     try {
-      return JSON.parse(readFileSync(a.out!, "utf8")) as { callgrind?: unknown; addon?: unknown };
+      return JSON.parse(readFileSync(a.out!, "utf8")) as Record<string, unknown>;
     } catch {
       return {};
     }
@@ -232,8 +331,13 @@ try {
       {
         ...header(`node --import tsx bench/engine-evidence.ts ${process.argv.slice(2).join(" ")}`),
         audioSeconds: speech.seconds,
-        windowing: win,
-        wall,
+        windowing: win ?? previous.windowing,
+        wall: wall ?? previous.wall,
+        beam: beam ?? previous.beam,
+        beamAudio:
+          "the levelled engine file's first 30 s, tiny.en weights of --model, whisper.cpp's CLI, 1 thread, 3 interleaved rounds",
+        levels: level ?? previous.levels,
+        levelsAudio: `the test data's English clips joined with 1 s silences (${speech.seconds.toFixed(1)} s, ${speech.reference.split(/\s+/).length} words), as they are and levelled to -20 dBFS RMS; kikitori's engine, greedy, 2 threads`,
         wallAudio:
           "testdata/speech/jfk.wav (11 s), tiny.en F16, whisper.cpp's CLI; versions greedy, busy cores beam 5 on 2 threads",
         callgrind: calls.length ? calls : previous.callgrind,

@@ -516,6 +516,44 @@ export function render(out: string, mdPath: string): void {
             "",
           ]
         : []),
+      ...(evidence.beam
+        ? [
+            `6. **What beam 5 costs** (${evidence.beamAudio}). No temperature fallback fires and the encoder passes are the same; the beams' work is whisper.cpp's: every decoder step decodes one token per live beam in one batch, and processes each beam's logits over the 51,864-token vocabulary (top-k, timestamp rules) on its own. kikitori passes the reference values faster-whisper uses too (temperatures 0, 0.2 … 1.0, best of 5, log-probability −1, no-speech 0.6; whisper.cpp's token-entropy 2.4 check stands in for the compression-ratio 2.4 check, which kikitori's engine adds on each window's text).`,
+            "",
+            table(
+              [
+                "beam",
+                "CPU median s",
+                "encoder passes",
+                "decoder steps (1 token)",
+                "tokens decoded in batches",
+                "sampling runs",
+                "fallbacks",
+              ],
+              (evidence.beam as Json[]).map((b: Json) => [
+                b.beam,
+                fmt(b.medianCpuSeconds, 2),
+                b.counts.encoderPasses,
+                b.counts.decoderSteps,
+                b.counts.batchedTokens,
+                b.counts.samplingRuns,
+                b.counts.fallbacks,
+              ]),
+            ),
+            "",
+          ]
+        : []),
+      ...(evidence.levels
+        ? [
+            `7. **Why the WER jumped between weights types on the old 60 s file** (${evidence.levelsAudio}): the clips come from corpora recorded 45 dB apart (FLEURS 003 and 004 near −65 dBFS beside JFK at −17). Joined as they were, Whisper (every engine) heard the quiet clips as background in some windows and dropped them, and a window can end in a "single timestamp", which makes the decoder skip the rest of the window: which weights dropped which clip was a coin toss, not quantization error (kikitori's q4_1 file is byte-identical to whisper.cpp's own whisper-quantize output). The engine benchmark now levels the clips and joins several minutes of them.`,
+            "",
+            table(
+              ["weights", "WER as joined", "WER levelled"],
+              (evidence.levels as Json[]).map((l: Json) => [l.variant, pct(l.asJoined), pct(l.levelled)]),
+            ),
+            "",
+          ]
+        : []),
     );
   }
 
