@@ -75,7 +75,7 @@ async function whisperCli(cli: string, model: string, threads: number, path: str
     .join(" ")
     .replace(/\s+/g, " ")
     .trim();
-  return { text, wallSeconds: processSeconds - load, processSeconds };
+  return { text, wallSeconds: processSeconds - load, processSeconds, loadSeconds: load };
 }
 
 export interface EngineConfigResult {
@@ -100,7 +100,8 @@ interface Config {
   engine: string;
   variant: string;
   beam: number;
-  run: (path: string) => Promise<{ text: string; wallSeconds: number }>;
+  /** `loadSeconds`: model loading inside the run that the table excludes (the CLI loads in its process). */
+  run: (path: string) => Promise<{ text: string; wallSeconds: number; loadSeconds?: number }>;
 }
 
 const KIKITORI = "kikitori";
@@ -121,7 +122,8 @@ async function measure(
       const r = await c.run(o.audioPath);
       const cpu1 = treeCpuSeconds();
       walls[i]!.push(r.wallSeconds);
-      if (cpu0 !== undefined && cpu1 !== undefined) cpus[i]!.push(cpu1 - cpu0);
+      // Loading is one thread's work: its wall time stands for its CPU time.
+      if (cpu0 !== undefined && cpu1 !== undefined) cpus[i]!.push(cpu1 - cpu0 - (r.loadSeconds ?? 0));
       texts[i] ??= r.text;
       o.log(
         `engine-speed (${table}): rep ${rep + 1} ${c.engine} ${c.variant} beam ${c.beam}: ${r.wallSeconds.toFixed(2)} s, CPU ${cpus[i]!.at(-1)?.toFixed(2) ?? "?"} s`,
@@ -235,7 +237,7 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
           beam,
           run: async (path) => {
             const r = await whisperCli(cli, byDefault.path, o.threads, path, beam);
-            return { text: r.text, wallSeconds: r.processSeconds };
+            return { text: r.text, wallSeconds: r.processSeconds, loadSeconds: 0 };
           },
         });
     } else
