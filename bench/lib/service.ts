@@ -32,7 +32,16 @@ export async function serve(env: Record<string, string> = {}): Promise<ServeChil
   const dataDir = mkdtempSync(join(tmpdir(), "kk-bench-serve-"));
   const child: ChildProcess = spawn(
     process.execPath,
-    [join(root, "bin", "kikitori.js"), "serve", "--port", "0", "--data-dir", dataDir],
+    [
+      // Node flags for the service alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it.
+      ...(process.env.KIKITORI_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+      join(root, "bin", "kikitori.js"),
+      "serve",
+      "--port",
+      "0",
+      "--data-dir",
+      dataDir,
+    ],
     {
       // The no-op model server is a `local:` command, which the service refuses unless allowed.
       env: { ...process.env, KIKITORI_QUIET: "1", KIKITORI_LOCAL_IMAGE_COMMANDS: noopServer, ...env },

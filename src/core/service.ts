@@ -50,6 +50,17 @@ import { Jobs, MAX_JOB_FILES } from "./jobs.js";
 
 /** How many recent successful invocations (and instance starts) estimates learn the endpoint's pace from. */
 const ETA_SAMPLE = 20;
+/** How long an endpoint's pace (history, instances, work in flight) is reused for estimates. */
+const PACE_TTL_MS = 1000;
+
+/** What estimates need to know about an endpoint besides the queue ahead (see `Service.standing`). */
+interface Pace {
+  secondsPerByte: number | undefined;
+  meanBytes: number;
+  perInstance: number;
+  instances: InstanceRecord[];
+  running: Invocation[];
+}
 
 export interface ServiceOptions {
   /** Largest accepted input object (SageMaker's limit for async inference: 1 GB). */
@@ -569,46 +580,84 @@ export class Service extends EventEmitter<ServiceEvents> {
    * their observed cold start. Undefined for a finished invocation or before the endpoint has shown a pace.
    */
   async estimate(inv: Invocation): Promise<number | undefined> {
-    if (inv.state !== "Queued" && inv.state !== "Running") return undefined;
+    return (await this.standing(inv)).eta;
+  }
+
+  /**
+   * Where an invocation stands: its queue position (when queued) and its estimated finish (see `estimate`).
+   * One query for the queue ahead of it; the endpoint's pace comes from a snapshot at most PACE_TTL_MS old,
+   * so answering a burst of accepts does not re-read the same history for each one.
+   */
+  async standing(inv: Invocation): Promise<{ queuePosition?: number; eta?: number }> {
+    if (inv.state !== "Queued" && inv.state !== "Running") return {};
     const now = Date.now();
-    const seen = await this.state.throughput(inv.endpoint, ETA_SAMPLE);
-    const secondsPerByte = seen.bytes > 0 ? seen.seconds / seen.bytes : undefined;
-    if (inv.state === "Running")
-      return estimateFinish(inv, { now, secondsPerByte, running: [], slots: 1, coldStartSeconds: 0 });
-    const ahead = await this.state.queueAhead(inv.id);
-    if (!ahead || secondsPerByte === undefined) return undefined;
-    const meanBytes = seen.bytes / seen.invocations;
-    const [endpoint, instances, running] = await Promise.all([
-      this.getEndpoint(inv.endpoint),
-      this.state.listInstances({ endpoint: inv.endpoint }),
-      this.state.listInvocations({ endpoint: inv.endpoint, state: "Running", limit: 1000 }),
-    ]);
-    const perInstance = endpoint.deployment?.config.asyncConfig?.maxConcurrentInvocationsPerInstance ?? 1;
-    const live = instances.filter((i) => i.state === "Pending" || i.state === "InService");
+    const ahead = inv.state === "Queued" ? await this.state.queueAhead(inv.id) : undefined;
+    // Leased between the enqueue and this read: it stands as running, with no queue ahead.
+    const state = inv.state === "Queued" && !ahead ? "Running" : inv.state;
+    const pace = await this.pace(inv.endpoint, now);
+    const queuePosition = ahead?.position;
+    if (state === "Running") {
+      const eta = estimateFinish(
+        { ...inv, state },
+        { now, secondsPerByte: pace.secondsPerByte, running: [], slots: 1, coldStartSeconds: 0 },
+      );
+      return { eta };
+    }
+    if (pace.secondsPerByte === undefined) return { queuePosition };
+    const live = pace.instances.filter((i) => i.state === "Pending" || i.state === "InService");
     let coldStartSeconds = 0;
     if (!live.some((i) => i.state === "InService")) {
-      const observed = instances
+      const observed = pace.instances
         .filter((i) => i.inServiceAt !== undefined)
         .slice(-ETA_SAMPLE)
         .map((i) => (i.inServiceAt! - i.startedAt) / 1000)
         .sort((a, b) => a - b);
-      if (!observed.length) return undefined;
+      if (!observed.length) return { queuePosition };
       // A starting instance has part of its cold start behind it; at zero the autoscaler starts one.
       const starting = live.at(-1);
       const median = observed[Math.floor(observed.length / 2)]!;
       coldStartSeconds = Math.max(0, median - (starting ? (now - starting.startedAt) / 1000 : 0));
     }
-    return estimateFinish(
-      { ...inv, inputBytes: inv.inputBytes ?? meanBytes },
+    const eta = estimateFinish(
+      { ...inv, inputBytes: inv.inputBytes ?? pace.meanBytes },
       {
         now,
-        secondsPerByte,
-        bytesAhead: ahead.bytesAhead + ahead.unsizedAhead * meanBytes,
-        running: running.map((r) => ({ ...r, inputBytes: r.inputBytes ?? meanBytes })),
-        slots: Math.max(1, live.length) * perInstance,
+        secondsPerByte: pace.secondsPerByte,
+        bytesAhead: ahead!.bytesAhead + ahead!.unsizedAhead * pace.meanBytes,
+        running: pace.running.map((r) => ({ ...r, inputBytes: r.inputBytes ?? pace.meanBytes })),
+        slots: Math.max(1, live.length) * pace.perInstance,
         coldStartSeconds,
       },
     );
+    return { queuePosition, eta };
+  }
+
+  private readonly paces = new Map<string, { at: number; pace: Promise<Pace> }>();
+
+  /** The endpoint's pace, read at most once per PACE_TTL_MS (concurrent callers share one read). */
+  private pace(endpoint: string, now: number): Promise<Pace> {
+    const cached = this.paces.get(endpoint);
+    if (cached && now - cached.at < PACE_TTL_MS) return cached.pace;
+    const pace = this.readPace(endpoint);
+    this.paces.set(endpoint, { at: now, pace });
+    pace.catch(() => this.paces.delete(endpoint));
+    return pace;
+  }
+
+  private async readPace(endpoint: string): Promise<Pace> {
+    const [seen, ep, instances, running] = await Promise.all([
+      this.state.throughput(endpoint, ETA_SAMPLE),
+      this.getEndpoint(endpoint),
+      this.state.listInstances({ endpoint }),
+      this.state.listInvocations({ endpoint, state: "Running", limit: 1000 }),
+    ]);
+    return {
+      secondsPerByte: seen.bytes > 0 ? seen.seconds / seen.bytes : undefined,
+      meanBytes: seen.invocations ? seen.bytes / seen.invocations : 0,
+      perInstance: ep.deployment?.config.asyncConfig?.maxConcurrentInvocationsPerInstance ?? 1,
+      instances,
+      running,
+    };
   }
 
   /** Cancels at once when queued; a running invocation is stopped by its runner. */

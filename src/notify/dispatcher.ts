@@ -111,12 +111,18 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   }
 
   private async pass(): Promise<void> {
-    // The outbox hand-off in two idempotent steps: deliveries (ids derived from the event) are added, then
-    // the event is marked delivered. A crash in between expands it again, adding nothing new.
-    for (const ev of await this.service.pendingEvents(100)) {
-      if (this.stopped) return;
-      await this.store.add(await this.deliveriesFor(ev));
-      await this.service.markEventsDelivered([ev.id]);
+    // The outbox hand-off in two idempotent steps, a batch of events at a time: their deliveries (ids derived
+    // from the event) are added, then the events are marked delivered. A crash in between expands them
+    // again, adding nothing new.
+    const events = await this.service.pendingEvents(100);
+    if (events.length) {
+      const deliveries: NewDelivery[] = [];
+      for (const ev of events) {
+        if (this.stopped) return;
+        deliveries.push(...(await this.deliveriesFor(ev)));
+      }
+      if (deliveries.length) await this.store.add(deliveries);
+      await this.service.markEventsDelivered(events.map((ev) => ev.id));
     }
     await this.liveWebhooks();
     await this.deliverDue();

@@ -437,8 +437,8 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
         inferenceId: b.inferenceId,
         principal: req.principal?.id,
       });
-      const stored = await service.getInvocation(inv.id);
-      const view = invocationView(stored, await service.estimate(stored));
+      const { queuePosition, eta } = await service.standing(inv);
+      const view = invocationView({ ...inv, queuePosition }, eta);
       return reply
         .code(202)
         .header("location", `/v1/invocations/${encodeURIComponent(inv.id)}`)
@@ -526,7 +526,8 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
       const inv = req.query.wait
         ? await waitForChange(service, req.params.id, req.query.wait * 1000, abort.signal)
         : await service.getInvocation(req.params.id);
-      return invocationView(inv, await service.estimate(inv));
+      const { queuePosition, eta } = await service.standing(inv);
+      return invocationView({ ...inv, queuePosition }, eta);
     },
   );
 

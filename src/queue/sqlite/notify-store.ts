@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { Attempt, Delivery, NewDelivery, NotifyStore, Subscription, Topic } from "../../notify/store.js";
 import { opt, toDelivery, toSubscription, toTopic, type Row } from "../rows.js";
-import { statementCache } from "./rows.js";
+import { relaxed, statementCache } from "./rows.js";
 
 /** The notify tables, kept in the state store's SQLite file (its shared `db`). */
 export class SqliteNotifyStore implements NotifyStore {
@@ -31,6 +31,10 @@ export class SqliteNotifyStore implements NotifyStore {
 
   async claimDue(now: number, claimUntil: number, limit: number): Promise<Delivery[]> {
     // One transaction in one process: SQLite serialises writers, so no two claims overlap.
+    return relaxed(this.db, () => this.claim(now, claimUntil, limit));
+  }
+
+  private claim(now: number, claimUntil: number, limit: number): Delivery[] {
     return this.db.transaction(() => {
       const rows = this.q(
         `SELECT * FROM notify_deliveries WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
@@ -47,6 +51,14 @@ export class SqliteNotifyStore implements NotifyStore {
     a: Attempt,
     outcome: { delivered: true } | { delivered: false; nextAttemptAt?: number },
   ): Promise<void> {
+    relaxed(this.db, () => this.record(id, a, outcome));
+  }
+
+  private record(
+    id: string,
+    a: Attempt,
+    outcome: { delivered: true } | { delivered: false; nextAttemptAt?: number },
+  ): void {
     this.db.transaction(() => {
       this.q(
         "INSERT OR REPLACE INTO notify_attempts (delivery_id, n, at, status, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?)",

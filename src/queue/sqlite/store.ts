@@ -45,7 +45,7 @@ import {
   type Row,
 } from "../rows.js";
 import type { ChunkLease, ChunkProgress, PlannedChunk } from "../chunks.js";
-import { placeholders, statementCache } from "./rows.js";
+import { placeholders, relaxed, statementCache } from "./rows.js";
 import { migrate } from "./schema.js";
 
 /** The embedded StateStore: one SQLite file in WAL mode. Every method is one short transaction. */
@@ -58,7 +58,8 @@ export class SqliteStateStore implements StateStore {
     if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma("journal_mode = WAL");
-    // FULL: a 202 reply means the invocation survived a power cut, not only a process crash.
+    // FULL: a 202 reply means the invocation survived a power cut, not only a process crash. The work
+    // loop's own transitions relax this (see `relaxed`).
     this.db.pragma("synchronous = FULL");
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("foreign_keys = ON");
@@ -314,7 +315,9 @@ export class SqliteStateStore implements StateStore {
              SET state = 'Running', lease_owner = @owner, lease_expires_at = @until, attempts = attempts + 1,
                  started_at = COALESCE(started_at, @now), progress_s = NULL
            WHERE seq IN (SELECT seq FROM invocations
-                         WHERE endpoint = @endpoint AND state = 'Queued' AND expires_at > @now
+                         -- "+expires_at": not an index term, so the planner walks invocations_queue in
+                         -- seq order and stops after @max rows, instead of sorting every queued row.
+                         WHERE endpoint = @endpoint AND state = 'Queued' AND +expires_at > @now
                            AND attempts < max_attempts
                          ORDER BY seq LIMIT @max)
            RETURNING *`,
@@ -330,7 +333,7 @@ export class SqliteStateStore implements StateStore {
   ): Promise<Invocation[]> {
     if (max <= 0) return [];
     // A single UPDATE ... RETURNING is atomic in SQLite: two leasers never get the same row.
-    return this.leaseRows(endpoint, owner, max, leaseMs, now)
+    return relaxed(this.db, () => this.leaseRows(endpoint, owner, max, leaseMs, now))
       .map(toInvocation)
       .sort((a, b) => a.seq - b.seq);
   }
@@ -342,12 +345,13 @@ export class SqliteStateStore implements StateStore {
     now: number,
     progress?: { processedSeconds: number; totalSeconds: number },
   ): Promise<HeartbeatResult> {
-    const r = this.q(
-      `UPDATE invocations SET lease_expires_at = ?, progress_s = COALESCE(?, progress_s), total_s = COALESCE(?, total_s)
-         WHERE id = ? AND state = 'Running' AND lease_owner = ?
-         RETURNING cancel_requested`,
-    ).get(now + leaseMs, progress?.processedSeconds ?? null, progress?.totalSeconds ?? null, id, owner) as
-      Row | undefined;
+    const r = relaxed(this.db, () =>
+      this.q(
+        `UPDATE invocations SET lease_expires_at = ?, progress_s = COALESCE(?, progress_s), total_s = COALESCE(?, total_s)
+           WHERE id = ? AND state = 'Running' AND lease_owner = ?
+           RETURNING cancel_requested`,
+      ).get(now + leaseMs, progress?.processedSeconds ?? null, progress?.totalSeconds ?? null, id, owner),
+    ) as Row | undefined;
     if (!r) return "lost";
     return Number(r.cancel_requested) ? "cancel-requested" : "ok";
   }
@@ -398,7 +402,7 @@ export class SqliteStateStore implements StateStore {
   }
 
   async finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<boolean> {
-    return this.db.transaction(() => this.finishRow(id, outcome, guard, now))();
+    return relaxed(this.db, () => this.db.transaction(() => this.finishRow(id, outcome, guard, now))());
   }
 
   async saveCheckpoints(id: string, owner: string, checkpoints: Checkpoint[]): Promise<boolean> {
@@ -763,9 +767,11 @@ export class SqliteStateStore implements StateStore {
 
   async markEventsDelivered(ids: number[]): Promise<void> {
     if (!ids.length) return;
-    this.q(`UPDATE outbox SET delivered_at = ? WHERE id IN (${placeholders(ids.length)})`).run(
-      Date.now(),
-      ...ids,
+    relaxed(this.db, () =>
+      this.q(`UPDATE outbox SET delivered_at = ? WHERE id IN (${placeholders(ids.length)})`).run(
+        Date.now(),
+        ...ids,
+      ),
     );
   }
 }
