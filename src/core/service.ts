@@ -50,7 +50,7 @@ import { Jobs, MAX_JOB_FILES } from "./jobs.js";
 
 /** How many recent successful invocations (and instance starts) estimates learn the endpoint's pace from. */
 const ETA_SAMPLE = 20;
-/** How long an endpoint's pace (history, instances, work in flight) is reused for estimates. */
+/** How long an endpoint's pace (history, instances, work in flight) is reused for estimates at most. */
 const PACE_TTL_MS = 1000;
 
 /** What estimates need to know about an endpoint besides the queue ahead (see `Service.standing`). */
@@ -634,7 +634,11 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   private readonly paces = new Map<string, { at: number; pace: Promise<Pace> }>();
 
-  /** The endpoint's pace, read at most once per PACE_TTL_MS (concurrent callers share one read). */
+  /**
+   * The endpoint's pace, read at most once per PACE_TTL_MS (concurrent callers share one read), and again
+   * after this process leases, finishes or starts work of the endpoint (other processes' changes show
+   * within PACE_TTL_MS).
+   */
   private pace(endpoint: string, now: number): Promise<Pace> {
     const cached = this.paces.get(endpoint);
     if (cached && now - cached.at < PACE_TTL_MS) return cached.pace;
@@ -729,8 +733,10 @@ export class Service extends EventEmitter<ServiceEvents> {
   // --- what runners report ---
 
   /** Takes up to `max` queued invocations of the endpoint for `owner` (never one past its attempt bound). */
-  lease(endpoint: string, owner: string, max: number, leaseMs: number): Promise<Invocation[]> {
-    return this.state.lease(endpoint, owner, max, leaseMs, Date.now());
+  async lease(endpoint: string, owner: string, max: number, leaseMs: number): Promise<Invocation[]> {
+    const leased = await this.state.lease(endpoint, owner, max, leaseMs, Date.now());
+    if (leased.length) this.paces.delete(endpoint);
+    return leased;
   }
 
   heartbeat(
@@ -868,8 +874,9 @@ export class Service extends EventEmitter<ServiceEvents> {
     }
   }
 
-  recordInstance(record: InstanceRecord): Promise<void> {
-    return this.state.upsertInstance(record);
+  async recordInstance(record: InstanceRecord): Promise<void> {
+    await this.state.upsertInstance(record);
+    this.paces.delete(record.endpoint);
   }
 
   listInstances(filter: { endpoint?: string; live?: boolean }): Promise<InstanceRecord[]> {
@@ -976,7 +983,9 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   private async emitFinished(id: string): Promise<void> {
     const cur = await this.state.getInvocation(id);
-    if (cur) this.emit("invocation:finished", cur);
+    if (!cur) return;
+    this.paces.delete(cur.endpoint);
+    this.emit("invocation:finished", cur);
   }
 
   /**

@@ -425,6 +425,7 @@ export class PgStateStore implements StateStore {
       // One statement for the rest: each round trip holds the row lock a little longer.
       await c.query(
         `WITH checkpoints AS (DELETE FROM invocation_checkpoints WHERE invocation_id = $1),
+              chunks AS (DELETE FROM invocation_chunks WHERE invocation_id = $1),
               event AS (INSERT INTO outbox (invocation_id, type, payload, created_at) VALUES ($1, $2, $3, $4))
          SELECT pg_notify($5, $1)`,
         [id, "invocation.completed", JSON.stringify(toInvocation(r)), now, CHANNEL.finished],
