@@ -211,21 +211,24 @@ export class PgStateStore implements StateStore {
   // --- invocations ---
 
   /**
-   * Group commit: enqueues that arrive in the same turn of the event loop share one INSERT (one commit,
-   * one NOTIFY per endpoint). Each promise resolves only after that commit; a duplicate id fails alone.
+   * Group commit: one INSERT (one commit, one NOTIFY per endpoint) at a time takes every enqueue that
+   * arrived while the previous one was committing, so batches grow with the load instead of the commits.
+   * Each promise resolves only after its commit; a duplicate id fails alone.
    */
   enqueue(inv: NewInvocation): Promise<Invocation> {
     return new Promise((resolve, reject) => {
       this.pending.push({ inv, resolve, reject });
-      if (this.pending.length === 1) setImmediate(() => this.flush());
+      if (this.pending.length === 1 && !this.flushing.size) setImmediate(() => this.flush());
     });
   }
 
   private flush(): void {
     const batch = this.pending.splice(0, MAX_BATCH);
-    if (this.pending.length) setImmediate(() => this.flush());
     if (!batch.length) return;
-    const p = this.insertBatch(batch).finally(() => this.flushing.delete(p));
+    const p = this.insertBatch(batch).finally(() => {
+      this.flushing.delete(p);
+      if (this.pending.length) this.flush();
+    });
     this.flushing.add(p);
   }
 
