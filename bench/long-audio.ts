@@ -12,10 +12,12 @@
  * Also records the wall time and the peak resident memory of the service process (VmHWM) and of the
  * instance's processes (VmHWM of each, and the sampled peak of their sum).
  */
-import { createReadStream } from "node:fs";
+import { createReadStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { errorRate, wordErrors, sumCounts, type EditCounts } from "../src/eval/metrics.js";
 import type { FasterWhisper } from "./lib/peers.js";
-import { memoryOf, processTree, serve, type ServeChild } from "./lib/service.js";
+import { memoryOf, processTree, serve, sleep, type ServeChild } from "./lib/service.js";
 import { round } from "./lib/stats.js";
 
 export interface AudioFile {
@@ -178,5 +180,208 @@ export async function runLongAudio(o: LongAudioOptions) {
     memory,
     quality: { kikitori, fasterWhisper },
     peerVersions: typeof o.peer === "string" ? undefined : o.peer.versions,
+  };
+}
+
+/** CPU seconds (user + system) of process trees since the meter started, summed per process (sampled, so a process killed loses at most one interval). */
+function cpuMeter(everyMs = 200) {
+  const tick = 100; // USER_HZ on Linux
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  const roots = new Set<number>();
+  const cpuOf = (pid: number) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(f[11]) + Number(f[12])) / tick;
+    } catch {
+      return undefined;
+    }
+  };
+  const sample = () => {
+    for (const root of roots)
+      for (const pid of processTree(root)) {
+        const cpu = cpuOf(pid);
+        if (cpu === undefined) continue;
+        if (!first.has(pid)) first.set(pid, started ? 0 : cpu);
+        last.set(pid, cpu);
+      }
+  };
+  let started = false;
+  const timer = setInterval(sample, everyMs);
+  return {
+    /** Counts this process and its descendants (those already running count from now). */
+    track(pid: number) {
+      roots.add(pid);
+      sample();
+      started = true;
+    },
+    stop(): number {
+      sample();
+      clearInterval(timer);
+      let sum = 0;
+      for (const [pid, cpu] of last) sum += cpu - (first.get(pid) ?? 0);
+      return round(sum, 2);
+    },
+  };
+}
+
+const words = (text: string) => text.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? [];
+
+export interface ChunksAcrossInstancesOptions {
+  file: AudioFile;
+  modelsDir: string;
+  /** Progress (0..1) at which an instance, and separately the service, is killed. @defaultValue 0.6 */
+  killAt?: number;
+  log: (msg: string) => void;
+}
+
+/**
+ * One long invocation across instances (#17): the same file on 1 and on 2 instances of one thread each
+ * (its chunks leased by every idle instance), whether the transcripts agree; then the resume cost: the
+ * instance killed (SIGKILL) at `killAt` of the file, and separately the service, against the uninterrupted
+ * run, in CPU seconds of the service and all its processes (and wall time).
+ */
+export async function runChunksAcrossInstances(o: ChunksAcrossInstancesOptions) {
+  const killAt = o.killAt ?? 0.6;
+  const environment = { KIKITORI_THREADS: "1" };
+  const env = { KIKITORI_MODELS: o.modelsDir, KIKITORI_LEASE_MS: "3000" };
+
+  /** Invokes, optionally acting at `killAt` of the progress; wall seconds, CPU seconds, the transcript. */
+  const measure = async (
+    svc: ServeChild,
+    endpoint: string,
+    atKill?: (svc: ServeChild) => Promise<ServeChild>,
+  ) => {
+    const meter = cpuMeter();
+    meter.track(svc.pid);
+    const input = await svc.client.put(
+      "bench",
+      `speedup-${endpoint}.wav`,
+      createReadStream(o.file.path),
+      "audio/wav",
+    );
+    const t0 = performance.now();
+    const accepted = await svc.client.ok("POST", `/v1/endpoints/${endpoint}/invocations`, {
+      inputLocation: input,
+      contentType: "audio/wav",
+      accept: "application/json",
+      invocationTimeoutSeconds: 3600,
+      options: { language: "en" },
+    });
+    const id = String(accepted.inferenceId);
+    let current = svc;
+    if (atKill) {
+      for (;;) {
+        const inv = await current.client.ok("GET", `/v1/invocations/${id}`);
+        if ((inv.progress?.percent ?? 0) >= killAt * 100) break;
+        if (inv.state !== "Running" && inv.state !== "Queued")
+          throw new Error(`chunks: ${id} ended (${inv.state}) before ${killAt * 100} %`);
+        await sleep(100);
+      }
+      current = await atKill(current);
+      meter.track(current.pid);
+    }
+    const inv = await current.client.waitTerminal(id);
+    const wall = (performance.now() - t0) / 1000;
+    const cpuSeconds = meter.stop();
+    if (inv.state !== "Succeeded") throw new Error(`chunks: ${inv.state}: ${inv.error?.message}`);
+    const result = await current.client.raw("GET", `/v1/invocations/${id}/result`);
+    const body = JSON.parse(result.body.toString()) as {
+      text: string;
+      speech?: { chunks: number; resumed?: number };
+    };
+    return {
+      wallSeconds: round(wall, 2),
+      cpuSeconds,
+      attempts: Number(inv.attempts),
+      chunks: body.speech?.chunks ?? 0,
+      resumedChunks: body.speech?.resumed ?? 0,
+      wer: round(errorRate(wordErrors(o.file.reference, body.text)), 4),
+      text: body.text,
+      current,
+    };
+  };
+
+  const svc = await serve(env);
+  let one, two, instanceKilled;
+  try {
+    await svc.client.endpoint(
+      "one",
+      { image: "kikitori/whisper", environment },
+      { instances: 1, maxConcurrent: 1 },
+    );
+    await svc.client.endpoint(
+      "two",
+      { image: "kikitori/whisper", environment },
+      { instances: 2, maxConcurrent: 1 },
+    );
+    for (;;) {
+      const ep = await svc.client.ok("GET", "/v1/endpoints/two");
+      if (ep.instances.filter((i: { state: string }) => i.state === "InService").length === 2) break;
+      await sleep(100);
+    }
+    o.log(`chunks: ${(o.file.seconds / 60).toFixed(1)} min file on 1 instance (1 thread)`);
+    one = await measure(svc, "one");
+    o.log("chunks: the same file on 2 instances (1 thread each)");
+    two = await measure(svc, "two");
+    o.log(`chunks: 1 instance, killed (SIGKILL) at ${killAt * 100} %`);
+    instanceKilled = await measure(svc, "one", async (s) => {
+      const ep = await s.client.ok("GET", "/v1/endpoints/one");
+      const pid = ep.instances.find((i: { state: string }) => i.state === "InService")?.pid;
+      if (pid) process.kill(pid, "SIGKILL");
+      return s;
+    });
+  } finally {
+    await svc.stop();
+  }
+
+  o.log(`chunks: 1 instance, the service killed (SIGKILL) at ${killAt * 100} % and started again`);
+  const dataDir = mkdtempSync(join(tmpdir(), "kk-bench-chunks-"));
+  let serviceKilled;
+  try {
+    const first = await serve(env, dataDir);
+    await first.client.endpoint(
+      "one",
+      { image: "kikitori/whisper", environment },
+      { instances: 1, maxConcurrent: 1 },
+    );
+    serviceKilled = await measure(first, "one", async (s) => {
+      await s.kill9();
+      return serve(env, dataDir);
+    });
+    await serviceKilled.current.stop();
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+
+  const oneWords = words(one.text);
+  const twoWords = words(two.text);
+  const view = ({ text: _text, current: _current, ...r }: typeof one) => r;
+  return {
+    file: { seconds: round(o.file.seconds, 1), chunks: one.chunks },
+    speedUp: {
+      oneInstance: view(one),
+      twoInstances: view(two),
+      ratio: round(one.wallSeconds / two.wallSeconds, 2),
+      identicalWords: oneWords.length === twoWords.length && oneWords.every((w, i) => w === twoWords[i]),
+      werDifferencePoints: round(100 * Math.abs(two.wer - one.wer), 2),
+      fourInstances: "not measured: 4 instances of 1 thread need 4 cores (this machine has 2)",
+    },
+    resume: {
+      killAt,
+      instanceKilled: {
+        ...view(instanceKilled),
+        cpuRatio: round(instanceKilled.cpuSeconds / one.cpuSeconds, 2),
+        wallRatio: round(instanceKilled.wallSeconds / one.wallSeconds, 2),
+        sameWords: words(instanceKilled.text).join(" ") === oneWords.join(" "),
+      },
+      serviceKilled: {
+        ...view(serviceKilled),
+        cpuRatio: round(serviceKilled.cpuSeconds / one.cpuSeconds, 2),
+        wallRatio: round(serviceKilled.wallSeconds / one.wallSeconds, 2),
+        sameWords: words(serviceKilled.text).join(" ") === oneWords.join(" "),
+      },
+    },
   };
 }

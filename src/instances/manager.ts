@@ -62,7 +62,10 @@ export class InstanceManager {
   async start(): Promise<void> {
     await this.reapOrphans();
     this.service.on("invocation:queued", (inv) => this.wake(inv.endpoint));
-    this.service.on("chunks:queued", (endpoint) => this.wake(endpoint));
+    // Every idle instance of the endpoint may take some of a file's chunks.
+    this.service.on("chunks:queued", (endpoint) => {
+      for (const i of this.instancesOf(endpoint)) i.wake();
+    });
     this.service.on("invocation:cancel", (inv) => this.abort(inv));
     this.service.on("cluster:placement", (hosts) => {
       if (hosts.includes(this.o.hostId)) this.schedule();

@@ -80,6 +80,6 @@ export interface ChunkStore {
   ): Promise<string[]>;
   /** How far an invocation's chunks are; undefined when it has no plan. */
   chunkProgress(id: string): Promise<ChunkProgress | undefined>;
-  /** The results of the invocation's done chunks, in order. */
-  chunkResults(id: string): Promise<{ idx: number; result: unknown }[]>;
+  /** The invocation's done chunks (as planned, and their results), in order. */
+  chunkResults(id: string): Promise<{ idx: number; data: unknown; result: unknown }[]>;
 }

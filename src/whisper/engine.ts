@@ -21,7 +21,7 @@ import { deflateSync } from "node:zlib";
 import type { NativeModel, WhisperParams, WhisperResult, WhisperSegment } from "./addon.js";
 import { openAudio } from "./audio.js";
 import { loadIsolatedModel } from "./isolated.js";
-import { chunkAudio, planChunks, regionSamples, speechLevelled } from "./chunks.js";
+import { chunkAudio, planChunks, regionSamples, speechLevelled, type Chunk } from "./chunks.js";
 import { SAMPLE_RATE, anySound, hasSound } from "./energy.js";
 import { LANGUAGE_NAMES } from "./languages.js";
 import type { ChunkResult, Progress, Segment, TranscribeOptions, Transcript, Word } from "./types.js";
@@ -129,29 +129,12 @@ export class WhisperEngine {
     opts: TranscribeOptions = {},
     { signal, onProgress, onStart, onChunk, resume }: TranscribeControl = {},
   ): Promise<Transcript> {
-    const params = compileParams(opts, this.threads);
-    if (!this.models[0]!.multilingual && params.language !== "auto" && params.language !== "en") {
-      throw new InvalidOptionError(
-        "language",
-        `the model is English-only and cannot transcribe "${params.language}"`,
-      );
-    }
-    const model = await this.acquire(signal);
-    onStart?.();
-    // Until the native run in flight settles (at once when stopped), the context is busy.
-    let inFlight: Promise<unknown> | undefined;
-    const native = async <T>(run: { stop(): void; result: Promise<T> }): Promise<T> => {
-      inFlight = run.result.catch(() => undefined);
-      const result = await abortable(run.result, signal, run.stop);
-      inFlight = undefined;
-      return result;
-    };
-    try {
+    const params = this.compile(opts);
+    return this.withModel(signal, onStart, async (d) => {
       const audio = await openAudio(input, { windowSeconds: READ_SECONDS, cutSearchSeconds: 5, signal });
       const reader = audio[Symbol.asyncIterator]();
       const segments: Omit<Segment, "id">[] = [];
-      let language = !model.multilingual ? "en" : params.language === "auto" ? "" : params.language;
-      let languageProbability: number | undefined;
+      const lang = d.lang(params.language);
       /** Decoded audio not transcribed yet, starting at source sample `pendingStart`. */
       let pending: Int16Array = new Int16Array(0);
       let pendingStart = 0;
@@ -168,43 +151,9 @@ export class WhisperEngine {
           processedSeconds: processed,
           totalSeconds: Math.max(audio.durationSeconds ?? 0, processed),
         });
-      /** Decodes one window of `pending` (spans map it back), with Whisper's fallback on loops. */
-      const decode = async (samples: Int16Array, spans: Span[], extra: Partial<WhisperParams>) => {
-        if (!language) {
-          const detected = await native(model.detectLanguage(samples, params.threads));
-          if (detected) {
-            language = detected.language;
-            languageProbability = detected.probabilities[language];
-          }
-        }
-        let result = await native(
-          model.transcribe(samples, { ...params, language: language || "auto", ...extra }),
-        );
-        // whisper.cpp falls back to hotter sampling on low log-probability and on low token entropy; the
-        // reference decoder also on a compression ratio above 2.4 (a loop), which is checked here.
-        let t = params.temperature ?? 0;
-        while (
-          params.temperatureInc! > 0 &&
-          t < 1 &&
-          compressionRatio(textOf(result)) > LOOP_COMPRESSION_RATIO
-        ) {
-          t = Math.min(1, t + params.temperatureInc!);
-          const hotter = await native(
-            model.transcribe(samples, { ...params, language: language || "auto", ...extra, temperature: t }),
-          );
-          if (compressionRatio(textOf(hotter)) < compressionRatio(textOf(result))) result = hotter;
-        }
-        language ||= result.language;
-        return result;
-      };
 
       await readUntil(WINDOW_SAMPLES + 1);
-      const vad = opts.vad ?? (this.vadModel !== undefined && pending.length > WINDOW_SAMPLES);
-      if (vad && this.vadModel === undefined)
-        throw new InvalidOptionError(
-          "vad",
-          "this server has no VAD model (kikitori models pull silero-v6.2.0)",
-        );
+      const vad = this.wantsVad(opts, pending.length);
 
       const speech = { regions: 0, seconds: 0, chunks: 0, resumed: 0 };
       if (vad) {
@@ -213,45 +162,19 @@ export class WhisperEngine {
           await readUntil(VAD_BLOCK_SAMPLES);
           if (pending.length === 0) break;
           report(pendingStart / SAMPLE_RATE);
-          const found = anySound(pending)
-            ? await native(
-                model.speech(speechLevelled(pending), {
-                  model: this.vadModel!,
-                  threads: params.threads,
-                  ...VAD_PARAMS,
-                }),
-              )
-            : [];
-          const regions = regionSamples(pending, found);
-          // Speech running into the end of the block may go on in the next one: it is kept for that block.
-          let keep = pending.length;
-          const last = regions[regions.length - 1];
-          if (!ended && last && last[0] > 0 && pending.length - last[1] < VAD_TAIL_SAMPLES) {
-            keep = last[0];
-            regions.pop();
-          }
-          speech.regions += regions.length;
-          speech.seconds += regions.reduce((n, [a, b]) => n + b - a, 0) / SAMPLE_RATE;
-          const chunks = planChunks(regions);
-          speech.chunks += chunks.length;
+          const { chunks, keep } = await this.cutBlock(d, pending, ended, params.threads, speech);
           for (const chunk of chunks) {
             const start = pendingStart + chunk.regions[0]![0];
             const end = pendingStart + chunk.regions[chunk.regions.length - 1]![1];
             const done = resume?.get(start);
             if (done?.end === end) {
-              language ||= done.language;
+              lang.value ||= done.language;
               segments.push(...done.segments);
               speech.resumed++;
             } else {
-              const { samples, spans } = chunkAudio(pending, chunk);
-              const result = await decode(samples, spans, {
-                prompt: params.prompt,
-                noContext: true,
-                maxPasses: 0,
-              });
-              const decoded = toSegments(result.segments, spans, pendingStart, params.maxLen === 1);
+              const decoded = await this.decodeChunkWith(d, params, lang, pending, chunk, pendingStart);
               segments.push(...decoded);
-              onChunk?.({ start, end, language: language || "en", segments: decoded });
+              onChunk?.({ start, end, language: lang.value || "en", segments: decoded });
             }
             report(end / SAMPLE_RATE);
           }
@@ -271,7 +194,7 @@ export class WhisperEngine {
           report(pendingStart / SAMPLE_RATE);
           let consumed = window.sourceLength;
           if (hasSound(window.samples)) {
-            const result = await decode(window.samples, window.spans, {
+            const result = await d.decode(params, lang, window.samples, {
               // The prompt starts the file; after that, the text decoded so far conditions each window.
               prompt: condition ? "" : params.prompt,
               noContext: !condition,
@@ -284,7 +207,7 @@ export class WhisperEngine {
             });
             const decoded = toSegments(result.segments, window.spans, pendingStart, params.maxLen === 1);
             segments.push(...decoded);
-            condition = compressionRatio(decoded.map((d) => d.text).join("")) <= LOOP_COMPRESSION_RATIO;
+            condition = compressionRatio(decoded.map((s) => s.text).join("")) <= LOOP_COMPRESSION_RATIO;
             const consumedSamples = Math.round((result.consumedMs / 1000) * SAMPLE_RATE);
             // Whisper stopped at its last timestamp: the rest is transcribed from there in the next window.
             if (consumedSamples >= SAMPLE_RATE && consumedSamples < window.samples.length)
@@ -296,21 +219,91 @@ export class WhisperEngine {
       }
       const duration = pendingStart / SAMPLE_RATE;
       report(duration);
-      return {
-        text: segments
-          .map((s) => s.text)
-          .join("")
-          .trim(),
-        language: language || "en",
-        ...(languageProbability !== undefined ? { languageProbability } : {}),
-        duration,
-        segments: monotonic(segments, duration).map((s, id) => ({ id, ...s })),
-        ...(vad ? { speech } : {}),
+      return stitchTranscript(
+        { duration, language: lang.value, languageProbability: lang.probability },
+        segments,
+        vad ? speech : undefined,
+      );
+    });
+  }
+
+  /**
+   * Cuts a long file at speech for decoding elsewhere (chunks across instances): the whole audio as 16 kHz
+   * PCM, and its chunks as they would be decoded here, with the language settled (detected on the first
+   * chunk, as transcribe does). Undefined when the file is decoded in one piece (short, or VAD off).
+   */
+  async plan(
+    input: string | Readable,
+    opts: TranscribeOptions = {},
+    { signal, onStart }: TranscribeControl = {},
+  ): Promise<{ plan: SpeechPlan; pcm: Int16Array } | undefined> {
+    const params = this.compile(opts);
+    if (!this.wantsVad(opts, Infinity)) return undefined;
+    return this.withModel(signal, onStart, async (d) => {
+      const audio = await openAudio(input, { windowSeconds: READ_SECONDS, cutSearchSeconds: 5, signal });
+      const blocks: Int16Array[] = [];
+      let length = 0;
+      for await (const w of audio) {
+        blocks.push(w.samples);
+        length += w.samples.length;
+      }
+      const pcm = new Int16Array(length);
+      blocks.reduce((at, b) => (pcm.set(b, at), at + b.length), 0);
+      if (!this.wantsVad(opts, pcm.length)) return undefined;
+      const lang = d.lang(params.language);
+      const speech = { regions: 0, seconds: 0, chunks: 0 };
+      const chunks: Array<Array<[number, number]>> = [];
+      for (let at = 0; at < pcm.length;) {
+        const block = pcm.subarray(at, at + VAD_BLOCK_SAMPLES);
+        const final = at + block.length >= pcm.length;
+        const cut = await this.cutBlock(d, block, final, params.threads, speech);
+        for (const chunk of cut.chunks) {
+          if (!lang.value) await d.detect(params, lang, chunkAudio(block, chunk).samples);
+          chunks.push(chunk.regions.map(([a, b]) => [at + a, at + b]));
+        }
+        at += cut.keep;
+      }
+      const plan: SpeechPlan = {
+        duration: pcm.length / SAMPLE_RATE,
+        language: lang.value,
+        ...(lang.probability !== undefined ? { languageProbability: lang.probability } : {}),
+        regions: speech.regions,
+        chunks,
       };
-    } finally {
-      if (inFlight) void inFlight.then(() => this.release(model));
-      else this.release(model);
+      return { plan, pcm };
+    });
+  }
+
+  /**
+   * Decodes one chunk of a plan: `pcm` is its regions' audio laid end to end, `regions` where they lie in
+   * the file (so the segments come out in the file's time). The same as transcribe decodes that chunk.
+   */
+  async decodeChunk(
+    pcm: Int16Array,
+    regions: ReadonlyArray<[number, number]>,
+    language: string,
+    opts: TranscribeOptions = {},
+    { signal, onStart }: TranscribeControl = {},
+  ): Promise<ChunkResult> {
+    const params = this.compile({ ...opts, language: language || opts.language });
+    const local: Chunk = { regions: [] };
+    let at = 0;
+    for (const [a, b] of regions) {
+      local.regions.push([at, at + b - a]);
+      at += b - a;
     }
+    if (at !== pcm.length)
+      throw new InvalidOptionError("regions", `cover ${at} samples but the chunk's audio has ${pcm.length}`);
+    return this.withModel(signal, onStart, async (d) => {
+      const lang = d.lang(params.language);
+      const segments = await this.decodeChunkWith(d, params, lang, pcm, local, 0, regions);
+      return {
+        start: regions[0]?.[0] ?? 0,
+        end: regions[regions.length - 1]?.[1] ?? 0,
+        language: lang.value || "en",
+        segments,
+      };
+    });
   }
 
   /** Releases the models; transcriptions still waiting for a slot are rejected. */
@@ -318,6 +311,96 @@ export class WhisperEngine {
     if (this.closed) return;
     this.closed = true;
     await Promise.all(this.models.map((m) => m.release()));
+  }
+
+  private compile(opts: TranscribeOptions): WhisperParams {
+    const params = compileParams(opts, this.threads);
+    if (!this.models[0]!.multilingual && params.language !== "auto" && params.language !== "en") {
+      throw new InvalidOptionError(
+        "language",
+        `the model is English-only and cannot transcribe "${params.language}"`,
+      );
+    }
+    return params;
+  }
+
+  private wantsVad(opts: TranscribeOptions, samplesRead: number): boolean {
+    const vad = opts.vad ?? (this.vadModel !== undefined && samplesRead > WINDOW_SAMPLES);
+    if (vad && this.vadModel === undefined)
+      throw new InvalidOptionError(
+        "vad",
+        "this server has no VAD model (kikitori models pull silero-v6.2.0)",
+      );
+    return vad;
+  }
+
+  /**
+   * One block of audio cut at speech: its chunks (block sample ranges) and how much of the block they
+   * account for; speech running into the end of a block that is not the last may go on in the next one, so
+   * it is left for that block.
+   */
+  private async cutBlock(
+    d: Decoder,
+    block: Int16Array,
+    final: boolean,
+    threads: number,
+    speech: { regions: number; seconds: number; chunks: number },
+  ): Promise<{ chunks: Chunk[]; keep: number }> {
+    const found = anySound(block)
+      ? await d.native(
+          d.model.speech(speechLevelled(block), { model: this.vadModel!, threads, ...VAD_PARAMS }),
+        )
+      : [];
+    const regions = regionSamples(block, found);
+    let keep = block.length;
+    const last = regions[regions.length - 1];
+    if (!final && last && last[0] > 0 && block.length - last[1] < VAD_TAIL_SAMPLES) {
+      keep = last[0];
+      regions.pop();
+    }
+    speech.regions += regions.length;
+    speech.seconds += regions.reduce((n, [a, b]) => n + b - a, 0) / SAMPLE_RATE;
+    const chunks = planChunks(regions);
+    speech.chunks += chunks.length;
+    return { chunks, keep };
+  }
+
+  /** One chunk of `pcm` decoded on its own; segments in source time (`pcmStart` + position, or `placed` regions). */
+  private async decodeChunkWith(
+    d: Decoder,
+    params: WhisperParams,
+    lang: Language,
+    pcm: Int16Array,
+    chunk: Chunk,
+    pcmStart: number,
+    placed?: ReadonlyArray<readonly [number, number]>,
+  ): Promise<Omit<Segment, "id">[]> {
+    const { samples, spans } = chunkAudio(pcm, chunk);
+    const result = await d.decode(params, lang, samples, {
+      prompt: params.prompt,
+      noContext: true,
+      maxPasses: 0,
+    });
+    const inSource = placed ? spans.map((s, i) => ({ ...s, source: placed[i]![0] })) : spans;
+    return toSegments(result.segments, inSource, pcmStart, params.maxLen === 1);
+  }
+
+  /** Runs `fn` on a free model (waiting for one), with a decoder bound to it and the signal. */
+  private async withModel<T>(
+    signal: AbortSignal | undefined,
+    onStart: (() => void) | undefined,
+    fn: (d: Decoder) => Promise<T>,
+  ): Promise<T> {
+    const model = await this.acquire(signal);
+    onStart?.();
+    const d = new Decoder(model, signal);
+    try {
+      return await fn(d);
+    } finally {
+      // Until the native run in flight settles (at once when stopped), the context is busy.
+      if (d.inFlight) void d.inFlight.then(() => this.release(model));
+      else this.release(model);
+    }
   }
 
   private acquire(signal: AbortSignal | undefined): Promise<NativeModel> {
@@ -395,6 +478,100 @@ function concat(a: Int16Array, b: Int16Array): Int16Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+/** A long file cut at speech (POST /kikitori/plan): chunks of source sample ranges, decoded anywhere. */
+export interface SpeechPlan {
+  duration: number;
+  /** The language every chunk is decoded in ("" when none could be settled: each chunk detects its own). */
+  language: string;
+  languageProbability?: number;
+  /** Speech regions found. */
+  regions: number;
+  chunks: Array<Array<[number, number]>>;
+}
+
+/** The language of one transcription: fixed, or settled by the first detection. */
+interface Language {
+  value: string;
+  probability?: number;
+}
+
+/** Native runs on one acquired model, stopped by the signal, with Whisper's fallback on loops. */
+class Decoder {
+  /** The native run in flight (the context is busy until it settles). */
+  inFlight: Promise<unknown> | undefined;
+
+  constructor(
+    readonly model: NativeModel,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  lang(requested: string): Language {
+    return { value: !this.model.multilingual ? "en" : requested === "auto" ? "" : requested };
+  }
+
+  async native<T>(run: { stop(): void; result: Promise<T> }): Promise<T> {
+    this.inFlight = run.result.catch(() => undefined);
+    const result = await abortable(run.result, this.signal, run.stop);
+    this.inFlight = undefined;
+    return result;
+  }
+
+  async detect(params: WhisperParams, lang: Language, samples: Int16Array): Promise<void> {
+    const detected = await this.native(this.model.detectLanguage(samples, params.threads));
+    if (detected) {
+      lang.value = detected.language;
+      lang.probability = detected.probabilities[lang.value];
+    }
+  }
+
+  /** Decodes one window, detecting the language first when it is not settled. */
+  async decode(
+    params: WhisperParams,
+    lang: Language,
+    samples: Int16Array,
+    extra: Partial<WhisperParams>,
+  ): Promise<WhisperResult> {
+    if (!lang.value) await this.detect(params, lang, samples);
+    const run = (temperature: number) =>
+      this.native(
+        this.model.transcribe(samples, { ...params, language: lang.value || "auto", ...extra, temperature }),
+      );
+    let result = await run(params.temperature ?? 0);
+    // whisper.cpp falls back to hotter sampling on low log-probability and on low token entropy; the
+    // reference decoder also on a compression ratio above 2.4 (a loop), which is checked here.
+    let t = params.temperature ?? 0;
+    while (params.temperatureInc! > 0 && t < 1 && compressionRatio(textOf(result)) > LOOP_COMPRESSION_RATIO) {
+      t = Math.min(1, t + params.temperatureInc!);
+      const hotter = await run(t);
+      if (compressionRatio(textOf(hotter)) < compressionRatio(textOf(result))) result = hotter;
+    }
+    lang.value ||= result.language;
+    return result;
+  }
+}
+
+/**
+ * The transcript of segments in file order (from one engine, or from a plan's chunks decoded anywhere):
+ * ids from 0, times monotonic and within the duration.
+ */
+export function stitchTranscript(
+  meta: { duration: number; language: string; languageProbability?: number },
+  segments: Omit<Segment, "id">[],
+  speech?: Transcript["speech"],
+): Transcript {
+  return {
+    text: segments
+      .map((s) => s.text)
+      .join("")
+      .trim(),
+    language: meta.language || "en",
+    ...(meta.languageProbability !== undefined ? { languageProbability: meta.languageProbability } : {}),
+    duration: meta.duration,
+    segments: monotonic(segments, meta.duration).map((s, id) => ({ id, ...s })),
+    ...(speech ? { speech } : {}),
+  };
 }
 
 const textOf = (r: WhisperResult) => r.segments.map((s) => s.text).join("");

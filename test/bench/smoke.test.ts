@@ -122,6 +122,17 @@ describe("bench suite, smoke mode", { timeout: 420_000 }, () => {
     for (const name of ["pass", "long", "longNoVad", "mixed", "mixedNoVad", "mixedClips"])
       assert.ok(k[name].wer < 1 && k[name].counts.referenceLength > 0, `${name}: ${JSON.stringify(k[name])}`);
     assert.ok(r.rtfx > 0 && Number.isFinite(r.rtfx));
+    // One file across instances: 1 and 2 instances agree, and a kill costs an attempt, not the transcript.
+    const c = r.chunks;
+    assert.ok(c.file.chunks >= 2, `chunks: ${JSON.stringify(c.file)}`);
+    assert.ok(c.speedUp.ratio > 0 && Number.isFinite(c.speedUp.ratio));
+    assert.equal(c.speedUp.identicalWords, true);
+    for (const k of ["instanceKilled", "serviceKilled"]) {
+      const run = c.resume[k];
+      assert.equal(run.attempts, 2, `${k}: ${JSON.stringify(run)}`);
+      assert.ok(run.resumedChunks >= 1 && run.sameWords, `${k}: ${JSON.stringify(run)}`);
+      assert.ok(run.cpuRatio > 0 && Number.isFinite(run.cpuRatio));
+    }
   });
 
   it("growth: figures per queue depth and per file length, with verdicts", () => {

@@ -1,45 +1,19 @@
 /**
  * Resume after a crash, end to end with the real parts (HTTP, each store backend, the built-in Whisper
  * server as a process, tiny.en and the Silero VAD model): a long file is transcribed once without harm,
- * then again with its instance killed (SIGKILL) past half-way. The second attempt, on a new instance, takes
- * the chunks the first one finished from the store (checkpoints) and decodes only the rest; the transcript
- * is the same as the one made without a crash. Then the same with the service itself killed (SIGKILL) and
+ * then again with its instance killed (SIGKILL) past half-way. The file's chunks are rows of the store
+ * (chunks.test.ts): the second attempt, on a new instance, finds the plan and the chunks the first one
+ * finished, and only the rest are decoded; the transcript is the same as the one made without a crash. Then the same with the service itself killed (SIGKILL) and
  * started again on the same state.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { defaultModelsDir, modelFileName } from "../../src/models/registry.js";
-import { SILERO_VAD_MODEL } from "../../src/models/silero-vad.js";
-import { ffmpeg, modelPath, noModel, sox, testdata } from "../helpers/fixtures.js";
+import { modelPath } from "../helpers/fixtures.js";
+import { longFile, noLongFileModels as skip, vadModel } from "../helpers/long-file.js";
 import { forEachBackend, freshDatabase } from "../helpers/backends.js";
 import { serveProcess, startTestServer, tempDir, waitFor, type Api } from "../helpers/server.js";
-
-const vadModel = join(defaultModelsDir(), modelFileName(SILERO_VAD_MODEL));
-const skip =
-  noModel || (existsSync(vadModel) ? false : `no VAD model at ${vadModel} (scripts/fetch-test-model)`);
-
-/** About two minutes of speech: the test clips, loud and quiet, 2 s apart, twice. */
-function longFile(): string {
-  const dir = tempDir("kk-resume-");
-  const clips = [
-    "jfk.wav",
-    "librispeech_1089-134686-0001.wav",
-    "fleurs-en-003.ogg",
-    "ljspeech_LJ050-0131.wav",
-    "librispeech_1272-128104-0001.flac",
-    "fleurs-en-004.ogg",
-  ];
-  const parts = [...clips, ...clips].map((c, i) => {
-    const part = join(dir, `part-${i}.wav`);
-    ffmpeg(["-i", testdata(c), "-af", "apad=pad_dur=2", "-ar", "16000", "-ac", "1", part]);
-    return part;
-  });
-  const out = join(dir, "long.wav");
-  sox([...parts, out]);
-  return out;
-}
 
 forEachBackend((backend) => {
   test(
@@ -80,10 +54,10 @@ forEachBackend((backend) => {
         assert.equal(view.state, "Succeeded", JSON.stringify(view.error));
         assert.equal(view.attempts, 2, "the crash cost one attempt");
         const resumed = JSON.parse((await k.api.getObject(view.outputLocation)).text);
-        t.diagnostic(`chunks ${resumed.speech.chunks}, taken from checkpoints ${resumed.speech.resumed}`);
+        t.diagnostic(`chunks ${resumed.speech.chunks}, done before the crash ${resumed.speech.resumed}`);
         assert.ok(
           resumed.speech.resumed >= 0.5 * resumed.speech.chunks,
-          `at least half of the chunks came from checkpoints: ${JSON.stringify(resumed.speech)}`,
+          `at least half of the chunks were kept from before the crash: ${JSON.stringify(resumed.speech)}`,
         );
         assert.equal(resumed.text, whole.text);
         assert.deepEqual(resumed.segments, whole.segments);
@@ -144,10 +118,10 @@ forEachBackend((backend) => {
         const view = await second.api.waitTerminal(id, 300_000);
         assert.equal(view.state, "Succeeded", JSON.stringify(view.error));
         const resumed = JSON.parse((await second.api.getObject(view.outputLocation)).text);
-        t.diagnostic(`chunks ${resumed.speech.chunks}, taken from checkpoints ${resumed.speech.resumed}`);
+        t.diagnostic(`chunks ${resumed.speech.chunks}, done before the crash ${resumed.speech.resumed}`);
         assert.ok(
           resumed.speech.resumed >= 0.5 * resumed.speech.chunks,
-          `at least half of the chunks came from checkpoints: ${JSON.stringify(resumed.speech)}`,
+          `at least half of the chunks were kept from before the crash: ${JSON.stringify(resumed.speech)}`,
         );
         // The same file again, uninterrupted, on the restarted service.
         const whole = await second.api.waitTerminal(await invoke(second.api, input), 300_000);

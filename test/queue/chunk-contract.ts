@@ -86,9 +86,9 @@ export function chunkStoreContract(name: string, fresh: () => Promise<TestDataba
       const inv = await s.enqueue(newInvocation());
       await s.lease("ep", "p", 1, 60_000, Date.now());
       await s.saveChunkPlan(inv.id, "p", "v", [
-        { idx: 0, speechSeconds: 20, data: {} },
-        { idx: 1, speechSeconds: 5, data: {} },
-        { idx: 2, speechSeconds: 15, data: {} },
+        { idx: 0, speechSeconds: 20, data: { n: 0 } },
+        { idx: 1, speechSeconds: 5, data: { n: 1 } },
+        { idx: 2, speechSeconds: 15, data: { n: 2 } },
       ]);
       const [c0, c1, c2] = await s.leaseChunks("ep", "v", "w", 3, 60_000, Date.now());
       assert.ok(c0 && c1 && c2);
@@ -103,8 +103,8 @@ export function chunkStoreContract(name: string, fresh: () => Promise<TestDataba
         doneSeconds: 35,
       });
       assert.deepEqual(await s.chunkResults(inv.id), [
-        { idx: 0, result: { text: "a" } },
-        { idx: 2, result: { text: "c" } },
+        { idx: 0, data: { n: 0 }, result: { text: "a" } },
+        { idx: 2, data: { n: 2 }, result: { text: "c" } },
       ]);
       assert.equal(await s.finishChunk(inv.id, 1, "w", { error: "the model server answered 500" }), true);
       assert.equal((await s.chunkProgress(inv.id))?.failed, "the model server answered 500");

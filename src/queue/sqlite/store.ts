@@ -537,11 +537,15 @@ export class SqliteStateStore implements StateStore {
     return toChunkProgress(r);
   }
 
-  async chunkResults(id: string): Promise<{ idx: number; result: unknown }[]> {
+  async chunkResults(id: string): Promise<{ idx: number; data: unknown; result: unknown }[]> {
     const rs = this.q(
-      "SELECT idx, result FROM invocation_chunks WHERE invocation_id = ? AND state = 'done' ORDER BY idx",
+      "SELECT idx, data, result FROM invocation_chunks WHERE invocation_id = ? AND state = 'done' ORDER BY idx",
     ).all(id) as Row[];
-    return rs.map((r) => ({ idx: Number(r.idx), result: JSON.parse(String(r.result)) as unknown }));
+    return rs.map((r) => ({
+      idx: Number(r.idx),
+      data: JSON.parse(String(r.data)) as unknown,
+      result: JSON.parse(String(r.result)) as unknown,
+    }));
   }
 
   async requestCancel(id: string): Promise<boolean> {
