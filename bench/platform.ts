@@ -4,6 +4,8 @@
  *  (a) latency: one-second clips submitted one at a time with free capacity, on the no-op model
  *      server: enqueue→start and end-to-end overhead (total − model time), p50/p99;
  *  (b) throughput: many invocations from concurrent keep-alive clients: accepted/s and completed/s;
+ *      and the same burst into an endpoint whose one instance is busy, so the service only accepts
+ *      (what a burst costs when the model is slow, as real models are);
  *  (c) the same one-second clips on the built-in Whisper server with tiny.en: overhead.
  * Server-side figures come from the invocation record (createdAt, startedAt, finishedAt: millisecond
  * resolution; modelMs from the model server's x-kikitori-model-time-ms); client-side figures use
@@ -102,6 +104,13 @@ export interface ThroughputResult {
   drainSeconds: number;
 }
 
+export interface AcceptOnlyResult {
+  requests: number;
+  concurrency: number;
+  acceptedPerSecond: number;
+  acceptMs: Summary;
+}
+
 /** Submits `requests` invocations from `concurrency` keep-alive clients; per-request accept latency. */
 export async function submitAll(
   client: Client,
@@ -168,6 +177,8 @@ export async function runPlatform(o: PlatformOptions) {
     server: "kikitori serve as a child process",
   };
   const noop = { image: `local:${noopServer}`, environment: { NOOP_DELAY_MS: "0" } };
+  // One slot held by an invocation that takes ten minutes: the burst behind it only queues.
+  const busy = { image: `local:${noopServer}`, environment: { NOOP_DELAY_MS: "600000" } };
   // The same measurements on each state store, in one run: one service per store, both up at once, and
   // the phases interleaved (latency on each, then throughput on each) so that load on the machine hits both.
   const pg = await postgresDatabase(o.log);
@@ -182,6 +193,7 @@ export async function runPlatform(o: PlatformOptions) {
     for (const { svc } of stores) {
       await svc.client.endpoint("noop", noop, { instances: 1, maxConcurrent: 4 });
       await svc.client.endpoint("tput", noop, { instances, maxConcurrent: maxConcurrentPerInstance });
+      await svc.client.endpoint("busy", busy, { instances: 1, maxConcurrent: 1 });
       inputs.set(svc.url, await svc.client.put("bench", "tput.wav", readFileSync(o.clipPath), "audio/wav"));
     }
     const into = (name: string) =>
@@ -202,6 +214,19 @@ export async function runPlatform(o: PlatformOptions) {
         maxConcurrentPerInstance,
         ...(await throughput(svc.client, "tput", input, o.requests, o.concurrency)),
       } satisfies ThroughputResult;
+    }
+    for (const { name, svc } of stores) {
+      o.log(`platform (${name}): ${o.requests} requests from ${o.concurrency} clients into a busy endpoint`);
+      const input = inputs.get(svc.url)!;
+      const submitted = await submitAll(svc.client, "busy", input, o.requests, o.concurrency);
+      into(name).acceptOnly = {
+        requests: o.requests,
+        concurrency: o.concurrency,
+        acceptedPerSecond: round(o.requests / submitted.seconds, 0),
+        acceptMs: summary(submitted.acceptMs),
+      } satisfies AcceptOnlyResult;
+      // DeleteEndpoint fails its queue and stops the busy instance.
+      await svc.client.ok("DELETE", "/v1/endpoints/busy");
     }
   } finally {
     for (const { svc } of stores) await svc.stop();

@@ -210,6 +210,8 @@ export function render(out: string, mdPath: string): void {
   const tput = platform?.noopThroughput;
   const pgNoop = platform?.postgres?.noopLatency;
   const pgTput = platform?.postgres?.noopThroughput;
+  const acceptOnly = platform?.acceptOnly;
+  const pgAcceptOnly = platform?.postgres?.acceptOnly;
   const sfzNoop = sfz?.results?.["noop (local-command model server)"];
   const sfzTiny = sfz?.results?.["kikitori/whisper tiny.en (builtin)"];
   const longRssMB = long?.memory ? long.memory.servicePeakMiB * MiB_TO_MB : undefined;
@@ -234,6 +236,12 @@ export function render(out: string, mdPath: string): void {
       verdict(tput?.acceptedPerSecond, TARGETS.acceptsPerSecond, false, "/s"),
     ],
     [
+      "accepted invocations/s, burst into a busy endpoint (the service only accepts)",
+      `≥ ${TARGETS.acceptsPerSecond}`,
+      `${fmt(acceptOnly?.acceptedPerSecond, 0)}/s`,
+      verdict(acceptOnly?.acceptedPerSecond, TARGETS.acceptsPerSecond, false, "/s"),
+    ],
+    [
       "enqueue→start p50 (no-op model), PostgreSQL",
       `≤ ${TARGETS.enqueueToStartP50Ms} ms`,
       `${fmt(pgNoop?.enqueueToStartMs?.p50, 0)} ms`,
@@ -244,6 +252,12 @@ export function render(out: string, mdPath: string): void {
       `≥ ${TARGETS.acceptsPerSecond}`,
       `${fmt(pgTput?.acceptedPerSecond, 0)}/s`,
       verdict(pgTput?.acceptedPerSecond, TARGETS.acceptsPerSecond, false, "/s"),
+    ],
+    [
+      "accepted invocations/s, burst into a busy endpoint, PostgreSQL",
+      `≥ ${TARGETS.acceptsPerSecond}`,
+      `${fmt(pgAcceptOnly?.acceptedPerSecond, 0)}/s`,
+      verdict(pgAcceptOnly?.acceptedPerSecond, TARGETS.acceptsPerSecond, false, "/s"),
     ],
     [
       "scale from zero to InService, no-op model (median)",
@@ -668,23 +682,37 @@ export function render(out: string, mdPath: string): void {
       "",
     );
     const stores = [
-      ["SQLite (WAL)", tput],
-      [platform.postgres?.database ?? "PostgreSQL", pgTput],
-    ] as [string, Json][];
+      ["SQLite (WAL)", tput, acceptOnly],
+      [platform.postgres?.database ?? "PostgreSQL", pgTput, pgAcceptOnly],
+    ] as [string, Json, Json][];
     if (tput && pgTput)
       s.push(
-        "Side by side, in one run (the same client, requests and instances on each store; durable commits on both: " +
-          "SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`):",
+        "Side by side, in one run (the same client, requests and instances on each store). An accept is durable " +
+          "before its 202 on both (SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`); on SQLite the " +
+          "work loop's own commits (lease, heartbeat, finish) are `synchronous=NORMAL`, redone after a power cut. " +
+          "While processing: the burst lands on 2 no-op instances × 4 slots that finish each invocation at once, so the " +
+          "service accepts and completes at the same time; into a busy endpoint: the same burst queues behind one " +
+          "ten-minute invocation, so the service only accepts.",
         "",
         table(
-          ["state store", "accepted/s", "accept p50/p99 ms", "completed/s", "enqueue→start p50/p99 ms"],
-          stores.map(([name, t], i) => {
+          [
+            "state store",
+            "accepted/s while processing",
+            "accept p50/p99 ms",
+            "completed/s",
+            "accepted/s into a busy endpoint",
+            "accept p50/p99 ms",
+            "enqueue→start p50/p99 ms",
+          ],
+          stores.map(([name, t, a], i) => {
             const l = i === 0 ? noop : pgNoop;
             return [
               name,
               fmt(t.acceptedPerSecond, 0),
               `${fmt(t.acceptMs.p50, 1)} / ${fmt(t.acceptMs.p99, 1)}`,
               fmt(t.completedPerSecond, 0),
+              a ? fmt(a.acceptedPerSecond, 0) : "–",
+              a ? `${fmt(a.acceptMs.p50, 1)} / ${fmt(a.acceptMs.p99, 1)}` : "–",
               l ? `${fmt(l.enqueueToStartMs.p50, 0)} / ${fmt(l.enqueueToStartMs.p99, 0)}` : "–",
             ];
           }),
