@@ -69,7 +69,11 @@ describe("bench suite, smoke mode", { timeout: 420_000 }, () => {
       assertSummary(t.acceptMs, `${name} noopThroughput.acceptMs`);
       const a = on.acceptOnly;
       assert.ok(Number.isFinite(a.acceptedPerSecond) && a.acceptedPerSecond > 0, `${name} accept-only /s`);
-      assert.equal(a.acceptMs.n, a.requests, `${name}: every request of the busy-endpoint burst was accepted`);
+      assert.equal(
+        a.acceptMs.n,
+        a.requests,
+        `${name}: every request of the busy-endpoint burst was accepted`,
+      );
     }
   });
 
