@@ -10,6 +10,7 @@ import type {
   InvocationFilter,
   NewInvocation,
   OutboxEvent,
+  QueueAhead,
   Outcome,
   StateStore,
 } from "../queue/types.js";
@@ -442,7 +443,8 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   // --- invocations ---
 
-  async invokeAsync(req: InvokeRequest): Promise<Invocation> {
+  /** Accepts an invocation; a queued one comes with the queue ahead of it at its commit (`ahead`). */
+  async invokeAsync(req: InvokeRequest): Promise<Invocation & { ahead?: QueueAhead }> {
     const { inv, endpoint } = await this.prepareInvocation(req);
     const stored = await this.state.enqueue(inv);
     if (await this.confirmQueued(endpoint, [stored])) return stored;
@@ -585,13 +587,16 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   /**
    * Where an invocation stands: its queue position (when queued) and its estimated finish (see `estimate`).
-   * One query for the queue ahead of it; the endpoint's pace comes from a snapshot at most PACE_TTL_MS old,
+   * One query for the queue ahead of it (none when `ahead` comes from the accept); the endpoint's pace comes from a snapshot at most PACE_TTL_MS old,
    * so answering a burst of accepts does not re-read the same history for each one.
    */
-  async standing(inv: Invocation): Promise<{ queuePosition?: number; eta?: number }> {
+  async standing(
+    inv: Invocation & { ahead?: QueueAhead },
+  ): Promise<{ queuePosition?: number; eta?: number }> {
     if (inv.state !== "Queued" && inv.state !== "Running") return {};
     const now = Date.now();
-    const ahead = inv.state === "Queued" ? await this.state.queueAhead(inv.id) : undefined;
+    // An accept knows the queue ahead from its own commit; anyone else reads it.
+    const ahead = inv.state === "Queued" ? (inv.ahead ?? (await this.state.queueAhead(inv.id))) : undefined;
     // Leased between the enqueue and this read: it stands as running, with no queue ahead.
     const state = inv.state === "Queued" && !ahead ? "Running" : inv.state;
     const pace = await this.pace(inv.endpoint, now);

@@ -13,7 +13,7 @@ import type { Scope } from "../auth/types.js";
 import type { AwsResource, AwsResourceKind } from "./aws-store.js";
 import type { ApiKeyRecord, SessionRecord } from "./key-store.js";
 import type { ChunkLease, ChunkProgress } from "./chunks.js";
-import type { OutboxEvent } from "./types.js";
+import type { Enqueued, OutboxEvent } from "./types.js";
 
 /**
  * Result rows of either database as column name → value, and their mapping to kikitori's types. Both
@@ -232,3 +232,36 @@ export const toChunkProgress = (r: Row): ChunkProgress | undefined =>
         speechSeconds: Number(r.speech),
         doneSeconds: Number(r.done_s),
       };
+
+/** An endpoint's queue at one moment: how many are queued, their bytes, how many have no known size. */
+export interface QueueTotals {
+  count: number;
+  bytes: number;
+  unsized: number;
+}
+
+export const toQueueTotals = (r: Row | undefined): QueueTotals => ({
+  count: Number(r?.n ?? 0),
+  bytes: Number(r?.bytes ?? 0),
+  unsized: Number(r?.unsized ?? 0),
+});
+
+/**
+ * The queue ahead of each invocation of one group commit: the endpoint's queue before the commit
+ * (`before`, by endpoint), then the batch's earlier invocations of the same endpoint, in seq order.
+ */
+export function stackAhead(before: Map<string, QueueTotals>, committed: Invocation[]): Enqueued[] {
+  const totals = new Map([...before].map(([k, v]) => [k, { ...v }]));
+  const bySeq = [...committed].sort((a, b) => a.seq - b.seq);
+  const out = new Map<Invocation, Enqueued>();
+  for (const inv of bySeq) {
+    const t = totals.get(inv.endpoint) ?? { count: 0, bytes: 0, unsized: 0 };
+    out.set(inv, { ...inv, ahead: { position: t.count + 1, bytesAhead: t.bytes, unsizedAhead: t.unsized } });
+    totals.set(inv.endpoint, {
+      count: t.count + 1,
+      bytes: t.bytes + (inv.inputBytes ?? 0),
+      unsized: t.unsized + (inv.inputBytes === undefined ? 1 : 0),
+    });
+  }
+  return committed.map((inv) => out.get(inv)!);
+}

@@ -60,6 +60,9 @@ export interface InvocationFilter {
 }
 
 /** The queued invocations ahead of one, for its estimated finish time. */
+/** A committed invocation and the queue ahead of it at its commit. */
+export type Enqueued = Invocation & { ahead: QueueAhead };
+
 export interface QueueAhead {
   /** 1-based position among the endpoint's queued invocations. */
   position: number;
@@ -156,7 +159,11 @@ export interface StateStore extends ChunkStore, JobStore {
   deleteEndpoint(name: string): Promise<boolean>;
 
   /** Durable when the promise resolves. Throws AlreadyExists for a duplicate id. */
-  enqueue(inv: NewInvocation): Promise<Invocation>;
+  /**
+   * Commits a new invocation; also says what was queued ahead of it at its commit (one aggregate per
+   * endpoint per group commit, so a burst of accepts does not count the queue once each).
+   */
+  enqueue(inv: NewInvocation): Promise<Enqueued>;
   getInvocation(id: string): Promise<Invocation | undefined>;
   listInvocations(filter: InvocationFilter): Promise<Invocation[]>;
   /** 1-based position among the endpoint's queued invocations, or undefined when not queued. */

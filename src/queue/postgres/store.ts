@@ -23,6 +23,8 @@ import {
   toChunkLease,
   toChunkProgress,
   toPlacement,
+  stackAhead,
+  toQueueTotals,
   type Row,
 } from "../rows.js";
 import {
@@ -30,6 +32,7 @@ import {
   type BacklogStats,
   type Checkpoint,
   type QueueAhead,
+  type Enqueued,
   type Throughput,
   type EndpointGuard,
   type Guard,
@@ -102,7 +105,7 @@ const MAX_BATCH = Math.floor(65535 / INSERT_COLUMNS.length);
 
 interface PendingEnqueue {
   inv: NewInvocation;
-  resolve: (i: Invocation) => void;
+  resolve: (i: Enqueued) => void;
   reject: (e: unknown) => void;
 }
 
@@ -215,7 +218,7 @@ export class PgStateStore implements StateStore {
    * arrived while the previous one was committing, so batches grow with the load instead of the commits.
    * Each promise resolves only after its commit; a duplicate id fails alone.
    */
-  enqueue(inv: NewInvocation): Promise<Invocation> {
+  enqueue(inv: NewInvocation): Promise<Enqueued> {
     return new Promise((resolve, reject) => {
       this.pending.push({ inv, resolve, reject });
       if (this.pending.length === 1 && !this.flushing.size) setImmediate(() => this.flush());
@@ -242,25 +245,41 @@ export class PgStateStore implements StateStore {
       tuples.push(`(${params(INSERT_COLUMNS.length, values.length + 1)})`);
       values.push(...insertValues(p.inv));
     }
-    let inserted: Map<string, Row>;
+    let inserted: Map<string, Enqueued>;
+    const endpoints = [...new Set(batch.map((p) => p.inv.endpoint))];
+    values.push(endpoints);
     try {
+      // `before` reads the statement's snapshot: the queues as they were before this INSERT.
       const rs = await rows(
         this.pool,
-        `WITH ins AS (
+        `WITH before AS (
+           SELECT endpoint, count(*) AS n, COALESCE(sum(input_bytes), 0) AS bytes,
+                  count(*) FILTER (WHERE input_bytes IS NULL) AS unsized
+             FROM invocations WHERE state = 'Queued' AND endpoint = ANY($${values.length}::text[])
+            GROUP BY endpoint),
+         ins AS (
            INSERT INTO invocations (${INSERT_COLUMNS.join(", ")}) VALUES ${tuples.join(", ")}
            ON CONFLICT (id) DO NOTHING RETURNING *),
          wake AS (SELECT pg_notify('${CHANNEL.queued}', endpoint) FROM (SELECT DISTINCT endpoint FROM ins) e)
-         SELECT ins.*, (SELECT count(*) FROM wake) AS woken FROM ins`,
+         SELECT ins.*, (SELECT count(*) FROM wake) AS woken,
+                b.n AS before_n, b.bytes AS before_bytes, b.unsized AS before_unsized
+           FROM ins LEFT JOIN before b ON b.endpoint = ins.endpoint`,
         values,
       );
-      inserted = new Map(rs.map((r) => [String(r.id), r]));
+      const before = new Map(
+        rs.map((r) => [
+          String(r.endpoint),
+          toQueueTotals({ n: r.before_n, bytes: r.before_bytes, unsized: r.before_unsized }),
+        ]),
+      );
+      inserted = new Map(stackAhead(before, rs.map(toInvocation)).map((e) => [e.id, e]));
     } catch (e) {
       for (const p of batch) p.reject(e);
       return;
     }
     for (const p of batch) {
       const r = first.get(p.inv.id) === p ? inserted.get(p.inv.id) : undefined;
-      if (r) p.resolve(toInvocation(r));
+      if (r) p.resolve(r);
       else p.reject(alreadyExists("Invocation", p.inv.id));
     }
   }

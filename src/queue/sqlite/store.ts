@@ -18,6 +18,7 @@ import {
   type BacklogStats,
   type Checkpoint,
   type QueueAhead,
+  type Enqueued,
   type Throughput,
   type EndpointGuard,
   type Guard,
@@ -42,6 +43,9 @@ import {
   toChunkLease,
   toChunkProgress,
   toPlacement,
+  stackAhead,
+  toQueueTotals,
+  type QueueTotals,
   type Row,
 } from "../rows.js";
 import type { ChunkLease, ChunkProgress, PlannedChunk } from "../chunks.js";
@@ -191,7 +195,7 @@ export class SqliteStateStore implements StateStore {
 
   private pendingEnqueues: {
     inv: NewInvocation;
-    resolve: (i: Invocation) => void;
+    resolve: (i: Enqueued) => void;
     reject: (e: unknown) => void;
   }[] = [];
 
@@ -199,7 +203,7 @@ export class SqliteStateStore implements StateStore {
    * Group commit: enqueues that arrive in the same turn of the event loop share one transaction, so one
    * fsync makes them all durable. Each promise resolves only after that commit.
    */
-  async enqueue(inv: NewInvocation): Promise<Invocation> {
+  async enqueue(inv: NewInvocation): Promise<Enqueued> {
     return new Promise((resolve, reject) => {
       this.pendingEnqueues.push({ inv, resolve, reject });
       if (this.pendingEnqueues.length === 1) setImmediate(() => this.flushEnqueues());
@@ -210,8 +214,11 @@ export class SqliteStateStore implements StateStore {
     const batch = this.pendingEnqueues;
     this.pendingEnqueues = [];
     const results: (Invocation | Error)[] = [];
+    const before = new Map<string, QueueTotals>();
     try {
       this.db.transaction(() => {
+        for (const endpoint of new Set(batch.map((p) => p.inv.endpoint)))
+          before.set(endpoint, this.queueTotals(endpoint));
         for (const { inv } of batch) {
           // A savepoint per row: a duplicate id fails alone, not the whole batch.
           this.db.exec("SAVEPOINT enqueue");
@@ -230,11 +237,22 @@ export class SqliteStateStore implements StateStore {
       for (const p of batch) p.reject(e);
       return;
     }
+    const committed = results.filter((r): r is Invocation => !(r instanceof Error));
+    const enqueued = new Map(stackAhead(before, committed).map((e) => [e.id, e]));
     batch.forEach((p, i) => {
       const r = results[i]!;
       if (r instanceof Error) p.reject(r);
-      else p.resolve(r);
+      else p.resolve(enqueued.get(r.id)!);
     });
+  }
+
+  private queueTotals(endpoint: string): QueueTotals {
+    return toQueueTotals(
+      this.q(
+        `SELECT COUNT(*) AS n, COALESCE(SUM(input_bytes), 0) AS bytes, SUM(input_bytes IS NULL) AS unsized
+           FROM invocations WHERE endpoint = ? AND state = 'Queued'`,
+      ).get(endpoint) as Row,
+    );
   }
 
   async getInvocation(id: string): Promise<Invocation | undefined> {
