@@ -25,7 +25,6 @@ import {
   toPlacement,
   stackAhead,
   toQueueTotals,
-  type Row,
 } from "../rows.js";
 import {
   endpointGuardHolds,
