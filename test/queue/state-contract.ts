@@ -318,27 +318,24 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
     },
   );
 
-  t(
-    "enqueue says what was queued ahead at its commit, inside one group commit too",
-    async ({ state: s }) => {
-      const a = await s.enqueue(newInvocation({ inputBytes: 1000 }));
-      assert.deepEqual(a.ahead, { position: 1, bytesAhead: 0, unsizedAhead: 0 });
-      // Three in one turn of the event loop: one group commit, each counting the ones before it.
-      const [b, other, c] = await Promise.all([
-        s.enqueue(newInvocation()),
-        s.enqueue(newInvocation({ endpoint: "other", inputBytes: 5 })),
-        s.enqueue(newInvocation({ inputBytes: 300 })),
-      ]);
-      assert.deepEqual(b!.ahead, { position: 2, bytesAhead: 1000, unsizedAhead: 0 });
-      assert.deepEqual(other!.ahead, { position: 1, bytesAhead: 0, unsizedAhead: 0 });
-      assert.deepEqual(c!.ahead, { position: 3, bytesAhead: 1000, unsizedAhead: 1 });
-      for (const inv of [a, b!, other!, c!])
-        assert.deepEqual(inv.ahead, await s.queueAhead(inv.id), `${inv.id}: as queueAhead reads it`);
-      await s.lease("ep", "w1", 1, 10_000, Date.now());
-      const d = await s.enqueue(newInvocation({ inputBytes: 7 }));
-      assert.deepEqual(d.ahead, { position: 3, bytesAhead: 300, unsizedAhead: 1 }, "the leased one left");
-    },
-  );
+  t("enqueue says what was queued ahead at its commit, inside one group commit too", async ({ state: s }) => {
+    const a = await s.enqueue(newInvocation({ inputBytes: 1000 }));
+    assert.deepEqual(a.ahead, { position: 1, bytesAhead: 0, unsizedAhead: 0 });
+    // Three in one turn of the event loop: one group commit, each counting the ones before it.
+    const [b, other, c] = await Promise.all([
+      s.enqueue(newInvocation()),
+      s.enqueue(newInvocation({ endpoint: "other", inputBytes: 5 })),
+      s.enqueue(newInvocation({ inputBytes: 300 })),
+    ]);
+    assert.deepEqual(b!.ahead, { position: 2, bytesAhead: 1000, unsizedAhead: 0 });
+    assert.deepEqual(other!.ahead, { position: 1, bytesAhead: 0, unsizedAhead: 0 });
+    assert.deepEqual(c!.ahead, { position: 3, bytesAhead: 1000, unsizedAhead: 1 });
+    for (const inv of [a, b!, other!, c!])
+      assert.deepEqual(inv.ahead, await s.queueAhead(inv.id), `${inv.id}: as queueAhead reads it`);
+    await s.lease("ep", "w1", 1, 10_000, Date.now());
+    const d = await s.enqueue(newInvocation({ inputBytes: 7 }));
+    assert.deepEqual(d.ahead, { position: 3, bytesAhead: 300, unsizedAhead: 1 }, "the leased one left");
+  });
 
   t(
     "throughput sums the last successful invocations of known size: bytes and lease-to-finish time",
