@@ -96,10 +96,9 @@ describe("WhisperEngine", { skip: noModel }, () => {
 });
 
 describe("audioContext", () => {
-  it("gives a file shorter than 30 s an encoder context its length with 1 s or more to spare, a full window whisper's own", () => {
+  it("gives a window shorter than 30 s an encoder context its length with 1 s or more to spare, a full window whisper's own", () => {
     assert.equal(audioContext(30 * 16_000), 0);
     assert.equal(audioContext(11 * 16_000), 640);
-    assert.equal(audioContext(16_000), 256, "at least 5 s");
     for (const samples of [1, 16_000, 3.3 * 16_000, 25.4 * 16_000, 30 * 16_000 - 1]) {
       const ctx = audioContext(samples);
       assert.ok((ctx > 0 && ctx <= 1500 && ctx % 64 === 0) || ctx === 1500, `${samples}: ${ctx}`);
