@@ -199,7 +199,6 @@ export class WhisperEngine {
               prompt: condition ? "" : params.prompt,
               noContext: !condition,
               maxPasses: 1,
-              audioCtx: audioContext(window.samples.length),
             });
             const decoded = toSegments(result.segments, window.spans, pendingStart, params.maxLen === 1);
             segments.push(...decoded);
@@ -452,19 +451,6 @@ function compileParams(opts: TranscribeOptions, defaultThreads: number): Whisper
     // "non-speech" tokens); annotation-only segments are dropped after decoding instead.
     suppressNonSpeech: false,
   };
-}
-
-/**
- * The encoder context (frames, 50 a second) for a window shorter than 30 s: its length rounded up to 64
- * frames, plus 64 (1.3 s) to spare; 0 (whisper's 1500) for a full window. Without it whisper.cpp encodes
- * 30 s whatever the window holds, so an 11 s file (or a file's last few seconds) cost a full pass. On the
- * test data's English clips, one by one (tiny.en q4_0, 2 threads): 3-5× less CPU per clip, 4 fewer word
- * errors in 9 clips (one more in one clip, fewer in three).
- */
-export function audioContext(samples: number): number {
-  if (samples >= WINDOW_SAMPLES) return 0;
-  const frames = Math.ceil((samples / SAMPLE_RATE) * 50);
-  return Math.min(1500, Math.ceil(frames / 64) * 64 + 64);
 }
 
 function concat(a: Int16Array, b: Int16Array): Int16Array {

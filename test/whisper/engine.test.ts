@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { ModelLoadError } from "../../src/whisper/addon.js";
-import { InvalidOptionError, WhisperEngine, audioContext } from "../../src/whisper/engine.js";
+import { InvalidOptionError, WhisperEngine } from "../../src/whisper/engine.js";
 import { modelPath, noModel, normalize, sox, tempDir, testdata } from "../helpers/fixtures.js";
 
 describe("WhisperEngine", { skip: noModel }, () => {
@@ -92,19 +92,6 @@ describe("WhisperEngine", { skip: noModel }, () => {
       engine.transcribe(testdata("jfk.wav"), { language: "xx" }),
       (e: unknown) => e instanceof InvalidOptionError && e.field === "language",
     );
-  });
-});
-
-describe("audioContext", () => {
-  it("gives a window shorter than 30 s an encoder context its length with 1 s or more to spare, a full window whisper's own", () => {
-    assert.equal(audioContext(30 * 16_000), 0);
-    assert.equal(audioContext(11 * 16_000), 640);
-    for (const samples of [1, 16_000, 3.3 * 16_000, 25.4 * 16_000, 30 * 16_000 - 1]) {
-      const ctx = audioContext(samples);
-      assert.ok((ctx > 0 && ctx <= 1500 && ctx % 64 === 0) || ctx === 1500, `${samples}: ${ctx}`);
-      // One encoder frame is 20 ms (320 samples): the context covers the audio and a second more.
-      assert.ok(ctx * 320 >= Math.min(30 * 16_000, samples + 16_000), `${samples}: ${ctx}`);
-    }
   });
 });
 
