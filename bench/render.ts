@@ -423,6 +423,12 @@ export function render(out: string, mdPath: string): void {
             ].join("; "),
           ]),
         );
+      // Results made before the levelled file (no word count, no CPU time) describe another file.
+      if (engine.words === undefined)
+        s.push(
+          '> Stale until the next `npm run bench -- --parts engine`: these tables come from the old 60 s file (clips 45 dB apart in level, see "Why the engine was slow" 7), before the default weights became q8_0 and before CPU time was measured.',
+          "",
+        );
       s.push(
         `${fmt(engine.audioSeconds, 1)} s of English speech, ${engine.words ?? "?"} words (the test data's clips levelled to one loudness and joined with 1 s silences, repeated with 2.3 s more between passes), ${engine.model ?? "tiny.en"}, ${engine.threads} threads each, ` +
           `${engine.reps} interleaved repetitions${engine.warmup ? " after a warm-up" : " without a warm-up"}; RTFx = audio seconds ÷ wall seconds (median and best); CPU s: CPU time of the engine's processes per run (median), which the neighbours on a shared machine disturb far less than wall time. ` +
