@@ -520,12 +520,13 @@ export async function registerRest(app: FastifyInstance, service: Service): Prom
       },
     },
     async (req, reply) => {
-      await visibleInvocation(req.principal, req.params.id, (id) => service.getInvocation(id));
+      const seen = await visibleInvocation(req.principal, req.params.id, (id) => service.getInvocation(id));
       const abort = new AbortController();
       reply.raw.on("close", () => abort.abort());
+      // Without a long poll the invocation just read is the answer: no second read.
       const inv = req.query.wait
         ? await waitForChange(service, req.params.id, req.query.wait * 1000, abort.signal)
-        : await service.getInvocation(req.params.id);
+        : seen;
       const { queuePosition, eta } = await service.standing(inv);
       return invocationView({ ...inv, queuePosition }, eta);
     },
