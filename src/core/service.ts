@@ -47,6 +47,7 @@ import type {
   WebhookTarget,
 } from "./types.js";
 import { estimateFinish } from "./eta.js";
+import { FreshReads } from "./fresh-reads.js";
 import { Jobs, MAX_JOB_FILES } from "./jobs.js";
 
 /** How many recent successful invocations (and instance starts) estimates learn the endpoint's pace from. */
@@ -151,6 +152,8 @@ export type GiveBackResult = "requeued" | "failed" | "gone";
 export class Service extends EventEmitter<ServiceEvents> {
   /** Multi-file jobs: many inputs, one job id; each file an invocation of this service. */
   readonly jobs: Jobs;
+  /** The accept path's endpoint reads, shared by the requests of one loop turn (each still reads after it asked). */
+  private readonly endpointReads = new FreshReads((name: string) => this.state.getEndpoint(name));
 
   /**
    * @param objects The object store: the data plane. Front doors for objects (S3, /v1/objects) and runners
@@ -457,7 +460,7 @@ export class Service extends EventEmitter<ServiceEvents> {
    * endpoint of the same name; one of the two sees it) and the answer is false. Otherwise the runners are woken.
    */
   async confirmQueued(endpoint: Endpoint, stored: Invocation[]): Promise<boolean> {
-    const after = await this.state.getEndpoint(endpoint.name);
+    const after = await this.endpointReads.get(endpoint.name);
     if (!after || after.createdAt !== endpoint.createdAt || after.status === "Deleting") {
       for (const inv of stored)
         await this.fail(inv, { state: "Failed", error: endpointDeleted(endpoint.name) }, UNFINISHED);
@@ -490,7 +493,8 @@ export class Service extends EventEmitter<ServiceEvents> {
       req.invocationTimeoutSeconds,
       INVOCATION_TIMEOUT_SECONDS,
     );
-    const endpoint = await this.getEndpoint(req.endpoint);
+    const endpoint = await this.endpointReads.get(req.endpoint);
+    if (!endpoint) throw notFound("Endpoint", req.endpoint);
     if (endpoint.status === "Deleting" || endpoint.status === "Failed") {
       throw validation(
         "EndpointName",

@@ -337,6 +337,46 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
     assert.deepEqual(d.ahead, { position: 3, bytesAhead: 300, unsizedAhead: 1 }, "the leased one left");
   });
 
+  t("the queue's totals follow every way into and out of the queue", async ({ state: s }) => {
+    // The stores keep these totals incrementally (migration 0015): check them against the rows after each
+    // kind of change — enqueue, lease, requeue, cancel or expiry of queued work, success, failure.
+    const truth = async () => {
+      const queued = await s.listInvocations({ endpoint: "ep", state: "Queued", limit: 1000 });
+      return {
+        position: queued.length + 1,
+        bytesAhead: queued.reduce((n, i) => n + (i.inputBytes ?? 0), 0),
+        unsizedAhead: queued.filter((i) => i.inputBytes === undefined).length,
+      };
+    };
+    const check = async (step: string) => {
+      const expected = await truth();
+      const probe = await s.enqueue(newInvocation({ inputBytes: 1 }));
+      assert.deepEqual(probe.ahead, expected, `after ${step}`);
+      assert.equal((await s.backlog("ep")).queued, expected.position, `backlog after ${step}`);
+      const gone = { state: "Failed" as const, error: { code: "ModelError", message: "probe" } };
+      assert.ok(await s.finish(probe.id, gone, { from: ["Queued"] }, Date.now()));
+    };
+    const now = Date.now();
+    const invs = await Promise.all(
+      [100, 200, undefined, 400, 800, 1600].map((inputBytes) => s.enqueue(newInvocation({ inputBytes }))),
+    );
+    await check("enqueues");
+    const leased = await s.lease("ep", "w1", 3, 1000, now);
+    assert.equal(leased.length, 3);
+    await check("a lease");
+    assert.ok(await s.requeue(leased[0]!.id, { from: ["Running"], owner: "w1" }));
+    await check("a requeue");
+    assert.ok(await s.finish(leased[1]!.id, { state: "Succeeded" }, { from: ["Running"], owner: "w1" }, now));
+    await check("a success (not queued: no change)");
+    const expired = { state: "Expired" as const, error: { code: "RequestExpired", message: "ttl" } };
+    assert.ok(await s.finish(invs[5]!.id, expired, { from: ["Queued"] }, now));
+    await check("an expiry");
+    const cancelled = { state: "Cancelled" as const, error: { code: "Cancelled", message: "by request" } };
+    assert.ok(await s.finish(invs[4]!.id, cancelled, { from: ["Queued"] }, now));
+    await check("a cancel of queued work");
+    assert.deepEqual((await truth()).position, 3, "two left queued: the requeued one and one never leased");
+  });
+
   t(
     "throughput sums the last successful invocations of known size: bytes and lease-to-finish time",
     async ({ state: s }) => {

@@ -234,7 +234,18 @@ export class PgStateStore implements StateStore {
     this.flushing.add(p);
   }
 
+  /** One INSERT per endpoint (each locks only its own queue's totals: no lock order to get wrong). */
   private async insertBatch(batch: PendingEnqueue[]): Promise<void> {
+    const byEndpoint = new Map<string, PendingEnqueue[]>();
+    for (const p of batch) {
+      const group = byEndpoint.get(p.inv.endpoint);
+      if (group) group.push(p);
+      else byEndpoint.set(p.inv.endpoint, [p]);
+    }
+    for (const [endpoint, group] of byEndpoint) await this.insertEndpointBatch(endpoint, group);
+  }
+
+  private async insertEndpointBatch(endpoint: string, batch: PendingEnqueue[]): Promise<void> {
     const first = new Map<string, PendingEnqueue>();
     const values: unknown[] = [];
     const tuples: string[] = [];
@@ -244,33 +255,30 @@ export class PgStateStore implements StateStore {
       tuples.push(`(${params(INSERT_COLUMNS.length, values.length + 1)})`);
       values.push(...insertValues(p.inv));
     }
+    values.push(endpoint);
     let inserted: Map<string, Enqueued>;
-    const endpoints = [...new Set(batch.map((p) => p.inv.endpoint))];
-    values.push(endpoints);
     try {
-      // `before` reads the statement's snapshot: the queues as they were before this INSERT.
+      // `before` locks the endpoint's queue totals (migration 0015): the newest committed figures, which
+      // no other commit can change before this one's trigger adds the new rows.
       const rs = await rows(
         this.pool,
         `WITH before AS (
-           SELECT endpoint, count(*) AS n, COALESCE(sum(input_bytes), 0) AS bytes,
-                  count(*) FILTER (WHERE input_bytes IS NULL) AS unsized
-             FROM invocations WHERE state = 'Queued' AND endpoint = ANY($${values.length}::text[])
-            GROUP BY endpoint),
+           SELECT queued AS n, bytes, unsized FROM queue_totals WHERE endpoint = $${values.length} FOR UPDATE),
          ins AS (
            INSERT INTO invocations (${INSERT_COLUMNS.join(", ")}) VALUES ${tuples.join(", ")}
            ON CONFLICT (id) DO NOTHING RETURNING *),
-         wake AS (SELECT pg_notify('${CHANNEL.queued}', endpoint) FROM (SELECT DISTINCT endpoint FROM ins) e)
+         wake AS (SELECT pg_notify('${CHANNEL.queued}', $${values.length}) WHERE EXISTS (SELECT 1 FROM ins))
          SELECT ins.*, (SELECT count(*) FROM wake) AS woken,
                 b.n AS before_n, b.bytes AS before_bytes, b.unsized AS before_unsized
-           FROM ins LEFT JOIN before b ON b.endpoint = ins.endpoint`,
+           FROM ins LEFT JOIN before b ON true`,
         values,
       );
-      const before = new Map(
-        rs.map((r) => [
-          String(r.endpoint),
-          toQueueTotals({ n: r.before_n, bytes: r.before_bytes, unsized: r.before_unsized }),
-        ]),
-      );
+      const before = new Map([
+        [
+          endpoint,
+          toQueueTotals({ n: rs[0]?.before_n, bytes: rs[0]?.before_bytes, unsized: rs[0]?.before_unsized }),
+        ],
+      ]);
       inserted = new Map(stackAhead(before, rs.map(toInvocation)).map((e) => [e.id, e]));
     } catch (e) {
       for (const p of batch) p.reject(e);
@@ -347,12 +355,13 @@ export class PgStateStore implements StateStore {
   async backlog(endpoint: string): Promise<BacklogStats> {
     const [r] = await rows(
       this.pool,
-      `SELECT count(*) FILTER (WHERE state = 'Queued') AS queued, count(*) FILTER (WHERE state = 'Running') AS running,
-              min(created_at) FILTER (WHERE state = 'Queued') AS oldest
-         FROM invocations WHERE endpoint = $1 AND state IN ('Queued', 'Running')`,
+      // The queued count from the totals (0015), the oldest from the head of the queue: O(running), not O(queue).
+      `SELECT (SELECT queued FROM queue_totals WHERE endpoint = $1) AS queued,
+              (SELECT count(*) FROM invocations WHERE endpoint = $1 AND state = 'Running') AS running,
+              (SELECT created_at FROM invocations WHERE endpoint = $1 AND state = 'Queued' ORDER BY seq LIMIT 1) AS oldest`,
       [endpoint],
     );
-    return { queued: Number(r!.queued), running: Number(r!.running), oldestQueuedAt: num(r!.oldest) };
+    return { queued: Number(r!.queued ?? 0), running: Number(r!.running), oldestQueuedAt: num(r!.oldest) };
   }
 
   async lease(

@@ -249,8 +249,7 @@ export class SqliteStateStore implements StateStore {
   private queueTotals(endpoint: string): QueueTotals {
     return toQueueTotals(
       this.q(
-        `SELECT COUNT(*) AS n, COALESCE(SUM(input_bytes), 0) AS bytes, SUM(input_bytes IS NULL) AS unsized
-           FROM invocations WHERE endpoint = ? AND state = 'Queued'`,
+        "SELECT queued AS n, bytes, unsized FROM queue_totals WHERE endpoint = ?", // kept by triggers (0015)
       ).get(endpoint) as Row,
     );
   }
@@ -320,10 +319,11 @@ export class SqliteStateStore implements StateStore {
 
   async backlog(endpoint: string): Promise<BacklogStats> {
     const r = this.q(
-      `SELECT SUM(state = 'Queued') AS queued, SUM(state = 'Running') AS running,
-                MIN(CASE WHEN state = 'Queued' THEN created_at END) AS oldest
-         FROM invocations WHERE endpoint = ? AND state IN ('Queued', 'Running')`,
-    ).get(endpoint) as Row;
+      // The queued count from the totals (0015), the oldest from the head of the queue: O(running), not O(queue).
+      `SELECT (SELECT queued FROM queue_totals WHERE endpoint = @e) AS queued,
+              (SELECT COUNT(*) FROM invocations WHERE endpoint = @e AND state = 'Running') AS running,
+              (SELECT created_at FROM invocations WHERE endpoint = @e AND state = 'Queued' ORDER BY seq LIMIT 1) AS oldest`,
+    ).get({ e: endpoint }) as Row;
     return { queued: Number(r.queued ?? 0), running: Number(r.running ?? 0), oldestQueuedAt: num(r.oldest) };
   }
 
