@@ -45,6 +45,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   private stopped = true;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly onFinished = () => this.wake();
+  private liveScannedAt = 0;
 
   constructor(
     private readonly service: Service,
@@ -124,7 +125,12 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       if (deliveries.length) await this.store.add(deliveries);
       await this.service.markEventsDelivered(events.map((ev) => ev.id));
     }
-    await this.liveWebhooks();
+    // Live webhooks come from a scan of the running invocations: at most once per poll interval, however
+    // many finishes wake the dispatcher in between (a burst of finishes used to rescan per batch).
+    if (Date.now() - this.liveScannedAt >= this.o.pollMs) {
+      this.liveScannedAt = Date.now();
+      await this.liveWebhooks();
+    }
     await this.deliverDue();
   }
 
