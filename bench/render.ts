@@ -132,7 +132,23 @@ function longQuality(long: Json): string {
       ["audio", "kikitori (VAD)", "kikitori vad=false", "faster-whisper batched"],
       rows.map(([name, a, b, c]) => [name as string, cell(a), cell(b), cell(c)]),
     ),
+    ...peerDeletions(f.long),
   ].join("\n");
+}
+
+/**
+ * What faster-whisper's batched pipeline loses on the long file: mostly words it never transcribed. Its
+ * Silero VAD runs on the audio as recorded and does not find the quiet clips (the test data's FLEURS clips,
+ * about −65 dBFS); kikitori's runs on a level-evened copy (src/whisper/chunks.ts `speechLevelled`).
+ */
+function peerDeletions(r: Json): string[] {
+  const c = r?.counts;
+  if (!c) return [];
+  const errors = c.substitutions + c.deletions + c.insertions;
+  return [
+    "",
+    `faster-whisper's batched errors on the long file: ${c.deletions} of ${errors} are deletions (${c.deletions} of ${c.referenceLength} reference words never transcribed): its Silero VAD runs on the audio as recorded and misses the quiet clips (the FLEURS clips, about −65 dBFS) and more (on one pass of the four clips, by hand: it kept one FLEURS clip and the end of JFK's); kikitori runs VAD on a level-evened copy of the audio.`,
+  ];
 }
 
 /** Renders from whatever result files `out` holds; the command and mode are those of the runs behind them. */
