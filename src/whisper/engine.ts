@@ -72,6 +72,8 @@ const SEGMENT_GAP_SECONDS = 1;
 const VAD_BLOCK_SAMPLES = 120 * SAMPLE_RATE;
 /** Speech ending closer than this to a block's end may go on: it is looked at again with the next block. */
 const VAD_TAIL_SAMPLES = 1 * SAMPLE_RATE;
+/** Padded speech regions closer than this are one utterance (a pause inside a sentence), not two. */
+const UTTERANCE_GAP_SAMPLES = 1 * SAMPLE_RATE;
 /**
  * whisper.cpp's VAD parameters: Silero's 0.5 threshold; a pause must last 0.5 s to end a region; regions
  * padded by 0.3 s and at most 28 s long (so a padded region fits one window); blips under 0.25 s dropped.
@@ -350,8 +352,19 @@ export class WhisperEngine {
     let keep = block.length;
     const last = regions[regions.length - 1];
     if (!final && last && last[0] > 0 && block.length - last[1] < VAD_TAIL_SAMPLES) {
-      keep = last[0];
-      regions.pop();
+      // The whole utterance that runs into the block's end waits for the next block (regions less than
+      // UTTERANCE_GAP apart belong to it, up to a window's length): left behind, its first words would be a
+      // chunk of their own, decoded without the rest of the sentence.
+      let first = regions.length - 1;
+      while (
+        first > 0 &&
+        regions[first]![0] - regions[first - 1]![1] < UTTERANCE_GAP_SAMPLES &&
+        block.length - regions[first - 1]![0] <= WINDOW_SAMPLES &&
+        regions[first - 1]![0] > 0
+      )
+        first--;
+      keep = regions[first]![0];
+      regions.splice(first);
     }
     speech.regions += regions.length;
     speech.seconds += regions.reduce((n, [a, b]) => n + b - a, 0) / SAMPLE_RATE;
@@ -360,7 +373,13 @@ export class WhisperEngine {
     return { chunks, keep };
   }
 
-  /** One chunk of `pcm` decoded on its own; segments in source time (`pcmStart` + position, or `placed` regions). */
+  /**
+   * One chunk of `pcm` decoded on its own; segments in source time (`pcmStart` + position, or `placed`
+   * regions). Whisper sometimes ends a window early: an end-of-text after the first utterances, and the rest
+   * of the window counts as consumed (tiny.en does so after a change of voice or channel, and drops whole
+   * regions). VAD found speech in every region, so the regions that start after the last decoded text are
+   * decoded again on their own, as a chunk of their own (the same chunk still gives the same segments).
+   */
   private async decodeChunkWith(
     d: Decoder,
     params: WhisperParams,
@@ -370,14 +389,23 @@ export class WhisperEngine {
     pcmStart: number,
     placed?: ReadonlyArray<readonly [number, number]>,
   ): Promise<Omit<Segment, "id">[]> {
-    const { samples, spans } = chunkAudio(pcm, chunk);
-    const result = await d.decode(params, lang, samples, {
-      prompt: params.prompt,
-      noContext: true,
-      maxPasses: 0,
-    });
-    const inSource = placed ? spans.map((s, i) => ({ ...s, source: placed[i]![0] })) : spans;
-    return toSegments(result.segments, inSource, pcmStart, params.maxLen === 1);
+    const segments: Omit<Segment, "id">[] = [];
+    for (let from = 0; from < chunk.regions.length;) {
+      const { samples, spans } = chunkAudio(pcm, { regions: chunk.regions.slice(from) });
+      const result = await d.decode(params, lang, samples, {
+        prompt: params.prompt,
+        noContext: true,
+        maxPasses: 0,
+      });
+      const inSource = placed ? spans.map((s, i) => ({ ...s, source: placed[from + i]![0] })) : spans;
+      segments.push(...toSegments(result.segments, inSource, pcmStart, params.maxLen === 1));
+      const textEnd = result.segments.reduce((t, s) => (s.text.trim() ? Math.max(t, s.t1) : t), 0);
+      const next = spans.findIndex((s) => s.packed >= (textEnd / 1000) * SAMPLE_RATE);
+      // -1: text up to the last region; 0: no text at all (the same audio again would give the same).
+      if (next <= 0) break;
+      from += next;
+    }
+    return segments;
   }
 
   /** Runs `fn` on a free model (waiting for one), with a decoder bound to it and the signal. */
