@@ -713,9 +713,9 @@ export class Service extends EventEmitter<ServiceEvents> {
       const cur = await this.state.getInvocation(inv.id);
       if (cur && cur.state !== "Succeeded") await this.objects.deleteObject(bucket, key);
     } else {
-      await this.emitFinished(inv.id);
+      this.emitFinished(done);
     }
-    return done;
+    return done !== undefined;
   }
 
   /** Writes the failure document, then commits the terminal state; true when this call ended it. */
@@ -734,9 +734,9 @@ export class Service extends EventEmitter<ServiceEvents> {
         await this.objects.deleteObject(bucket, key);
       }
     } else {
-      await this.emitFinished(inv.id);
+      this.emitFinished(done);
     }
-    return done;
+    return done !== undefined;
   }
 
   // --- what runners report ---
@@ -990,11 +990,9 @@ export class Service extends EventEmitter<ServiceEvents> {
     return this.state.markEventsDelivered(ids);
   }
 
-  private async emitFinished(id: string): Promise<void> {
-    const cur = await this.state.getInvocation(id);
-    if (!cur) return;
-    this.paces.delete(cur.endpoint);
-    this.emit("invocation:finished", cur);
+  private emitFinished(finished: Invocation): void {
+    this.paces.delete(finished.endpoint);
+    this.emit("invocation:finished", finished);
   }
 
   /**

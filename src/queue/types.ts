@@ -195,8 +195,8 @@ export interface StateStore extends ChunkStore, JobStore {
   listCheckpoints(id: string): Promise<Checkpoint[]>;
   /** Puts a Running invocation back in the queue (lease lost, instance gone). */
   requeue(id: string, guard: Guard): Promise<boolean>;
-  /** Moves to a terminal state if the guard holds; true when this call made the change. */
-  finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<boolean>;
+  /** Moves to a terminal state if the guard holds: the invocation as this call ended it, else undefined. */
+  finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<Invocation | undefined>;
   /** Marks a Running invocation for cancellation; its runner sees it at the next heartbeat. */
   requestCancel(id: string): Promise<boolean>;
 

@@ -565,24 +565,22 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
       assert.equal(await s.heartbeat(inv.id, "w1", 1000, now), "lost");
       assert.equal(
         await s.finish(inv.id, { state: "Succeeded" }, { from: ["Running"], owner: "w1" }, now),
-        false,
+        undefined,
         "stale owner",
       );
-      assert.equal(
-        await s.finish(
-          inv.id,
-          { state: "Succeeded", modelTimeMs: 12 },
-          { from: ["Running"], owner: "w2" },
-          now + 5,
-        ),
-        true,
+      const ended = await s.finish(
+        inv.id,
+        { state: "Succeeded", modelTimeMs: 12 },
+        { from: ["Running"], owner: "w2" },
+        now + 5,
       );
       assert.equal(
         await s.finish(inv.id, { state: "Failed" }, { from: ["Running"], owner: "w2" }, now),
-        false,
+        undefined,
         "already terminal",
       );
       const done = await s.getInvocation(inv.id);
+      assert.deepEqual(ended, done, "finish answers the invocation as it ended it");
       assert.deepEqual(
         [done?.state, done?.modelTimeMs, done?.finishedAt, done?.leaseOwner, done?.leaseExpiresAt],
         ["Succeeded", 12, now + 5, undefined, undefined],
@@ -612,14 +610,16 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
         { from: ["Running"] },
         1,
       ),
-      false,
+      undefined,
     );
-    assert.equal(await s.finish(a.id, { state: "Failed", error: err }, { from: ["Queued"] }, 1), true);
+    assert.equal(
+      (await s.finish(a.id, { state: "Failed", error: err }, { from: ["Queued"] }, 1))?.state,
+      "Failed",
+    );
     assert.deepEqual((await s.getInvocation(a.id))?.error, err);
     await s.lease("ep", "w", 1, 1000, Date.now());
-    assert.equal(
+    assert.ok(
       await s.finish(b.id, { state: "Succeeded" }, { from: ["Running"] }, 2),
-      true,
       "no owner in the guard: any owner",
     );
     const events = await s.pendingEvents(100);
@@ -662,7 +662,7 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
       [fresh.id],
     );
     const expired = { state: "Expired" as const, error: { code: "RequestExpired", message: "ttl" } };
-    assert.equal(await s.finish(old.id, expired, { from: ["Queued"] }, Date.now()), true);
+    assert.ok(await s.finish(old.id, expired, { from: ["Queued"] }, Date.now()));
     assert.equal((await s.getInvocation(old.id))?.error?.code, "RequestExpired");
     assert.deepEqual(await s.findExpiredQueued(Date.now(), 10), []);
   });

@@ -433,7 +433,7 @@ export class PgStateStore implements StateStore {
     return rs.length > 0;
   }
 
-  async finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<boolean> {
+  async finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<Invocation | undefined> {
     const args: unknown[] = [
       outcome.state,
       now,
@@ -450,7 +450,8 @@ export class PgStateStore implements StateStore {
              lease_owner = NULL, lease_expires_at = NULL WHERE id = $6${where} RETURNING *`,
         args,
       );
-      if (!r) return false;
+      if (!r) return undefined;
+      const inv = toInvocation(r);
       // The terminal event is committed with the state change (the outbox), so a crash cannot lose it.
       // One statement for the rest: each round trip holds the row lock a little longer.
       await c.query(
@@ -458,9 +459,9 @@ export class PgStateStore implements StateStore {
               chunks AS (DELETE FROM invocation_chunks WHERE invocation_id = $1),
               event AS (INSERT INTO outbox (invocation_id, type, payload, created_at) VALUES ($1, $2, $3, $4))
          SELECT pg_notify($5, $1)`,
-        [id, "invocation.completed", JSON.stringify(toInvocation(r)), now, CHANNEL.finished],
+        [id, "invocation.completed", JSON.stringify(inv), now, CHANNEL.finished],
       );
-      return true;
+      return inv;
     });
   }
 

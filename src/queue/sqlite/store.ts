@@ -392,7 +392,7 @@ export class SqliteStateStore implements StateStore {
     return this.q(sql).run(...args).changes > 0;
   }
 
-  private finishRow(id: string, outcome: Outcome, guard: Guard, now: number): boolean {
+  private finishRow(id: string, outcome: Outcome, guard: Guard, now: number): Invocation | undefined {
     const args: unknown[] = [
       outcome.state,
       now,
@@ -405,7 +405,7 @@ export class SqliteStateStore implements StateStore {
       `UPDATE invocations SET state = ?, finished_at = ?, error_code = ?, error_message = ?, model_time_ms = ?,
            lease_owner = NULL, lease_expires_at = NULL WHERE id = ?` + this.guardSql(guard, args);
     const row = this.q(sql + " RETURNING *").get(...args) as Row | undefined;
-    if (!row) return false;
+    if (!row) return undefined;
     this.q("DELETE FROM invocation_checkpoints WHERE invocation_id = ?").run(id);
     this.q("DELETE FROM invocation_chunks WHERE invocation_id = ?").run(id);
     // The terminal event is committed with the state change (the outbox), so a crash cannot lose it.
@@ -416,10 +416,10 @@ export class SqliteStateStore implements StateStore {
       JSON.stringify(inv),
       now,
     );
-    return true;
+    return inv;
   }
 
-  async finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<boolean> {
+  async finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<Invocation | undefined> {
     return relaxed(this.db, () => this.db.transaction(() => this.finishRow(id, outcome, guard, now))());
   }
 
