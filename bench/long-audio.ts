@@ -183,11 +183,29 @@ export async function runLongAudio(o: LongAudioOptions) {
   };
 }
 
-/** CPU seconds (user + system) of process trees since the meter started, summed per process (sampled, so a process killed loses at most one interval). */
+/** What a process of the service tree is, from its command line (for the CPU breakdown). */
+function roleOf(pid: number): "service" | "modelServer" | "decoder" | "other" {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    if (cmd.includes("whisper/worker")) return "decoder";
+    if (cmd.includes("whisper/main")) return "modelServer";
+    if (cmd.includes("kikitori") && cmd.includes("serve")) return "service";
+  } catch {
+    // ended meanwhile
+  }
+  return "other";
+}
+
+/**
+ * CPU seconds (user + system) of process trees since the meter started, summed per process (sampled, so a
+ * process killed loses at most one interval), with the split by role: the service, its model servers, their
+ * decoder processes (whisper.cpp), the rest (ffmpeg, esbuild).
+ */
 function cpuMeter(everyMs = 200) {
   const tick = 100; // USER_HZ on Linux
   const first = new Map<number, number>();
   const last = new Map<number, number>();
+  const role = new Map<number, ReturnType<typeof roleOf>>();
   const roots = new Set<number>();
   const cpuOf = (pid: number) => {
     try {
@@ -203,7 +221,10 @@ function cpuMeter(everyMs = 200) {
       for (const pid of processTree(root)) {
         const cpu = cpuOf(pid);
         if (cpu === undefined) continue;
-        if (!first.has(pid)) first.set(pid, started ? 0 : cpu);
+        if (!first.has(pid)) {
+          first.set(pid, started ? 0 : cpu);
+          role.set(pid, roleOf(pid));
+        }
         last.set(pid, cpu);
       }
   };
@@ -216,14 +237,31 @@ function cpuMeter(everyMs = 200) {
       sample();
       started = true;
     },
-    stop(): number {
+    stop() {
       sample();
       clearInterval(timer);
-      let sum = 0;
-      for (const [pid, cpu] of last) sum += cpu - (first.get(pid) ?? 0);
-      return round(sum, 2);
+      const by = { service: 0, modelServer: 0, decoder: 0, other: 0 };
+      for (const [pid, cpu] of last) by[role.get(pid) ?? "other"] += cpu - (first.get(pid) ?? 0);
+      return {
+        total: round(by.service + by.modelServer + by.decoder + by.other, 2),
+        by: {
+          service: round(by.service, 2),
+          modelServer: round(by.modelServer, 2),
+          decoder: round(by.decoder, 2),
+          other: round(by.other, 2),
+        },
+      };
     },
   };
+}
+
+/** Waits until `endpoint` has `n` instances in service. */
+async function inService(svc: ServeChild, endpoint: string, n: number) {
+  for (;;) {
+    const ep = await svc.client.ok("GET", `/v1/endpoints/${endpoint}`);
+    if (ep.instances.filter((i: { state: string }) => i.state === "InService").length >= n) return;
+    await sleep(100);
+  }
 }
 
 const words = (text: string) => text.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? [];
@@ -284,7 +322,7 @@ export async function runChunksAcrossInstances(o: ChunksAcrossInstancesOptions) 
     }
     const inv = await current.client.waitTerminal(id);
     const wall = (performance.now() - t0) / 1000;
-    const cpuSeconds = meter.stop();
+    const cpu = meter.stop();
     if (inv.state !== "Succeeded") throw new Error(`chunks: ${inv.state}: ${inv.error?.message}`);
     const result = await current.client.raw("GET", `/v1/invocations/${id}/result`);
     const body = JSON.parse(result.body.toString()) as {
@@ -293,7 +331,8 @@ export async function runChunksAcrossInstances(o: ChunksAcrossInstancesOptions) 
     };
     return {
       wallSeconds: round(wall, 2),
-      cpuSeconds,
+      cpuSeconds: cpu.total,
+      cpuBy: cpu.by,
       attempts: Number(inv.attempts),
       chunks: body.speech?.chunks ?? 0,
       resumedChunks: body.speech?.resumed ?? 0,
@@ -316,11 +355,8 @@ export async function runChunksAcrossInstances(o: ChunksAcrossInstancesOptions) 
       { image: "kikitori/whisper", environment },
       { instances: 2, maxConcurrent: 1 },
     );
-    for (;;) {
-      const ep = await svc.client.ok("GET", "/v1/endpoints/two");
-      if (ep.instances.filter((i: { state: string }) => i.state === "InService").length === 2) break;
-      await sleep(100);
-    }
+    await inService(svc, "one", 1);
+    await inService(svc, "two", 2);
     o.log(`chunks: ${(o.file.seconds / 60).toFixed(1)} min file on 1 instance (1 thread)`);
     one = await measure(svc, "one");
     o.log("chunks: the same file on 2 instances (1 thread each)");
@@ -346,6 +382,8 @@ export async function runChunksAcrossInstances(o: ChunksAcrossInstancesOptions) 
       { image: "kikitori/whisper", environment },
       { instances: 1, maxConcurrent: 1 },
     );
+    // As for the uninterrupted run: the meter starts with the instance in service (its start-up not counted).
+    await inService(first, "one", 1);
     serviceKilled = await measure(first, "one", async (s) => {
       await s.kill9();
       return serve(env, dataDir);
