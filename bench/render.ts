@@ -246,7 +246,7 @@ export function render(out: string, mdPath: string): void {
       verdict(noop?.enqueueToStartMs?.p50, TARGETS.enqueueToStartP50Ms, true, "ms"),
     ],
     [
-      "accepted invocations/s",
+      "accepted invocations/s while 8 no-op slots complete work on the same 2 cores",
       `≥ ${TARGETS.acceptsPerSecond}`,
       `${fmt(tput?.acceptedPerSecond, 0)}/s`,
       verdict(tput?.acceptedPerSecond, TARGETS.acceptsPerSecond, false, "/s"),
@@ -264,7 +264,7 @@ export function render(out: string, mdPath: string): void {
       verdict(pgNoop?.enqueueToStartMs?.p50, TARGETS.enqueueToStartP50Ms, true, "ms"),
     ],
     [
-      "accepted invocations/s, PostgreSQL",
+      "accepted invocations/s while 8 no-op slots complete work on the same 2 cores, PostgreSQL",
       `≥ ${TARGETS.acceptsPerSecond}`,
       `${fmt(pgTput?.acceptedPerSecond, 0)}/s`,
       verdict(pgTput?.acceptedPerSecond, TARGETS.acceptsPerSecond, false, "/s"),
