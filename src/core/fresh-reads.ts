@@ -17,7 +17,9 @@ export class FreshReads<K, V> {
       next = new Promise<V>((resolve, reject) => {
         setImmediate(() => {
           this.waiting.delete(key);
-          Promise.resolve(key).then(this.read).then(resolve, reject);
+          Promise.resolve(key)
+            .then((k) => this.read(k))
+            .then(resolve, reject);
         });
       });
       this.waiting.set(key, next);
