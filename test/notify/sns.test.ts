@@ -42,7 +42,12 @@ test("SNS topic: confirmation handshake, then SageMaker-shaped success and error
   const subs = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: success }));
   assert.ok(subs.Subscriptions?.[0]?.SubscriptionArn?.startsWith(`${success}:`), "confirmed");
 
-  await k.service.createModel({ name: "sn", image: `local:${noopModelServer}` });
+  // Each request takes 1 s, one at a time, so the second is still queued when it is cancelled.
+  await k.service.createModel({
+    name: "sn",
+    image: `local:${noopModelServer}`,
+    environment: { NOOP_DELAY_MS: "1000" },
+  });
   await k.service.createEndpointConfig({
     name: "sn",
     variants: [{ modelName: "sn", initialInstanceCount: 1 }],
@@ -61,7 +66,8 @@ test("SNS topic: confirmation handshake, then SageMaker-shaped success and error
     inputLocation: input,
     contentType: "audio/wav",
   });
-  // A cancelled request fails: it goes to the ErrorTopic with a failureReason.
+  // A cancelled request fails: it goes to the ErrorTopic with a failureReason. (Without the model's
+  // delay the second request could finish before the cancel reaches it.)
   const bad = await k.api.ok("POST", "/v1/endpoints/sn/invocations", {
     inputLocation: input,
     requestTtlSeconds: 60,
