@@ -3,9 +3,9 @@
  * (no text carried from one to the next), so any of them can be decoded anywhere, in any order, and the
  * transcript is the same.
  *
- * A chunk is consecutive speech regions (as Silero VAD found them, padded) laid end to end with a 1 s
- * pause between them, up to 30 s of audio; the silence between regions is left out, so a file costs
- * encoder passes in proportion to its speech, not its length. Each region is brought to one loudness
+ * A chunk is the consecutive speech regions of one utterance (as Silero VAD found them, padded) laid end to
+ * end with a 1 s pause between them, up to 30 s of audio; the silence between regions is left out, so a file
+ * costs encoder passes in proportion to its speech and its utterances, not its length. Each region is brought to one loudness
  * before decoding: Whisper, given a quiet voice right after a loud one in the same window, drops the quiet
  * one (measured: BENCHMARKS.md, long audio); level does not otherwise matter to it.
  */
@@ -49,14 +49,27 @@ export function regionSamples(pcm: Int16Array, regions: readonly SpeechRegion[])
   return out;
 }
 
-/** Consecutive regions packed into chunks of at most CHUNK_SAMPLES (pauses between regions included). */
+/**
+ * Padded speech regions closer than this are one utterance (a pause inside a sentence or a turn), not two:
+ * 1 s between padded regions is 1.6 s of silence.
+ */
+export const UTTERANCE_GAP_SAMPLES = 1 * SAMPLE_RATE;
+
+/**
+ * Regions → chunks: the regions of one utterance (less than UTTERANCE_GAP apart) packed into chunks of at most
+ * CHUNK_SAMPLES (pauses between regions included); a longer silence starts a new chunk. Whisper decodes a
+ * window that starts at an utterance and holds only it best: packing several utterances into one window cost
+ * the mixed loud/quiet/telephone file 1.5 WER points over its clips one by one (tiny.en drops or garbles
+ * an utterance after a change of voice or channel), for fewer encoder passes (BENCHMARKS.md, long audio).
+ */
 export function planChunks(regions: ReadonlyArray<[number, number]>): Chunk[] {
   const chunks: Chunk[] = [];
   let current: Chunk | undefined;
   let length = 0;
+  let previousEnd = -Infinity;
   for (const [start, end] of regions) {
-    const add = end - start + (current ? PAUSE_SAMPLES : 0);
-    if (current && length + add <= CHUNK_SAMPLES) {
+    const add = end - start + PAUSE_SAMPLES;
+    if (current && start - previousEnd < UTTERANCE_GAP_SAMPLES && length + add <= CHUNK_SAMPLES) {
       current.regions.push([start, end]);
       length += add;
     } else {
@@ -64,6 +77,7 @@ export function planChunks(regions: ReadonlyArray<[number, number]>): Chunk[] {
       chunks.push(current);
       length = end - start;
     }
+    previousEnd = end;
   }
   return chunks;
 }

@@ -21,7 +21,14 @@ import { deflateSync } from "node:zlib";
 import type { NativeModel, WhisperParams, WhisperResult, WhisperSegment } from "./addon.js";
 import { openAudio } from "./audio.js";
 import { loadIsolatedModel } from "./isolated.js";
-import { chunkAudio, planChunks, regionSamples, speechLevelled, type Chunk } from "./chunks.js";
+import {
+  UTTERANCE_GAP_SAMPLES,
+  chunkAudio,
+  planChunks,
+  regionSamples,
+  speechLevelled,
+  type Chunk,
+} from "./chunks.js";
 import { SAMPLE_RATE, anySound, hasSound } from "./energy.js";
 import { LANGUAGE_NAMES } from "./languages.js";
 import type { ChunkResult, Progress, Segment, TranscribeOptions, Transcript, Word } from "./types.js";
@@ -72,8 +79,6 @@ const SEGMENT_GAP_SECONDS = 1;
 const VAD_BLOCK_SAMPLES = 120 * SAMPLE_RATE;
 /** Speech ending closer than this to a block's end may go on: it is looked at again with the next block. */
 const VAD_TAIL_SAMPLES = 1 * SAMPLE_RATE;
-/** Padded speech regions closer than this are one utterance (a pause inside a sentence), not two. */
-const UTTERANCE_GAP_SAMPLES = 1 * SAMPLE_RATE;
 /**
  * whisper.cpp's VAD parameters: Silero's 0.5 threshold; a pause must last 0.5 s to end a region; regions
  * padded by 0.3 s and at most 28 s long (so a padded region fits one window); blips under 0.25 s dropped.
