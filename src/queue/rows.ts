@@ -182,13 +182,20 @@ export const toTopic = (r: Row): Topic => ({
   createdAt: Number(r.created_at),
 });
 
-export const toOutboxEvent = (r: Row): OutboxEvent => ({
-  id: Number(r.id),
-  invocationId: String(r.invocation_id),
-  type: String(r.type),
-  payload: JSON.parse(String(r.payload)),
-  createdAt: Number(r.created_at),
-});
+/** An outbox event; an invocation's event holds its row (events written before 0.2.0: the Invocation itself). */
+export function toOutboxEvent(r: Row): OutboxEvent {
+  const payload = JSON.parse(String(r.payload)) as unknown;
+  return {
+    id: Number(r.id),
+    invocationId: String(r.invocation_id),
+    type: String(r.type),
+    payload:
+      payload && typeof payload === "object" && "input_location" in payload
+        ? toInvocation(payload as Row)
+        : payload,
+    createdAt: Number(r.created_at),
+  };
+}
 
 export const toAwsResource = (r: Row): AwsResource => ({
   kind: String(r.kind) as AwsResourceKind,

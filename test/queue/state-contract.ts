@@ -618,11 +618,14 @@ export function stateStoreContract(name: string, fresh: () => Promise<TestDataba
     );
     assert.deepEqual((await s.getInvocation(a.id))?.error, err);
     await s.lease("ep", "w", 1, 1000, Date.now());
-    assert.ok(
-      await s.finish(b.id, { state: "Succeeded" }, { from: ["Running"] }, 2),
-      "no owner in the guard: any owner",
-    );
+    const finished = await s.finish(b.id, { state: "Succeeded", modelTimeMs: 7 }, { from: ["Running"] }, 2);
+    assert.ok(finished, "no owner in the guard: any owner");
     const events = await s.pendingEvents(100);
+    // The event carries the invocation as it ended: what finish returned and what a read gives.
+    assert.deepEqual(events[1]?.payload, finished);
+    assert.deepEqual(finished, await s.getInvocation(b.id));
+    assert.equal(finished.finishedAt, 2);
+    assert.equal(finished.modelTimeMs, 7);
     assert.deepEqual(
       events.map((e) => [e.invocationId, e.type]),
       [

@@ -443,26 +443,23 @@ export class PgStateStore implements StateStore {
       id,
     ];
     const where = this.guardSql(guard, args);
-    return tx(this.pool, async (c) => {
-      const [r] = await rows(
-        c,
-        `UPDATE invocations SET state = $1, finished_at = $2, error_code = $3, error_message = $4, model_time_ms = $5,
-             lease_owner = NULL, lease_expires_at = NULL WHERE id = $6${where} RETURNING *`,
-        args,
-      );
-      if (!r) return undefined;
-      const inv = toInvocation(r);
-      // The terminal event is committed with the state change (the outbox), so a crash cannot lose it.
-      // One statement for the rest: each round trip holds the row lock a little longer.
-      await c.query(
-        `WITH checkpoints AS (DELETE FROM invocation_checkpoints WHERE invocation_id = $1),
-              chunks AS (DELETE FROM invocation_chunks WHERE invocation_id = $1),
-              event AS (INSERT INTO outbox (invocation_id, type, payload, created_at) VALUES ($1, $2, $3, $4))
-         SELECT pg_notify($5, $1)`,
-        [id, "invocation.completed", JSON.stringify(inv), now, CHANNEL.finished],
-      );
-      return inv;
-    });
+    args.push(CHANNEL.finished);
+    // One statement, so one round trip and no transaction held open between them: the state change, its
+    // checkpoints and chunks gone, and the terminal event in the outbox (committed with the state change,
+    // so a crash cannot lose it; the payload is the row, mapped as every read of it is).
+    const [r] = await rows(
+      this.pool,
+      `WITH done AS (
+         UPDATE invocations SET state = $1, finished_at = $2, error_code = $3, error_message = $4, model_time_ms = $5,
+                lease_owner = NULL, lease_expires_at = NULL WHERE id = $6${where} RETURNING *),
+       checkpoints AS (DELETE FROM invocation_checkpoints WHERE invocation_id IN (SELECT id FROM done)),
+       chunks AS (DELETE FROM invocation_chunks WHERE invocation_id IN (SELECT id FROM done)),
+       event AS (INSERT INTO outbox (invocation_id, type, payload, created_at)
+                 SELECT id, 'invocation.completed', row_to_json(done)::text, $2 FROM done)
+       SELECT done.*, pg_notify($${args.length}, done.id) AS notified FROM done`,
+      args,
+    );
+    return r ? toInvocation(r) : undefined;
   }
 
   async saveCheckpoints(id: string, owner: string, checkpoints: Checkpoint[]): Promise<boolean> {

@@ -408,15 +408,15 @@ export class SqliteStateStore implements StateStore {
     if (!row) return undefined;
     this.q("DELETE FROM invocation_checkpoints WHERE invocation_id = ?").run(id);
     this.q("DELETE FROM invocation_chunks WHERE invocation_id = ?").run(id);
-    // The terminal event is committed with the state change (the outbox), so a crash cannot lose it.
-    const inv = toInvocation(row);
+    // The terminal event is committed with the state change (the outbox), so a crash cannot lose it; its
+    // payload is the row, as on PostgreSQL.
     this.q("INSERT INTO outbox (invocation_id, type, payload, created_at) VALUES (?, ?, ?, ?)").run(
       id,
       "invocation.completed",
-      JSON.stringify(inv),
+      JSON.stringify(row),
       now,
     );
-    return inv;
+    return toInvocation(row);
   }
 
   async finish(id: string, outcome: Outcome, guard: Guard, now: number): Promise<Invocation | undefined> {
