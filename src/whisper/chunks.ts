@@ -5,9 +5,9 @@
  *
  * A chunk is the consecutive speech regions of one utterance (as Silero VAD found them, padded) laid end to
  * end with a 1 s pause between them, up to 30 s of audio; the silence between regions is left out, so a file
- * costs encoder passes in proportion to its speech and its utterances, not its length. Each region is brought to one loudness
- * before decoding: Whisper, given a quiet voice right after a loud one in the same window, drops the quiet
- * one (measured: BENCHMARKS.md, long audio); level does not otherwise matter to it.
+ * costs encoder passes in proportion to its speech and its utterances, not its length. Each region is
+ * brought to one loudness before decoding: Whisper, given a quiet voice right after a loud one in the same
+ * window, drops the quiet one (measured: BENCHMARKS.md, long audio); level does not otherwise matter to it.
  */
 import type { SpeechRegion } from "./addon.js";
 import { FRAME, SAMPLE_RATE, quietestCut } from "./energy.js";
@@ -55,6 +55,10 @@ export function regionSamples(pcm: Int16Array, regions: readonly SpeechRegion[])
  */
 export const UTTERANCE_GAP_SAMPLES = 1 * SAMPLE_RATE;
 
+/** Whether region `next` goes on the utterance that region `previous` belongs to. */
+export const sameUtterance = (previous: readonly [number, number], next: readonly [number, number]) =>
+  next[0] - previous[1] < UTTERANCE_GAP_SAMPLES;
+
 /**
  * Regions → chunks: the regions of one utterance (less than UTTERANCE_GAP apart) packed into chunks of at most
  * CHUNK_SAMPLES (pauses between regions included); a longer silence starts a new chunk. Whisper decodes a
@@ -66,10 +70,10 @@ export function planChunks(regions: ReadonlyArray<[number, number]>): Chunk[] {
   const chunks: Chunk[] = [];
   let current: Chunk | undefined;
   let length = 0;
-  let previousEnd = -Infinity;
   for (const [start, end] of regions) {
     const add = end - start + PAUSE_SAMPLES;
-    if (current && start - previousEnd < UTTERANCE_GAP_SAMPLES && length + add <= CHUNK_SAMPLES) {
+    const last = current?.regions.at(-1);
+    if (current && last && sameUtterance(last, [start, end]) && length + add <= CHUNK_SAMPLES) {
       current.regions.push([start, end]);
       length += add;
     } else {
@@ -77,7 +81,6 @@ export function planChunks(regions: ReadonlyArray<[number, number]>): Chunk[] {
       chunks.push(current);
       length = end - start;
     }
-    previousEnd = end;
   }
   return chunks;
 }

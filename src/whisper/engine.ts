@@ -22,10 +22,10 @@ import type { NativeModel, WhisperParams, WhisperResult, WhisperSegment } from "
 import { openAudio } from "./audio.js";
 import { loadIsolatedModel } from "./isolated.js";
 import {
-  UTTERANCE_GAP_SAMPLES,
   chunkAudio,
   planChunks,
   regionSamples,
+  sameUtterance,
   speechLevelled,
   type Chunk,
 } from "./chunks.js";
@@ -357,13 +357,13 @@ export class WhisperEngine {
     let keep = block.length;
     const last = regions[regions.length - 1];
     if (!final && last && last[0] > 0 && block.length - last[1] < VAD_TAIL_SAMPLES) {
-      // The whole utterance that runs into the block's end waits for the next block (regions less than
-      // UTTERANCE_GAP apart belong to it, up to a window's length): left behind, its first words would be a
+      // The whole utterance that runs into the block's end waits for the next block (the regions of one
+      // utterance, up to a window's length): left behind, its first words would be a
       // chunk of their own, decoded without the rest of the sentence.
       let first = regions.length - 1;
       while (
         first > 0 &&
-        regions[first]![0] - regions[first - 1]![1] < UTTERANCE_GAP_SAMPLES &&
+        sameUtterance(regions[first - 1]!, regions[first]!) &&
         block.length - regions[first - 1]![0] <= WINDOW_SAMPLES &&
         regions[first - 1]![0] > 0
       )
