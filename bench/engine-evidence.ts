@@ -13,12 +13,22 @@
  *  4. what beam 5 costs over greedy: whisper.cpp's own counters (encoder passes, decoder steps, tokens
  *     decoded in batches, temperature fallbacks) and CPU seconds of the CLI on one 30 s window, 1 thread;
  *  5. why the WER of the joined file jumped between weights types: the same clips joined as they are
- *     (45 dB apart in level) and levelled to one loudness, through kikitori's engine.
+ *     (45 dB apart in level) and levelled to one loudness, through kikitori's engine;
+ *  6. where one transcription's time goes, against faster-whisper int8: whisper.cpp's own timers (ms per
+ *     encoder pass, per decoder step, per prompt token) beside faster-whisper's encoder and generate() time,
+ *     on the levelled file, 1 and 2 threads; with --baseline-cli, also whisper.cpp built without llamafile's
+ *     matrix kernels (what kikitori shipped before).
  *
  *   node --import tsx bench/engine-evidence.ts --old-cli DIR/whisper-cli [--new-cli FILE] [--model FILE] [--out FILE]
- *     [--skip-callgrind] [--wall-rounds 5] [--only windowing,callgrind,wall,beam,levels]
+ *     [--skip-callgrind] [--wall-rounds 5] [--only windowing,callgrind,wall,beam,levels,phases]
+ *     [--ct2 DIR] [--baseline-cli FILE] [--quant-model FILE]
  * Sections not in --only keep their values from the existing --out file.
  * The old CLI: `git show 7d62327:bench/peers/build-whisper-cli.sh` built smart-whisper's whisper.cpp.
+ * The baseline CLI: the addon's build without llamafile's kernels, e.g.
+ *   cmake -S src/whisper/native -B /tmp/nolf -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+ *     -DKIKITORI_LLAMAFILE=OFF -DWHISPER_CPP_DIR=$PWD/node_modules/nodejs-whisper/cpp/whisper.cpp \
+ *     -DNODE_API_HEADERS_DIR=$PWD/node_modules/node-api-headers/include \
+ *     -DNODE_ADDON_API_DIR=$PWD/node_modules/node-addon-api && cmake --build /tmp/nolf --target whisper-cli
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -29,12 +39,13 @@ import { defaultModelPath } from "../src/eval/cli.js";
 import { errorRate, wordErrors } from "../src/eval/metrics.js";
 import { quietestCut, SAMPLE_RATE } from "../src/whisper/energy.js";
 import { workerEnvironment } from "../src/whisper/isolated.js";
-import { quantizeModel } from "../src/models/quantize.js";
+import { DEFAULT_QUANTIZATION, quantizeModel, type QuantType } from "../src/models/quantize.js";
 import { WhisperEngine } from "../src/whisper/index.js";
 import { loadAddon, type WhisperParams } from "../src/whisper/native.js";
 import { packWindow, packedLength, toSource } from "../src/whisper/windows.js";
 import { levelPieces, speechPieces, writeSpeech } from "./lib/audio.js";
 import { treeCpuSeconds } from "./lib/cpu.js";
+import { fasterWhisper } from "./lib/peers.js";
 import { defaultTestdata, header, root } from "./lib/env.js";
 import { median } from "./lib/stats.js";
 
@@ -52,7 +63,13 @@ const { values: a } = parseArgs({
     "wall-rounds": { type: "string", default: "5" },
     /** label=callgrind.out,…: callgrind files of the addons called from Node (see bench/peers/addon-once.mjs). */
     "addon-callgrind": { type: "string" },
-    only: { type: "string", default: "windowing,callgrind,wall,beam,levels" },
+    only: { type: "string", default: "windowing,callgrind,wall,beam,levels,phases" },
+    /** faster-whisper's CTranslate2 weights of the same model (phases); default: the fixture's tiny.en. */
+    ct2: { type: "string", default: join(homedir(), ".cache", "kikitori", "models", "ct2-tiny.en") },
+    /** whisper.cpp's CLI built without llamafile's kernels (phases). */
+    "baseline-cli": { type: "string" },
+    /** The weights the phases compare (kikitori's default type), written from --model when missing. */
+    "quant-model": { type: "string" },
   },
 });
 const log = (m: string) => process.stderr.write(`[evidence] ${m}\n`);
@@ -196,6 +213,86 @@ function beamCost(window: string, rounds: number) {
   return results.map((x) => ({ ...x, medianCpuSeconds: median(x.cpu) }));
 }
 
+/** whisper.cpp's own timers for one CLI run (whisper_print_timings), and its CPU seconds. */
+function cliPhases(cli: string, model: string, audio: string, threads: number) {
+  const cpu0 = treeCpuSeconds()!;
+  const r = spawnSync(cli, ["-m", model, "-f", audio, "-t", `${threads}`, "-l", "en", "-bs", "1"], {
+    encoding: "utf8",
+    env: workerEnvironment(process.env),
+    maxBuffer: 64 * 1024 ** 2,
+  });
+  if (r.status !== 0) throw new Error(`${cli} failed: ${r.stderr.slice(-500)}`);
+  const timer = (what: string) => {
+    const m = new RegExp(`${what} time =\\s*([\\d.]+) ms(?: /\\s*(\\d+) runs)?`).exec(r.stderr);
+    return { ms: Number(m?.[1] ?? NaN), runs: Number(m?.[2] ?? NaN) };
+  };
+  const [encode, decode, batchd, prompt, sample, mel, total] = [
+    "encode",
+    "decode",
+    "batchd",
+    "prompt",
+    "sample",
+    "mel",
+    "total",
+  ].map(timer) as [ReturnType<typeof timer>, ...ReturnType<typeof timer>[]];
+  return {
+    cpuSeconds: treeCpuSeconds()! - cpu0,
+    encoderPasses: encode.runs,
+    encodeSeconds: encode.ms / 1000,
+    decoderSteps: decode!.runs,
+    // Decoding: single-token steps, batched tokens, each window's prompt and the sampling.
+    decodeSeconds: (decode!.ms + batchd!.ms + prompt!.ms + sample!.ms) / 1000,
+    promptTokens: prompt!.runs,
+    melSeconds: mel!.ms / 1000,
+    totalSeconds: total!.ms / 1000,
+  };
+}
+
+/**
+ * Where one greedy transcription of the levelled engine file spends its time, in each engine's own
+ * clock: whisper.cpp's CLI (kikitori's build, and the baseline build when given) against faster-whisper
+ * int8 on the same weights, 1 and 2 threads, rounds interleaved, medians. The CLI's "total" includes its
+ * model load; faster-whisper's is the transcription alone.
+ */
+async function phases(audio: string, model: string, rounds: number) {
+  const clis = [
+    { label: "whisper.cpp CLI, llamafile kernels (kikitori's build)", cli: a["new-cli"]! },
+    ...(a["baseline-cli"] ? [{ label: "whisper.cpp CLI, ggml's own kernels", cli: a["baseline-cli"] }] : []),
+  ];
+  const out: Array<Record<string, unknown>> = [];
+  for (const threads of [1, 2]) {
+    const fw = await fasterWhisper(a.ct2!, "int8", threads);
+    try {
+      await fw.transcribe(jfk, 1);
+      const runs = new Map<string, Array<Record<string, number>>>();
+      const push = (label: string, r: Record<string, number>) =>
+        runs.set(label, [...(runs.get(label) ?? []), r]);
+      for (let i = 0; i < rounds; i++) {
+        for (const c of clis) push(c.label, cliPhases(c.cli, model, audio, threads));
+        const cpu0 = treeCpuSeconds()!;
+        const r = await fw.transcribe(audio, 1);
+        const p = r.phases!;
+        push("faster-whisper int8", {
+          cpuSeconds: treeCpuSeconds()! - cpu0,
+          encoderPasses: p.encodeRuns,
+          encodeSeconds: p.encodeSeconds,
+          decodeSeconds: p.generateSeconds,
+          tokens: p.tokens,
+          totalSeconds: r.wallSeconds,
+        });
+      }
+      for (const [label, rs] of runs) {
+        const med = (k: string) => median(rs.map((r) => r[k]!).filter((x) => Number.isFinite(x)));
+        const keys = Object.keys(rs[0]!);
+        out.push({ label, threads, ...Object.fromEntries(keys.map((k) => [k, med(k)])) });
+      }
+    } finally {
+      await fw.close();
+    }
+  }
+  return out;
+}
+
 /**
  * The engine file's WER with its clips joined as they are against levelled to one loudness, F16 and the
  * weights type whose WER was worst (q4_1), greedy, through kikitori's engine.
@@ -316,6 +413,13 @@ try {
             : []),
           callgrind(a["new-cli"]!, "whisper.cpp 1.9.1 (kikitori's addon's sources and objects, GGML_NATIVE)"),
         ];
+  let phase: Awaited<ReturnType<typeof phases>> | undefined;
+  if (only.has("phases")) {
+    const model = a["quant-model"] ?? join(tmp, `model-${DEFAULT_QUANTIZATION}.bin`);
+    if (!a["quant-model"]) await quantizeModel(a.model!, model, DEFAULT_QUANTIZATION as QuantType);
+    log(`phases: whisper.cpp's timers against faster-whisper int8 on ${levelled.seconds.toFixed(1)} s`);
+    phase = await phases(levelledPath, model, 3);
+  }
   const rounds = Number(a["wall-rounds"]);
   const wall = rounds > 0 && only.has("wall") ? wallTimes(rounds) : undefined;
   const previous = (() => {
@@ -337,6 +441,8 @@ try {
         beamAudio:
           "the levelled engine file's first 30 s, tiny.en weights of --model, whisper.cpp's CLI, 1 thread, 3 interleaved rounds",
         levels: level ?? previous.levels,
+        phases: phase ?? previous.phases,
+        phasesAudio: `the levelled engine file (${levelled.seconds.toFixed(1)} s, ${levelled.reference.split(/\s+/).length} words), tiny.en ${DEFAULT_QUANTIZATION} for whisper.cpp, CTranslate2 int8 of the same weights for faster-whisper, greedy, median of 3 interleaved rounds`,
         levelsAudio: `the test data's English clips joined with 1 s silences (${speech.seconds.toFixed(1)} s, ${speech.reference.split(/\s+/).length} words), as they are and levelled to -20 dBFS RMS; kikitori's engine, greedy, 2 threads`,
         wallAudio:
           "testdata/speech/jfk.wav (11 s), tiny.en F16, whisper.cpp's CLI; versions greedy, busy cores beam 5 on 2 threads",

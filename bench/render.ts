@@ -657,6 +657,7 @@ export function render(out: string, mdPath: string): void {
             "",
           ]
         : []),
+      ...(evidence.phases ? phasesSection(evidence) : []),
     );
   }
 
@@ -1002,4 +1003,43 @@ export function render(out: string, mdPath: string): void {
     "",
   );
   writeFileSync(mdPath, s.join("\n"));
+}
+
+/** "Why the engine was slow", 8: each engine's own clock on one transcription (bench/engine-evidence.ts phases). */
+function phasesSection(evidence: Json): string[] {
+  const rows = evidence.phases as Json[];
+  const at = (label: string, threads: number) =>
+    rows.find((r) => String(r.label).startsWith(label) && r.threads === threads);
+  const perPass = (r: Json | undefined) => (r ? (r.encodeSeconds / r.encoderPasses) * 1000 : NaN);
+  const ratio = (x: number, y: number) => (Number.isFinite(x / y) ? `${(x / y).toFixed(2)}×` : "–");
+  const kk = at("whisper.cpp CLI, llamafile", 2);
+  const base = at("whisper.cpp CLI, ggml", 2);
+  const fw = at("faster-whisper", 2);
+  return [
+    `8. **Where the time goes now, against faster-whisper** (${evidence.phasesAudio}; each engine's own clock: whisper.cpp's timers, and faster-whisper's encoder and generate() calls timed inside its Python process). Both make the same encoder passes; at 2 threads whisper.cpp's pass costs ${ratio(perPass(kk), perPass(fw))} faster-whisper's and its decoding (decoder steps, each window's prompt, sampling) ${ratio(kk?.decodeSeconds, fw?.decodeSeconds)} faster-whisper's generate().${base ? ` llamafile's matrix kernels (tinyBLAS), which whisper.cpp's build leaves off and kikitori now turns on, made a pass ${ratio(perPass(base), perPass(kk))} faster than ggml's own row-by-row dot products on the same weights.` : ""} Most of what remains of a pass is attention: in a profile of the CLI (\`perf record -e cpu-clock\`, 1 thread, q8_0), ggml's CPU flash attention with its F16→F32 conversions of keys and values takes more samples than the matrix kernels.`,
+    "",
+    table(
+      [
+        "engine",
+        "threads",
+        "encoder passes",
+        "ms per pass",
+        "decoding s",
+        "decoder steps",
+        "total s",
+        "CPU s",
+      ],
+      rows.map((r) => [
+        r.label,
+        r.threads,
+        r.encoderPasses,
+        fmt(perPass(r), 0),
+        fmt(r.decodeSeconds, 2),
+        r.decoderSteps ?? (r.tokens !== undefined ? `${r.tokens} tokens` : "–"),
+        fmt(r.totalSeconds, 2),
+        fmt(r.cpuSeconds, 2),
+      ]),
+    ),
+    "",
+  ];
 }

@@ -42,6 +42,14 @@ export interface PeerResult {
   languageProbability?: number;
   /** The peer's own clock: the pipe and JSON round trip do not count. */
   wallSeconds: number;
+  /** Sequential pipeline: seconds in encoder passes and in generate() (each window's prompt and decoding). */
+  phases?: {
+    encodeSeconds: number;
+    encodeRuns: number;
+    generateSeconds: number;
+    generateRuns: number;
+    tokens: number;
+  };
 }
 
 export interface FasterWhisper {
@@ -96,11 +104,24 @@ export async function fasterWhisper(
         wallSeconds: Number(r.wall_s),
         language: typeof r.language === "string" ? r.language : undefined,
         languageProbability: typeof r.language_probability === "number" ? r.language_probability : undefined,
+        phases: phasesOf(r.phases),
       };
     },
     close: async () => {
       peer.stdin.end();
       if (peer.exitCode === null) await once(peer, "exit");
     },
+  };
+}
+
+function phasesOf(p: unknown): PeerResult["phases"] {
+  if (typeof p !== "object" || p === null) return undefined;
+  const n = (k: string) => Number((p as Record<string, unknown>)[k]);
+  return {
+    encodeSeconds: n("encode_s"),
+    encodeRuns: n("encode_runs"),
+    generateSeconds: n("generate_s"),
+    generateRuns: n("generate_runs"),
+    tokens: n("tokens"),
   };
 }

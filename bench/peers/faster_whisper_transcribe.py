@@ -33,10 +33,42 @@ def main() -> int:
     import faster_whisper
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
+    phases = {}
+
+    class Timed:
+        """CTranslate2's Whisper model with its generate() calls timed (prompt and decoding of one window each)."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def generate(self, *a, **kw):
+            t = time.perf_counter()
+            results = self.inner.generate(*a, **kw)
+            phases["generate_s"] += time.perf_counter() - t
+            phases["generate_runs"] += 1
+            phases["tokens"] += sum(len(r.sequences_ids[0]) for r in results)
+            return results
+
     def load():
-        return WhisperModel(
+        m = WhisperModel(
             args.model, device="cpu", compute_type=args.compute_type, cpu_threads=args.threads, num_workers=1
         )
+        # Where the time goes (bench/engine-evidence.ts): the encoder passes and the decoding, timed apart.
+        encode = m.encode
+
+        def timed_encode(features):
+            t = time.perf_counter()
+            out = encode(features)
+            phases["encode_s"] += time.perf_counter() - t
+            phases["encode_runs"] += 1
+            return out
+
+        m.encode = timed_encode
+        m.model = Timed(m.model)
+        return m
 
     started = time.perf_counter()
     model = load()
@@ -45,6 +77,7 @@ def main() -> int:
     def transcribe(path: str, language, beam_size: int = 1, fresh: bool = False, pipeline: str = "sequential") -> dict:
         """fresh: load a new model for this file, and count the loading in wall_s."""
         started = time.perf_counter()
+        phases.update(encode_s=0.0, encode_runs=0, generate_s=0.0, generate_runs=0, tokens=0)
         m = load() if fresh else model
         if pipeline == "batched":
             segments, info = BatchedInferencePipeline(model=m).transcribe(
@@ -58,6 +91,7 @@ def main() -> int:
             "file": path,
             "text": text,
             "wall_s": time.perf_counter() - started,
+            "phases": dict(phases),
             "audio_s": info.duration,
             "language": info.language,
             "language_probability": info.language_probability,
