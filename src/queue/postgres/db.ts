@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import pg from "pg";
 import { migrationsOf } from "../migrations.js";
 import type { Row } from "../rows.js";
@@ -29,6 +30,42 @@ export async function tx<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>)
 export async function rows(q: pg.Pool | pg.PoolClient, sql: string, params: unknown[] = []): Promise<Row[]> {
   return (await q.query(sql, params)).rows as Row[];
 }
+
+/**
+ * The rows of one statement, prepared once per pooled connection under a name derived from its text, so
+ * that PostgreSQL parses and plans it once instead of at every call (on the work loop's statements,
+ * planning cost as much as running them: pg_stat_statements, CHANGELOG). For statements whose text takes
+ * few forms (the names live as long as the connection), on the pool (one statement, autocommit).
+ * A migration run by another process can change what a prepared `SELECT *` returns; PostgreSQL then
+ * refuses the cached plan ("cached plan must not change result type") before running anything, and the
+ * statement is prepared afresh under a new name and run again.
+ */
+export async function prepared(pool: pg.Pool, sql: string, values: unknown[] = []): Promise<Row[]> {
+  try {
+    return (await pool.query({ name: statementName(sql), text: sql, values })).rows as Row[];
+  } catch (e) {
+    if (!isStalePlan(e)) throw e;
+    generation++;
+    names.clear();
+    return (await pool.query({ name: statementName(sql), text: sql, values })).rows as Row[];
+  }
+}
+
+/** Bumped when a prepared plan goes stale: every statement is then prepared again under a new name. */
+let generation = 0;
+const names = new Map<string, string>();
+
+function statementName(sql: string): string {
+  let name = names.get(sql);
+  if (!name) {
+    name = `kk${generation}_${createHash("sha1").update(sql).digest("hex").slice(0, 20)}`;
+    names.set(sql, name);
+  }
+  return name;
+}
+
+const isStalePlan = (e: unknown) =>
+  (e as { code?: string }).code === "0A000" && /cached plan must not change result type/.test(String(e));
 
 /** `$1,$2,…` from `from` on, for an `IN (…)` list of `n` values. */
 export const params = (n: number, from = 1) => Array.from({ length: n }, (_, i) => `$${i + from}`).join(",");

@@ -1,7 +1,7 @@
 import type pg from "pg";
 import type { Attempt, Delivery, NewDelivery, NotifyStore, Subscription, Topic } from "../../notify/store.js";
 import { opt, toDelivery, toSubscription, toTopic } from "../rows.js";
-import { params, rows, tx } from "./db.js";
+import { params, prepared, rows, tx } from "./db.js";
 
 const DELIVERY_COLUMNS = 12;
 
@@ -40,7 +40,7 @@ export class PgNotifyStore implements NotifyStore {
 
   async claimDue(now: number, claimUntil: number, limit: number): Promise<Delivery[]> {
     // SKIP LOCKED: two dispatchers claiming at once split the due deliveries between them.
-    const rs = await rows(
+    const rs = await prepared(
       this.pool,
       `WITH due AS (
          SELECT id FROM notify_deliveries

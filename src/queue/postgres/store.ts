@@ -45,7 +45,7 @@ import {
   type StateStore,
 } from "../types.js";
 import type { ChunkLease, ChunkProgress, PlannedChunk } from "../chunks.js";
-import { isUniqueViolation, params, rows, tx } from "./db.js";
+import { isUniqueViolation, params, prepared, rows, tx } from "./db.js";
 
 /** The NOTIFY channels of the wake-ups (coordinator.ts listens). */
 export const CHANNEL = {
@@ -176,7 +176,7 @@ export class PgStateStore implements StateStore {
     }
   }
   async getEndpoint(name: string): Promise<Endpoint | undefined> {
-    const [r] = await rows(this.pool, "SELECT * FROM endpoints WHERE name = $1", [name]);
+    const [r] = await prepared(this.pool, "SELECT * FROM endpoints WHERE name = $1", [name]);
     return r ? toEndpoint(r) : undefined;
   }
   async listEndpoints(): Promise<Endpoint[]> {
@@ -292,7 +292,7 @@ export class PgStateStore implements StateStore {
   }
 
   async getInvocation(id: string): Promise<Invocation | undefined> {
-    const [r] = await rows(this.pool, "SELECT * FROM invocations WHERE id = $1", [id]);
+    const [r] = await prepared(this.pool, "SELECT * FROM invocations WHERE id = $1", [id]);
     return r ? toInvocation(r) : undefined;
   }
 
@@ -353,7 +353,7 @@ export class PgStateStore implements StateStore {
   }
 
   async backlog(endpoint: string): Promise<BacklogStats> {
-    const [r] = await rows(
+    const [r] = await prepared(
       this.pool,
       // The queued count from the totals (0015), the oldest from the head of the queue: O(running), not O(queue).
       `SELECT (SELECT queued FROM queue_totals WHERE endpoint = $1) AS queued,
@@ -373,7 +373,7 @@ export class PgStateStore implements StateStore {
   ): Promise<Invocation[]> {
     if (max <= 0) return [];
     // SKIP LOCKED: rows another leaser is taking right now are passed over, not waited for.
-    const rs = await rows(
+    const rs = await prepared(
       this.pool,
       `WITH picked AS (
          SELECT seq FROM invocations
@@ -396,7 +396,7 @@ export class PgStateStore implements StateStore {
     now: number,
     progress?: { processedSeconds: number; totalSeconds: number },
   ): Promise<HeartbeatResult> {
-    const [r] = await rows(
+    const [r] = await prepared(
       this.pool,
       `UPDATE invocations SET lease_expires_at = $1, progress_s = COALESCE($2, progress_s), total_s = COALESCE($3, total_s)
          WHERE id = $4 AND state = 'Running' AND lease_owner = $5
@@ -447,7 +447,7 @@ export class PgStateStore implements StateStore {
     // One statement, so one round trip and no transaction held open between them: the state change, its
     // checkpoints and chunks gone, and the terminal event in the outbox (committed with the state change,
     // so a crash cannot lose it; the payload is the row, mapped as every read of it is).
-    const [r] = await rows(
+    const [r] = await prepared(
       this.pool,
       `WITH done AS (
          UPDATE invocations SET state = $1, finished_at = $2, error_code = $3, error_message = $4, model_time_ms = $5,
@@ -903,15 +903,17 @@ export class PgStateStore implements StateStore {
   // --- outbox ---
 
   async pendingEvents(limit: number): Promise<OutboxEvent[]> {
-    const rs = await rows(this.pool, "SELECT * FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $1", [
-      limit,
-    ]);
+    const rs = await prepared(
+      this.pool,
+      "SELECT * FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
+      [limit],
+    );
     return rs.map(toOutboxEvent);
   }
 
   async markEventsDelivered(ids: number[]): Promise<void> {
     if (!ids.length) return;
-    await this.pool.query("UPDATE outbox SET delivered_at = $1 WHERE id = ANY($2::bigint[])", [
+    await prepared(this.pool, "UPDATE outbox SET delivered_at = $1 WHERE id = ANY($2::bigint[])", [
       Date.now(),
       ids,
     ]);
