@@ -17,6 +17,7 @@ import {
   noSuchKey,
   noSuchUpload,
 } from "./errors.js";
+import { statementCache } from "../queue/sqlite/rows.js";
 import { checkBucketName, checkKey } from "./validate.js";
 import type {
   BucketInfo,
@@ -82,6 +83,9 @@ interface PartRow {
 export class FsObjectStore implements ObjectStore {
   readonly root: string;
   private readonly db: Database.Database;
+  /** Prepared statements by their SQL (preparing costs more than running most of these), and those read plucked. */
+  private readonly statement: (sql: string) => Database.Statement;
+  private readonly plucked: (sql: string) => Database.Statement;
   private readonly minPartBytes: number;
   private readonly fsync: boolean;
   private readonly blobDirs = new Set<string>();
@@ -97,6 +101,8 @@ export class FsObjectStore implements ObjectStore {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("synchronous = " + (this.fsync ? "FULL" : "NORMAL"));
+    this.statement = statementCache(this.db);
+    this.plucked = statementCache(this.db);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS objects (
@@ -120,21 +126,22 @@ export class FsObjectStore implements ObjectStore {
 
   async createBucket(name: string): Promise<void> {
     checkBucketName(name);
-    const r = this.db
-      .prepare("INSERT OR IGNORE INTO buckets (name, created_ms) VALUES (?, ?)")
-      .run(name, Date.now());
+    const r = this.statement("INSERT OR IGNORE INTO buckets (name, created_ms) VALUES (?, ?)").run(
+      name,
+      Date.now(),
+    );
     if (r.changes === 0) throw bucketExists(name);
   }
 
   async headBucket(name: string): Promise<BucketInfo> {
-    const row = this.db.prepare("SELECT name, created_ms FROM buckets WHERE name = ?").get(name) as
+    const row = this.statement("SELECT name, created_ms FROM buckets WHERE name = ?").get(name) as
       { name: string; created_ms: number } | undefined;
     if (!row) throw noSuchBucket(name);
     return { name: row.name, created: new Date(row.created_ms) };
   }
 
   async listBuckets(): Promise<BucketInfo[]> {
-    const rows = this.db.prepare("SELECT name, created_ms FROM buckets ORDER BY name").all() as {
+    const rows = this.statement("SELECT name, created_ms FROM buckets ORDER BY name").all() as {
       name: string;
       created_ms: number;
     }[];
@@ -144,18 +151,19 @@ export class FsObjectStore implements ObjectStore {
   async deleteBucket(name: string): Promise<void> {
     await this.headBucket(name);
     const partBlobs = this.db.transaction(() => {
-      if (this.db.prepare("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1").get(name))
+      if (this.statement("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1").get(name))
         throw bucketNotEmpty(name);
       // Unfinished multipart uploads die with their bucket.
-      const blobs = this.db
-        .prepare("SELECT p.blob FROM parts p JOIN uploads u ON u.id = p.upload_id WHERE u.bucket = ?")
+      const blobs = this.plucked(
+        "SELECT p.blob FROM parts p JOIN uploads u ON u.id = p.upload_id WHERE u.bucket = ?",
+      )
         .pluck()
         .all(name) as string[];
-      this.db
-        .prepare("DELETE FROM parts WHERE upload_id IN (SELECT id FROM uploads WHERE bucket = ?)")
-        .run(name);
-      this.db.prepare("DELETE FROM uploads WHERE bucket = ?").run(name);
-      this.db.prepare("DELETE FROM buckets WHERE name = ?").run(name);
+      this.statement("DELETE FROM parts WHERE upload_id IN (SELECT id FROM uploads WHERE bucket = ?)").run(
+        name,
+      );
+      this.statement("DELETE FROM uploads WHERE bucket = ?").run(name);
+      this.statement("DELETE FROM buckets WHERE name = ?").run(name);
       return blobs;
     })();
     await this.removeBlobs(partBlobs);
@@ -212,11 +220,10 @@ export class FsObjectStore implements ObjectStore {
   async deleteObject(bucket: string, key: string): Promise<void> {
     await this.headBucket(bucket);
     const old = this.db.transaction(() => {
-      const blob = this.db
-        .prepare("SELECT blob FROM objects WHERE bucket = ? AND key = ?")
+      const blob = this.plucked("SELECT blob FROM objects WHERE bucket = ? AND key = ?")
         .pluck()
         .get(bucket, key) as string | undefined;
-      this.db.prepare("DELETE FROM objects WHERE bucket = ? AND key = ?").run(bucket, key);
+      this.statement("DELETE FROM objects WHERE bucket = ? AND key = ?").run(bucket, key);
       return blob;
     })();
     if (old) await this.removeBlobs([old]);
@@ -269,6 +276,7 @@ export class FsObjectStore implements ObjectStore {
     const result: ListResult = { objects: [], commonPrefixes: [], truncated: false };
     if (maxKeys === 0) return result;
     // Rows come in UTF-8 byte order (SQLite BINARY collation on TEXT), which is S3's listing order.
+    // Its own statement: an iteration holds the statement it runs until it ends.
     const rows = this.db
       .prepare("SELECT * FROM objects WHERE bucket = ? AND key >= ? AND key > ? ORDER BY key LIMIT -1")
       .iterate(bucket, prefix, startAfter) as IterableIterator<ObjectRow>;
@@ -310,19 +318,17 @@ export class FsObjectStore implements ObjectStore {
     checkKey(key);
     await this.headBucket(bucket);
     const id = randomBytes(24).toString("base64url");
-    this.db
-      .prepare(
-        "INSERT INTO uploads (id, bucket, key, content_type, metadata, max_bytes, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      )
-      .run(
-        id,
-        bucket,
-        key,
-        opts.contentType || DEFAULT_CONTENT_TYPE,
-        JSON.stringify(normaliseMetadata(opts.metadata)),
-        opts.maxBytes ?? null,
-        Date.now(),
-      );
+    this.statement(
+      "INSERT INTO uploads (id, bucket, key, content_type, metadata, max_bytes, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ).run(
+      id,
+      bucket,
+      key,
+      opts.contentType || DEFAULT_CONTENT_TYPE,
+      JSON.stringify(normaliseMetadata(opts.metadata)),
+      opts.maxBytes ?? null,
+      Date.now(),
+    );
     return id;
   }
 
@@ -333,16 +339,13 @@ export class FsObjectStore implements ObjectStore {
     const written = await this.writeBlob(body, upload.max_bytes ?? undefined);
     const etag = written.md5.toString("hex");
     const old = this.db.transaction(() => {
-      if (!this.db.prepare("SELECT 1 FROM uploads WHERE id = ?").get(uploadId)) return undefined; // aborted meanwhile
-      const prev = this.db
-        .prepare("SELECT blob FROM parts WHERE upload_id = ? AND part_number = ?")
+      if (!this.statement("SELECT 1 FROM uploads WHERE id = ?").get(uploadId)) return undefined; // aborted meanwhile
+      const prev = this.plucked("SELECT blob FROM parts WHERE upload_id = ? AND part_number = ?")
         .pluck()
         .get(uploadId, partNumber) as string | undefined;
-      this.db
-        .prepare(
-          "INSERT OR REPLACE INTO parts (upload_id, part_number, blob, size, etag) VALUES (?, ?, ?, ?, ?)",
-        )
-        .run(uploadId, partNumber, written.blob, written.size, etag);
+      this.statement(
+        "INSERT OR REPLACE INTO parts (upload_id, part_number, blob, size, etag) VALUES (?, ?, ?, ?, ?)",
+      ).run(uploadId, partNumber, written.blob, written.size, etag);
       return { prev };
     })();
     if (!old) {
@@ -415,13 +418,12 @@ export class FsObjectStore implements ObjectStore {
       modified_ms: Date.now(),
     };
     const garbage = this.db.transaction(() => {
-      if (!this.db.prepare("SELECT 1 FROM uploads WHERE id = ?").get(uploadId)) return undefined;
-      const partBlobs = this.db
-        .prepare("SELECT blob FROM parts WHERE upload_id = ?")
+      if (!this.statement("SELECT 1 FROM uploads WHERE id = ?").get(uploadId)) return undefined;
+      const partBlobs = this.plucked("SELECT blob FROM parts WHERE upload_id = ?")
         .pluck()
         .all(uploadId) as string[];
-      this.db.prepare("DELETE FROM parts WHERE upload_id = ?").run(uploadId);
-      this.db.prepare("DELETE FROM uploads WHERE id = ?").run(uploadId);
+      this.statement("DELETE FROM parts WHERE upload_id = ?").run(uploadId);
+      this.statement("DELETE FROM uploads WHERE id = ?").run(uploadId);
       const old = this.replaceObjectRow(row);
       return old ? [...partBlobs, old] : partBlobs;
     })();
@@ -436,12 +438,9 @@ export class FsObjectStore implements ObjectStore {
   async abortMultipartUpload(uploadId: string): Promise<void> {
     this.uploadRow(uploadId);
     const blobs = this.db.transaction(() => {
-      const b = this.db
-        .prepare("SELECT blob FROM parts WHERE upload_id = ?")
-        .pluck()
-        .all(uploadId) as string[];
-      this.db.prepare("DELETE FROM parts WHERE upload_id = ?").run(uploadId);
-      this.db.prepare("DELETE FROM uploads WHERE id = ?").run(uploadId);
+      const b = this.plucked("SELECT blob FROM parts WHERE upload_id = ?").pluck().all(uploadId) as string[];
+      this.statement("DELETE FROM parts WHERE upload_id = ?").run(uploadId);
+      this.statement("DELETE FROM uploads WHERE id = ?").run(uploadId);
       return b;
     })();
     await this.removeBlobs(blobs);
@@ -450,23 +449,23 @@ export class FsObjectStore implements ObjectStore {
   // --- internals ---
 
   private objectRow(bucket: string, key: string): ObjectRow {
-    const row = this.db.prepare("SELECT * FROM objects WHERE bucket = ? AND key = ?").get(bucket, key) as
+    const row = this.statement("SELECT * FROM objects WHERE bucket = ? AND key = ?").get(bucket, key) as
       ObjectRow | undefined;
     if (row) return row;
-    if (!this.db.prepare("SELECT 1 FROM buckets WHERE name = ?").get(bucket)) throw noSuchBucket(bucket);
+    if (!this.statement("SELECT 1 FROM buckets WHERE name = ?").get(bucket)) throw noSuchBucket(bucket);
     throw noSuchKey(bucket, key);
   }
 
   private uploadRow(uploadId: string): UploadRow {
-    const row = this.db.prepare("SELECT * FROM uploads WHERE id = ?").get(uploadId) as UploadRow | undefined;
+    const row = this.statement("SELECT * FROM uploads WHERE id = ?").get(uploadId) as UploadRow | undefined;
     if (!row) throw noSuchUpload(uploadId);
     return row;
   }
 
   private partRows(uploadId: string): PartRow[] {
-    return this.db
-      .prepare("SELECT part_number, blob, size, etag FROM parts WHERE upload_id = ? ORDER BY part_number")
-      .all(uploadId) as PartRow[];
+    return this.statement(
+      "SELECT part_number, blob, size, etag FROM parts WHERE upload_id = ? ORDER BY part_number",
+    ).all(uploadId) as PartRow[];
   }
 
   /** Points the key at a published blob; the bucket may have been deleted meanwhile. */
@@ -474,7 +473,7 @@ export class FsObjectStore implements ObjectStore {
     let old: string | undefined;
     try {
       old = this.db.transaction(() => {
-        if (!this.db.prepare("SELECT 1 FROM buckets WHERE name = ?").get(row.bucket))
+        if (!this.statement("SELECT 1 FROM buckets WHERE name = ?").get(row.bucket))
           throw noSuchBucket(row.bucket);
         return this.replaceObjectRow(row);
       })();
@@ -488,16 +487,13 @@ export class FsObjectStore implements ObjectStore {
 
   /** Inside a transaction: upserts the row, returning the blob it replaced. */
   private replaceObjectRow(row: ObjectRow): string | undefined {
-    const old = this.db
-      .prepare("SELECT blob FROM objects WHERE bucket = ? AND key = ?")
+    const old = this.plucked("SELECT blob FROM objects WHERE bucket = ? AND key = ?")
       .pluck()
       .get(row.bucket, row.key) as string | undefined;
-    this.db
-      .prepare(
-        `INSERT OR REPLACE INTO objects (bucket, key, blob, size, etag, content_type, metadata, modified_ms)
+    this.statement(
+      `INSERT OR REPLACE INTO objects (bucket, key, blob, size, etag, content_type, metadata, modified_ms)
          VALUES (@bucket, @key, @blob, @size, @etag, @content_type, @metadata, @modified_ms)`,
-      )
-      .run(row);
+    ).run(row);
     return old;
   }
 

@@ -22,10 +22,24 @@ export function statementCache(db: Database.Database): (sql: string) => Database
  * would otherwise cost an fsync (≈ 1 ms) on the event loop. What a client was told was accepted stays FULL.
  */
 export function relaxed<T>(db: Database.Database, fn: () => T): T {
-  db.pragma("synchronous = NORMAL");
+  let sync = synchronous.get(db);
+  if (!sync) {
+    // Prepared once per connection: db.pragma() compiles its statement at every call.
+    sync = {
+      normal: db.prepare("PRAGMA synchronous = NORMAL"),
+      full: db.prepare("PRAGMA synchronous = FULL"),
+    };
+    synchronous.set(db, sync);
+  }
+  sync.normal.run();
   try {
     return fn();
   } finally {
-    db.pragma("synchronous = FULL");
+    sync.full.run();
   }
 }
+
+const synchronous = new WeakMap<
+  Database.Database,
+  { normal: Database.Statement; full: Database.Statement }
+>();
