@@ -41,13 +41,14 @@ export async function rows(q: pg.Pool | pg.PoolClient, sql: string, params: unkn
  * statement is prepared afresh under a new name and run again.
  */
 export async function prepared(pool: pg.Pool, sql: string, values: unknown[] = []): Promise<Row[]> {
+  const run = async () => (await pool.query({ name: statementName(sql), text: sql, values })).rows as Row[];
   try {
-    return (await pool.query({ name: statementName(sql), text: sql, values })).rows as Row[];
+    return await run();
   } catch (e) {
     if (!isStalePlan(e)) throw e;
     generation++;
     names.clear();
-    return (await pool.query({ name: statementName(sql), text: sql, values })).rows as Row[];
+    return await run();
   }
 }
 
