@@ -48,6 +48,7 @@ import type {
 } from "./types.js";
 import { estimateFinish } from "./eta.js";
 import { FreshReads } from "./fresh-reads.js";
+import { FrontDoor } from "./front-door.js";
 import { Jobs, MAX_JOB_FILES } from "./jobs.js";
 
 /** How many recent successful invocations (and instance starts) estimates learn the endpoint's pace from. */
@@ -154,6 +155,8 @@ export class Service extends EventEmitter<ServiceEvents> {
   readonly jobs: Jobs;
   /** The accept path's endpoint reads, shared by the requests of one loop turn (each still reads after it asked). */
   private readonly endpointReads = new FreshReads((name: string) => this.state.getEndpoint(name));
+  /** Accepts go first when they crowd a saturated loop: leases wait up to 100 ms (src/core/front-door.ts). */
+  private readonly frontDoor = new FrontDoor({ crowd: 4, saturated: 0.9, maxWaitMs: 100 });
 
   /**
    * @param objects The object store: the data plane. Front doors for objects (S3, /v1/objects) and runners
@@ -447,11 +450,13 @@ export class Service extends EventEmitter<ServiceEvents> {
   // --- invocations ---
 
   /** Accepts an invocation; a queued one comes with the queue ahead of it at its commit (`ahead`). */
-  async invokeAsync(req: InvokeRequest): Promise<Invocation & { ahead?: QueueAhead }> {
-    const { inv, endpoint } = await this.prepareInvocation(req);
-    const stored = await this.state.enqueue(inv);
-    if (await this.confirmQueued(endpoint, [stored])) return stored;
-    return (await this.state.getInvocation(stored.id)) ?? stored;
+  invokeAsync(req: InvokeRequest): Promise<Invocation & { ahead?: QueueAhead }> {
+    return this.frontDoor.through(async () => {
+      const { inv, endpoint } = await this.prepareInvocation(req);
+      const stored = await this.state.enqueue(inv);
+      if (await this.confirmQueued(endpoint, [stored])) return stored;
+      return (await this.state.getInvocation(stored.id)) ?? stored;
+    });
   }
 
   /**
@@ -742,6 +747,14 @@ export class Service extends EventEmitter<ServiceEvents> {
   // --- what runners report ---
 
   /** Takes up to `max` queued invocations of the endpoint for `owner` (never one past its attempt bound). */
+  /**
+   * Resolves when a runner may lease: at once, unless accepts crowd this process's saturated event loop —
+   * then when they thin out, or after at most 100 ms (the front door first; src/core/front-door.ts).
+   */
+  beforeLease(): Promise<void> {
+    return this.frontDoor.quiet();
+  }
+
   async lease(endpoint: string, owner: string, max: number, leaseMs: number): Promise<Invocation[]> {
     const leased = await this.state.lease(endpoint, owner, max, leaseMs, Date.now());
     if (leased.length) this.paces.delete(endpoint);

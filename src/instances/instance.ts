@@ -270,6 +270,7 @@ export class Instance {
 
   /** Chunks of files already started first (every idle instance helps finish them), then new invocations. */
   private async leaseWork(): Promise<void> {
+    await this.service.beforeLease();
     let free = this.freeSlots;
     if (this.o.image.kind === "builtin") {
       const chunks = await this.service.leaseChunks(

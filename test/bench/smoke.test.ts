@@ -67,6 +67,11 @@ describe("bench suite, smoke mode", { timeout: 540_000 }, () => {
         `${name} completed/s ≤ accepted/s`,
       );
       assertSummary(t.acceptMs, `${name} noopThroughput.acceptMs`);
+      assert.ok(
+        t.firstBurst.acceptedPerSecond > 0 &&
+          t.firstBurst.completedPerSecond <= t.firstBurst.acceptedPerSecond,
+        `${name}: the first (cold) burst is reported beside the measured one`,
+      );
       const a = on.acceptOnly;
       assert.ok(Number.isFinite(a.acceptedPerSecond) && a.acceptedPerSecond > 0, `${name} accept-only /s`);
       assert.equal(
