@@ -7,7 +7,8 @@
  * seconds depend far less on the neighbours of a shared machine than accepts/s do.
  *
  *   node --import tsx bench/cpu-per-invocation.ts [--store sqlite|postgres|both] [--requests 2000] [--bursts 3]
- *     [--out bench/results/cpu-per-invocation.json]
+ *     [--accept-only] [--out bench/results/cpu-per-invocation.json]
+ * --accept-only: the bursts queue behind one ten-minute invocation, so the service only accepts (CPU per accept).
  * PostgreSQL: KIKITORI_BENCH_DATABASE_URL, else the local test server (scripts/test-postgres).
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -25,11 +26,13 @@ const { values: a } = parseArgs({
     store: { type: "string", default: "both" },
     requests: { type: "string", default: "2000" },
     bursts: { type: "string", default: "3" },
+    "accept-only": { type: "boolean", default: false },
     out: { type: "string", default: join(root, "bench", "results", "cpu-per-invocation.json") },
   },
 });
 const requests = Number(a.requests);
 const bursts = Number(a.bursts);
+const acceptOnly = a["accept-only"]!;
 const stores = a.store === "both" ? ["sqlite", "postgres"] : [a.store!];
 const log = (m: string) => process.stderr.write(`[cpu] ${m}\n`);
 
@@ -62,7 +65,8 @@ function postgresCpu(): number {
 
 interface Burst {
   acceptedPerSecond: number;
-  completedPerSecond: number;
+  /** While processing only. */
+  completedPerSecond?: number;
   /** CPU milliseconds per invocation by role. */
   cpuMsPerInvocation: Record<string, number>;
 }
@@ -73,11 +77,18 @@ async function measure(store: string, clip: string) {
   const svc = await serve(pg?.url ? { KIKITORI_DATABASE_URL: pg.url } : {});
   try {
     const noop = { image: `local:${noopServer}`, environment: { NOOP_DELAY_MS: "0" } };
-    await svc.client.endpoint("tput", noop, { instances: 2, maxConcurrent: 4 });
+    // Accepting only: one slot held by an invocation that takes ten minutes, so every burst only queues.
+    const busy = { image: `local:${noopServer}`, environment: { NOOP_DELAY_MS: "600000" } };
+    await svc.client.endpoint(
+      "tput",
+      acceptOnly ? busy : noop,
+      acceptOnly ? { instances: 1, maxConcurrent: 1 } : { instances: 2, maxConcurrent: 4 },
+    );
     const input = await svc.client.put("bench", "tput.wav", readFileSync(clip), "audio/wav");
+    const settle = () => (acceptOnly ? Promise.resolve() : drained(svc.client, "tput"));
     // Warm-up: connections, prepared statements, JIT.
     await submitAll(svc.client, "tput", input, 200, 32);
-    await drained(svc.client, "tput");
+    await settle();
     const children = () =>
       processTree(svc.pid)
         .slice(1)
@@ -92,13 +103,13 @@ async function measure(store: string, clip: string) {
       };
       const started = performance.now();
       const r = await submitAll(svc.client, "tput", input, requests, 32);
-      await drained(svc.client, "tput");
+      await settle();
       const seconds = (performance.now() - started) / 1000;
       const client = process.cpuUsage(before.client);
       const perInvocationMs = (s: number) => Math.round((s / requests) * 1e6) / 1000;
       const run: Burst = {
         acceptedPerSecond: Math.round(requests / r.seconds),
-        completedPerSecond: Math.round(requests / seconds),
+        ...(acceptOnly ? {} : { completedPerSecond: Math.round(requests / seconds) }),
         cpuMsPerInvocation: {
           client: perInvocationMs((client.user + client.system) / 1e6),
           service: perInvocationMs(cpuOf(svc.pid) - before.service),
@@ -136,7 +147,9 @@ try {
         ...header(`node --import tsx bench/cpu-per-invocation.ts ${process.argv.slice(2).join(" ")}`),
         requests,
         bursts,
-        setup: "2 no-op instances × 4 slots, one-second clips from 32 keep-alive clients, each burst drained",
+        setup: acceptOnly
+          ? "one-second clips from 32 keep-alive clients, queued behind one ten-minute invocation (accepting only)"
+          : "2 no-op instances × 4 slots, one-second clips from 32 keep-alive clients, each burst drained",
         results,
       },
       null,

@@ -1,16 +1,19 @@
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /**
- * The front door first: while this process's event loop is saturated and clients wait for their accepts,
- * the runners' next lease waits a little (at most `maxWaitMs`), so that accepting — a client waiting for
- * its 202 — is not starved by starting work that waits in a durable queue anyway. One process serves both
- * on one thread; without this a burst of accepts and the completions it causes share the loop evenly
- * (measured in BENCHMARKS.md, "accepted/s while processing"). Work still starts at least every
- * `maxWaitMs` per runner, however long the burst lasts; a quiet loop never waits.
+ * The front door first: while this process's event loop is saturated and clients crowd it with accepts,
+ * a runner's next lease waits `waitMs`, so that accepting — a client waiting for its 202 — is not starved
+ * by starting work that waits in a durable queue anyway. One process serves both on one thread; without
+ * this a burst of accepts shares the loop evenly with the completions it sets off (BENCHMARKS.md,
+ * "accepted/s while processing"). Work still starts, one lease per runner per `waitMs` at least, however
+ * long the burst lasts; a loop that is not saturated, or not crowded, never waits.
+ *
+ * The wait is a fixed slice, not "until the crowd thins out": clients that send their next request as soon
+ * as the last is answered empty the door at every group commit, so that signal would let every lease through.
  */
 export class FrontDoor {
   private inFlight = 0;
-  private readonly waiters = new Set<() => void>();
   private sample = { at: performance.now(), elu: performance.eventLoopUtilization(), busy: false };
 
   constructor(
@@ -19,8 +22,8 @@ export class FrontDoor {
       crowd: number;
       /** Event-loop utilisation (0-1) at or above which the loop counts as saturated. */
       saturated: number;
-      /** The longest a lease waits. */
-      maxWaitMs: number;
+      /** How long a lease waits while the door is busy. */
+      waitMs: number;
       /** Overrides the loop's own measure (tests). */
       loopBusy?: () => boolean;
     },
@@ -33,31 +36,17 @@ export class FrontDoor {
       return await accept();
     } finally {
       this.inFlight--;
-      if (this.inFlight <= this.opts.crowd) this.release();
     }
   }
 
-  /** Resolves at once while the door is not busy; otherwise when it stops being crowded, or after maxWaitMs. */
-  quiet(): Promise<void> {
-    if (!this.busy()) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, this.opts.maxWaitMs);
-      this.waiters.add(done);
-    });
+  /** Resolves at once while the door is not busy, else after `waitMs`. */
+  async quiet(): Promise<void> {
+    if (this.busy()) await sleep(this.opts.waitMs);
   }
 
   /** Crowded, and the loop saturated. */
   busy(): boolean {
     return this.inFlight > this.opts.crowd && (this.opts.loopBusy ?? (() => this.loopSaturated()))();
-  }
-
-  private release(): void {
-    for (const done of [...this.waiters]) done();
   }
 
   /** The loop's utilisation over the last window of at least 50 ms (re-measured when asked after that). */

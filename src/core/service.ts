@@ -155,8 +155,8 @@ export class Service extends EventEmitter<ServiceEvents> {
   readonly jobs: Jobs;
   /** The accept path's endpoint reads, shared by the requests of one loop turn (each still reads after it asked). */
   private readonly endpointReads = new FreshReads((name: string) => this.state.getEndpoint(name));
-  /** Accepts go first when they crowd a saturated loop: leases wait up to 100 ms (src/core/front-door.ts). */
-  private readonly frontDoor = new FrontDoor({ crowd: 4, saturated: 0.9, maxWaitMs: 100 });
+  /** Accepts go first when they crowd a saturated loop: a lease waits 100 ms (src/core/front-door.ts). */
+  private readonly frontDoor = new FrontDoor({ crowd: 4, saturated: 0.9, waitMs: 100 });
 
   /**
    * @param objects The object store: the data plane. Front doors for objects (S3, /v1/objects) and runners
@@ -746,15 +746,15 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   // --- what runners report ---
 
-  /** Takes up to `max` queued invocations of the endpoint for `owner` (never one past its attempt bound). */
   /**
    * Resolves when a runner may lease: at once, unless accepts crowd this process's saturated event loop —
-   * then when they thin out, or after at most 100 ms (the front door first; src/core/front-door.ts).
+   * then after 100 ms (the front door first; src/core/front-door.ts).
    */
   beforeLease(): Promise<void> {
     return this.frontDoor.quiet();
   }
 
+  /** Takes up to `max` queued invocations of the endpoint for `owner` (never one past its attempt bound). */
   async lease(endpoint: string, owner: string, max: number, leaseMs: number): Promise<Invocation[]> {
     const leased = await this.state.lease(endpoint, owner, max, leaseMs, Date.now());
     if (leased.length) this.paces.delete(endpoint);
