@@ -46,7 +46,9 @@ export class FrontDoor {
 
   /** Crowded, and the loop saturated. */
   busy(): boolean {
-    return this.inFlight > this.opts.crowd && (this.opts.loopBusy ?? (() => this.loopSaturated()))();
+    return (
+      this.inFlight > this.opts.crowd && (this.opts.loopBusy ? this.opts.loopBusy() : this.loopSaturated())
+    );
   }
 
   /** The loop's utilisation over the last window of at least 50 ms (re-measured when asked after that). */

@@ -83,7 +83,7 @@ interface PartRow {
 export class FsObjectStore implements ObjectStore {
   readonly root: string;
   private readonly db: Database.Database;
-  /** Prepared statements by their SQL (preparing costs more than running most of these), and those read plucked. */
+  /** Prepared statements by their SQL (preparing costs more than running most of these); `plucked` ones return the first column. */
   private readonly statement: (sql: string) => Database.Statement;
   private readonly plucked: (sql: string) => Database.Statement;
   private readonly minPartBytes: number;
@@ -102,7 +102,7 @@ export class FsObjectStore implements ObjectStore {
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("synchronous = " + (this.fsync ? "FULL" : "NORMAL"));
     this.statement = statementCache(this.db);
-    this.plucked = statementCache(this.db);
+    this.plucked = statementCache(this.db, { pluck: true });
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, created_ms INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS objects (
@@ -156,9 +156,7 @@ export class FsObjectStore implements ObjectStore {
       // Unfinished multipart uploads die with their bucket.
       const blobs = this.plucked(
         "SELECT p.blob FROM parts p JOIN uploads u ON u.id = p.upload_id WHERE u.bucket = ?",
-      )
-        .pluck()
-        .all(name) as string[];
+      ).all(name) as string[];
       this.statement("DELETE FROM parts WHERE upload_id IN (SELECT id FROM uploads WHERE bucket = ?)").run(
         name,
       );
@@ -220,9 +218,8 @@ export class FsObjectStore implements ObjectStore {
   async deleteObject(bucket: string, key: string): Promise<void> {
     await this.headBucket(bucket);
     const old = this.db.transaction(() => {
-      const blob = this.plucked("SELECT blob FROM objects WHERE bucket = ? AND key = ?")
-        .pluck()
-        .get(bucket, key) as string | undefined;
+      const blob = this.plucked("SELECT blob FROM objects WHERE bucket = ? AND key = ?").get(bucket, key) as
+        string | undefined;
       this.statement("DELETE FROM objects WHERE bucket = ? AND key = ?").run(bucket, key);
       return blob;
     })();
@@ -340,9 +337,10 @@ export class FsObjectStore implements ObjectStore {
     const etag = written.md5.toString("hex");
     const old = this.db.transaction(() => {
       if (!this.statement("SELECT 1 FROM uploads WHERE id = ?").get(uploadId)) return undefined; // aborted meanwhile
-      const prev = this.plucked("SELECT blob FROM parts WHERE upload_id = ? AND part_number = ?")
-        .pluck()
-        .get(uploadId, partNumber) as string | undefined;
+      const prev = this.plucked("SELECT blob FROM parts WHERE upload_id = ? AND part_number = ?").get(
+        uploadId,
+        partNumber,
+      ) as string | undefined;
       this.statement(
         "INSERT OR REPLACE INTO parts (upload_id, part_number, blob, size, etag) VALUES (?, ?, ?, ?, ?)",
       ).run(uploadId, partNumber, written.blob, written.size, etag);
@@ -419,9 +417,7 @@ export class FsObjectStore implements ObjectStore {
     };
     const garbage = this.db.transaction(() => {
       if (!this.statement("SELECT 1 FROM uploads WHERE id = ?").get(uploadId)) return undefined;
-      const partBlobs = this.plucked("SELECT blob FROM parts WHERE upload_id = ?")
-        .pluck()
-        .all(uploadId) as string[];
+      const partBlobs = this.plucked("SELECT blob FROM parts WHERE upload_id = ?").all(uploadId) as string[];
       this.statement("DELETE FROM parts WHERE upload_id = ?").run(uploadId);
       this.statement("DELETE FROM uploads WHERE id = ?").run(uploadId);
       const old = this.replaceObjectRow(row);
@@ -438,7 +434,7 @@ export class FsObjectStore implements ObjectStore {
   async abortMultipartUpload(uploadId: string): Promise<void> {
     this.uploadRow(uploadId);
     const blobs = this.db.transaction(() => {
-      const b = this.plucked("SELECT blob FROM parts WHERE upload_id = ?").pluck().all(uploadId) as string[];
+      const b = this.plucked("SELECT blob FROM parts WHERE upload_id = ?").all(uploadId) as string[];
       this.statement("DELETE FROM parts WHERE upload_id = ?").run(uploadId);
       this.statement("DELETE FROM uploads WHERE id = ?").run(uploadId);
       return b;
@@ -487,9 +483,10 @@ export class FsObjectStore implements ObjectStore {
 
   /** Inside a transaction: upserts the row, returning the blob it replaced. */
   private replaceObjectRow(row: ObjectRow): string | undefined {
-    const old = this.plucked("SELECT blob FROM objects WHERE bucket = ? AND key = ?")
-      .pluck()
-      .get(row.bucket, row.key) as string | undefined;
+    const old = this.plucked("SELECT blob FROM objects WHERE bucket = ? AND key = ?").get(
+      row.bucket,
+      row.key,
+    ) as string | undefined;
     this.statement(
       `INSERT OR REPLACE INTO objects (bucket, key, blob, size, etag, content_type, metadata, modified_ms)
          VALUES (@bucket, @key, @blob, @size, @etag, @content_type, @metadata, @modified_ms)`,

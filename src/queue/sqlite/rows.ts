@@ -3,12 +3,19 @@ import type Database from "better-sqlite3";
 /** `?,?,…` for an `IN (…)` list of `n` values. */
 export const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(",");
 
-/** Prepared statements cached by their SQL: preparing costs more than running most of these queries. */
-export function statementCache(db: Database.Database): (sql: string) => Database.Statement {
+/**
+ * Prepared statements cached by their SQL: preparing costs more than running most of these queries.
+ * `pluck`: each statement returns the first column of its rows (better-sqlite3's `pluck()` changes the
+ * statement it is called on, so plucked statements need a cache of their own).
+ */
+export function statementCache(
+  db: Database.Database,
+  opts: { pluck?: boolean } = {},
+): (sql: string) => Database.Statement {
   const statements = new Map<string, Database.Statement>();
   return (sql) => {
     let st = statements.get(sql);
-    if (!st) statements.set(sql, (st = db.prepare(sql)));
+    if (!st) statements.set(sql, (st = opts.pluck ? db.prepare(sql).pluck() : db.prepare(sql)));
     return st;
   };
 }
