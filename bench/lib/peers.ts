@@ -56,15 +56,15 @@ export interface FasterWhisper {
   versions: Record<string, unknown>;
   /**
    * `language` null: faster-whisper detects it. `load`: build a fresh model for this request and count its
-   * loading in the wall time. `pipeline`: "batched" for faster-whisper's BatchedInferencePipeline (VAD-cut
-   * chunks in batches).
+   * loading in the wall time. `pipeline`: "vad" for the sequential pipeline with its VAD filter, "batched"
+   * for faster-whisper's BatchedInferencePipeline (VAD-cut chunks in batches).
    */
   transcribe(
     path: string,
     beamSize: number,
     language?: string | null,
     load?: boolean,
-    pipeline?: "sequential" | "batched",
+    pipeline?: "sequential" | "vad" | "batched",
   ): Promise<PeerResult>;
   close(): Promise<void>;
 }

@@ -11,7 +11,8 @@ With files, prints one JSON object holding every result. Without, it serves: it 
 {"path": ..., "language": ..., "beam_size": 1, "load": false, "pipeline": "sequential"} at a time from stdin and answers each
 with one JSON line, so that a caller can time transcriptions with the model loaded once. "pipeline":
 "batched" runs faster-whisper's BatchedInferencePipeline instead (Silero VAD cuts the audio into ≤ 30 s
-chunks, decoded in batches of 8, its own defaults otherwise): the long-audio benchmark's peer.
+chunks, decoded in batches of 8, its own defaults otherwise): the long-audio benchmark's peer; "vad" is the
+sequential pipeline with vad_filter=True (Silero VAD first, speech merged into ≤ 30 s windows).
 """
 
 import argparse
@@ -84,7 +85,9 @@ def main() -> int:
                 path, language=language, beam_size=beam_size, batch_size=8
             )
         else:
-            segments, info = m.transcribe(path, language=language, beam_size=beam_size, vad_filter=False)
+            segments, info = m.transcribe(
+                path, language=language, beam_size=beam_size, vad_filter=pipeline == "vad"
+            )
         # segments is a lazy generator: the decoding happens while it is consumed.
         text = "".join(segment.text for segment in segments)
         return {

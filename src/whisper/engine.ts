@@ -89,6 +89,10 @@ const VAD_PARAMS = {
   minSilenceMs: 500,
   maxSpeechSeconds: 28,
   speechPadMs: 300,
+  // Silero's graph is tiny and runs once per 32 ms frame: a second thread only adds a barrier per
+  // operation. plan() of the engine benchmark's 125.6 s file (decoding and VAD) took 0.65 s of wall and
+  // CPU time on one thread, 2.0-2.5 s (2.2-2.7 s CPU) on two.
+  threads: 1,
 } as const;
 const MAX_WORDS_PER_SEGMENT = 40;
 
@@ -169,7 +173,7 @@ export class WhisperEngine {
           await readUntil(VAD_BLOCK_SAMPLES);
           if (pending.length === 0) break;
           report(pendingStart / SAMPLE_RATE);
-          const { chunks, keep } = await this.cutBlock(d, pending, ended, params.threads, speech);
+          const { chunks, keep } = await this.cutBlock(d, pending, ended, speech);
           for (const chunk of chunks) {
             const start = pendingStart + chunk.regions[0]![0];
             const end = pendingStart + chunk.regions[chunk.regions.length - 1]![1];
@@ -258,7 +262,7 @@ export class WhisperEngine {
       for (let at = 0; at < pcm.length;) {
         const block = pcm.subarray(at, at + VAD_BLOCK_SAMPLES);
         const final = at + block.length >= pcm.length;
-        const cut = await this.cutBlock(d, block, final, params.threads, speech);
+        const cut = await this.cutBlock(d, block, final, speech);
         for (const chunk of cut.chunks) {
           if (!lang.value) await d.detect(params, lang, chunkAudio(block, chunk).samples);
           chunks.push(chunk.regions.map(([a, b]) => [at + a, at + b]));
@@ -345,13 +349,10 @@ export class WhisperEngine {
     d: Decoder,
     block: Int16Array,
     final: boolean,
-    threads: number,
     speech: { regions: number; seconds: number; chunks: number },
   ): Promise<{ chunks: Chunk[]; keep: number }> {
     const found = anySound(block)
-      ? await d.native(
-          d.model.speech(speechLevelled(block), { model: this.vadModel!, threads, ...VAD_PARAMS }),
-        )
+      ? await d.native(d.model.speech(speechLevelled(block), { model: this.vadModel!, ...VAD_PARAMS }))
       : [];
     const regions = regionSamples(block, found);
     let keep = block.length;
