@@ -6,7 +6,6 @@
  * ABORT_GRACE_MS is killed, and restarted (the model reloaded) on the next call.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import {
   ModelLoadError,
   TranscriptionError,
@@ -14,11 +13,8 @@ import {
   type NativeModel,
   type NativeRun,
 } from "./addon.js";
+import { workerEntry } from "./worker-entry.js";
 
-// Under tsx the sources are .ts; compiled, they are .js beside this file.
-const WORKER = fileURLToPath(
-  new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url),
-);
 const STDERR_LINES_KEPT = 20;
 const ABORT_GRACE_MS = 1000;
 
@@ -106,9 +102,12 @@ class WorkerHandle {
     this.child?.kill("SIGKILL");
   }
 
-  private spawn(): Promise<ChildProcess> {
-    if (this.released) return Promise.reject(new ModelLoadError("the model was released"));
-    const child = fork(WORKER, [this.modelPath, this.gpu ? "gpu" : "cpu"], {
+  private async spawn(): Promise<ChildProcess> {
+    if (this.released) throw new ModelLoadError("the model was released");
+    const worker = await workerEntry();
+    if (this.released) throw new ModelLoadError("the model was released");
+    const child = fork(worker.file, [this.modelPath, this.gpu ? "gpu" : "cpu"], {
+      execArgv: worker.execArgv,
       serialization: "advanced",
       env: workerEnvironment(process.env),
       // whisper.cpp logs every load to stderr; keep the tail for error messages instead of printing it.
