@@ -157,6 +157,11 @@ async function measure(
 
 /** The suffix of the configurations that cut the audio at speech first (kikitori's VAD, faster-whisper's filter). */
 const VAD_SUFFIX = " +VAD";
+/**
+ * faster-whisper's BatchedInferencePipeline: VAD-cut windows decoded 8 at a time without timestamps. It is
+ * compared with kikitori's VAD path, the other pipeline that cuts at speech first.
+ */
+const BATCHED_SUFFIX = " batched";
 
 /** kikitori's default variant ÷ each peer at the same beam, and each kikitori variant ÷ the CLI on the same weights. */
 function ratios(results: EngineConfigResult[], defaultVariant: string) {
@@ -181,7 +186,7 @@ function ratios(results: EngineConfigResult[], defaultVariant: string) {
       const variant =
         peer.engine === CLI
           ? peer.variant
-          : peer.variant.endsWith(VAD_SUFFIX)
+          : [VAD_SUFFIX, BATCHED_SUFFIX].some((x) => peer.variant.endsWith(x))
             ? defaultVariant + VAD_SUFFIX
             : defaultVariant;
       return pair(kk(variant, peer.beam), peer);
@@ -280,12 +285,20 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
             run: (path) => fw.transcribe(path, beam),
           });
           if (vad)
-            configs.push({
-              engine: "faster-whisper",
-              variant: computeType + VAD_SUFFIX,
-              beam,
-              run: (path) => fw.transcribe(path, beam, "en", false, "vad"),
-            });
+            configs.push(
+              {
+                engine: "faster-whisper",
+                variant: computeType + VAD_SUFFIX,
+                beam,
+                run: (path) => fw.transcribe(path, beam, "en", false, "vad"),
+              },
+              {
+                engine: "faster-whisper",
+                variant: computeType + BATCHED_SUFFIX,
+                beam,
+                run: (path) => fw.transcribe(path, beam, "en", false, "batched"),
+              },
+            );
           loaded.push({
             engine: "faster-whisper",
             variant: computeType,
@@ -320,7 +333,7 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
       variants: variants.map((v) => ({ variant: v.variant, bytes: statSync(v.path).size })),
       modelName: o.modelName ?? "tiny.en",
       model: `${o.modelName ?? "tiny.en"} (ggml for kikitori and the CLI, quantized by kikitori; CTranslate2 conversion of the same weights for faster-whisper)`,
-      decoding: `English, temperature fallback as each engine defaults; beam as listed; without VAD (kikitori's energy windows, faster-whisper without its VAD filter) except the variants marked${VAD_SUFFIX}: kikitori's default path for audio over 30 s (Silero VAD on a level-evened copy, one utterance per chunk) and faster-whisper's vad_filter=True (Silero VAD, speech merged into ≤ 30 s windows)`,
+      decoding: `English, temperature fallback as each engine defaults; beam as listed; without VAD (kikitori's energy windows, faster-whisper without its VAD filter) except the variants marked${VAD_SUFFIX}: kikitori's default path for audio over 30 s (Silero VAD on a level-evened copy, one utterance per chunk) and faster-whisper's vad_filter=True (Silero VAD, speech merged into ≤ 30 s windows); faster-whisper${BATCHED_SUFFIX}: its BatchedInferencePipeline (the same VAD windows, 8 at a time, without timestamps)`,
       versions: {
         "whisper.cpp (kikitori's addon and the CLI)": addon.version(),
         ...(peers[0]

@@ -1046,5 +1046,26 @@ function phasesSection(evidence: Json): string[] {
       ]),
     ),
     "",
+    ...(kk && fw ? [budget(kk, fw), ""] : []),
   ];
+}
+
+/**
+ * What issue #14's 1.2× would take, from the same figures: the time left for the whole file, what
+ * whisper.cpp's encoder passes take of it, and the pass cost that would fit if decoding were as fast as
+ * CTranslate2's.
+ */
+function budget(kk: Json, fw: Json): string {
+  const allowed = fw.totalSeconds / 1.2;
+  const pass = (kk.encodeSeconds / kk.encoderPasses) * 1000;
+  const fitting = ((allowed - fw.decodeSeconds) / kk.encoderPasses) * 1000;
+  const fwPass = (fw.encodeSeconds / fw.encoderPasses) * 1000;
+  return (
+    `9. **What 1.2× faster-whisper would take** (same file, 2 threads): the whole file in ${fmt(allowed, 2)} s. ` +
+    `whisper.cpp's ${kk.encoderPasses} encoder passes alone take ${fmt(kk.encodeSeconds, 2)} s (${fmt((100 * kk.encodeSeconds) / allowed, 0)} % of it), its decoding ${fmt(kk.decodeSeconds, 2)} s more. ` +
+    `Even with decoding as fast as CTranslate2's (${fmt(fw.decodeSeconds, 2)} s), a pass would have to cost ${fmt(fitting, 0)} ms: ` +
+    `${fmt(fitting / pass, 2)}× whisper.cpp's ${fmt(pass, 0)} ms and ${fmt(fitting / fwPass, 2)}× CTranslate2 int8's ${fmt(fwPass, 0)} ms. ` +
+    "No setting gets there: ggml 0.22's CPU backend (the newest reachable here, inside @fugood/whisper.node 1.1.3) has the same flash attention and repacks only the q4 types on x86, " +
+    "and threads, OpenMP wait policy, beam layout and passes were measured without such a gain (CHANGELOG). It takes a faster engine core, or windows decoded in batches (faster-whisper's own batched pipeline, in the engine tables above)."
+  );
 }
