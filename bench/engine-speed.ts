@@ -228,7 +228,10 @@ export async function runEngineSpeed(o: EngineSpeedOptions) {
       engines.set(variant, await WhisperEngine.load(byDefault.path, { threads: o.threads, vadModel: vad }));
       for (const beam of o.beams)
         configs.push({ engine: KIKITORI, variant, beam, run: kikitori(variant, beam) });
-    } else notes.push(`VAD: not run: ${o.vadModel ?? "no Silero VAD model given"} does not exist.`);
+    } else
+      notes.push(
+        `VAD rows: not run: ${o.vadModel ? `${o.vadModel} does not exist (kikitori models pull silero-v6.2.0)` : "no Silero VAD model given"}.`,
+      );
     for (const beam of o.beams)
       loaded.push({
         engine: KIKITORI,
