@@ -10,7 +10,7 @@
  * without dev packages runs dist/ anyway; node_modules not writable), the worker runs through tsx as before.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ADDON_PATH } from "./native.js";
@@ -86,11 +86,18 @@ function bundlePath(inputs: readonly string[]): string | undefined {
   return join(BUNDLES, `worker-${hash.digest("hex").slice(0, 16)}.mjs`);
 }
 
-/** A reader never sees half a file: processes starting workers at once may write the same one. */
+/**
+ * A reader never sees half a file. Not models/partial.ts's writeViaPartial: its one `.partial` name per file
+ * is shared, and processes starting workers at once may write the same bundle; here each writes its own.
+ */
 function writeAtomically(file: string, contents: string | Uint8Array): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, contents);
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, contents);
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 /** The parent's Node flags without tsx's loader (`--import tsx`, `--import=tsx/esm`, ...). */
