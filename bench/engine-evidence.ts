@@ -17,10 +17,14 @@
  *  6. where one transcription's time goes, against faster-whisper int8: whisper.cpp's own timers (ms per
  *     encoder pass, per decoder step, per prompt token) beside faster-whisper's encoder and generate() time,
  *     on the levelled file, 1 and 2 threads; with --baseline-cli, also whisper.cpp built without llamafile's
- *     matrix kernels (what kikitori shipped before).
+ *     matrix kernels (what kikitori shipped before);
+ *  7. the lever left to an engine on CTranslate2 (faster-whisper's own core): kikitori's VAD chunks of the
+ *     engine benchmark's file, one utterance each (as the engine cuts them) and packed into full windows,
+ *     through CTranslate2's generate() in batches (bench/peers/ct2_batched.py), against faster-whisper's
+ *     sequential pipeline, rounds interleaved; with each run's WER.
  *
  *   node --import tsx bench/engine-evidence.ts --old-cli DIR/whisper-cli [--new-cli FILE] [--model FILE] [--out FILE]
- *     [--skip-callgrind] [--wall-rounds 5] [--only windowing,callgrind,wall,beam,levels,phases]
+ *     [--skip-callgrind] [--wall-rounds 5] [--only windowing,callgrind,wall,beam,levels,phases,batched]
  *     [--ct2 DIR] [--baseline-cli FILE] [--quant-model FILE]
  * Sections not in --only keep their values from the existing --out file.
  * The old CLI: `git show 7d62327:bench/peers/build-whisper-cli.sh` built smart-whisper's whisper.cpp.
@@ -31,12 +35,15 @@
  *     -DNODE_ADDON_API_DIR=$PWD/node_modules/node-addon-api && cmake --build /tmp/nolf --target whisper-cli
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../src/eval/cli.js";
 import { errorRate, wordErrors } from "../src/eval/metrics.js";
+import { modelFileName } from "../src/models/registry.js";
+import { SILERO_VAD_MODEL } from "../src/models/silero-vad.js";
+import { CHUNK_SAMPLES, chunkAudio, type Chunk } from "../src/whisper/chunks.js";
 import { quietestCut, SAMPLE_RATE } from "../src/whisper/energy.js";
 import { workerEnvironment } from "../src/whisper/isolated.js";
 import { DEFAULT_QUANTIZATION, quantizeModel, type QuantType } from "../src/models/quantize.js";
@@ -63,7 +70,7 @@ const { values: a } = parseArgs({
     "wall-rounds": { type: "string", default: "5" },
     /** label=callgrind.out,…: callgrind files of the addons called from Node (see bench/peers/addon-once.mjs). */
     "addon-callgrind": { type: "string" },
-    only: { type: "string", default: "windowing,callgrind,wall,beam,levels,phases" },
+    only: { type: "string", default: "windowing,callgrind,wall,beam,levels,phases,batched" },
     /** faster-whisper's CTranslate2 weights of the same model (phases); default: the fixture's tiny.en. */
     ct2: { type: "string", default: join(homedir(), ".cache", "kikitori", "models", "ct2-tiny.en") },
     /** whisper.cpp's CLI built without llamafile's kernels (phases). */
@@ -319,6 +326,83 @@ async function levels(
   return out;
 }
 
+/**
+ * Section 7: kikitori's VAD chunks (q8_0 engine's plan) written as raw PCM, one utterance per chunk and
+ * packed (consecutive chunks joined while they fit one window), then decoded by CTranslate2 in batches.
+ */
+async function batched(file: { path: string; reference: string; seconds: number }, quantModel: string) {
+  const vadModel = join(dirname(a.model!), modelFileName(SILERO_VAD_MODEL));
+  const engine = await WhisperEngine.load(quantModel, { threads: 2, vadModel });
+  const dir = join(tmp, "chunks");
+  mkdirSync(dir);
+  let sets: Record<string, number>;
+  try {
+    const { plan, pcm } = (await engine.plan(file.path, { language: "en" }))!;
+    const write = (name: string, chunks: Chunk[]) => {
+      chunks.forEach((c, i) => {
+        const { samples } = chunkAudio(pcm, c);
+        writeFileSync(join(dir, `${name}-${String(i).padStart(3, "0")}.raw`), samples);
+      });
+      return chunks.length;
+    };
+    const utterances = plan.chunks.map((regions) => ({ regions }));
+    const packed: Chunk[] = [];
+    for (const c of utterances) {
+      const last = packed.at(-1);
+      const length = (regions: Chunk["regions"]) =>
+        regions.reduce((n, [x, y]) => n + y - x, 0) + (regions.length - 1) * SAMPLE_RATE;
+      if (last && length([...last.regions, ...c.regions]) <= CHUNK_SAMPLES) last.regions.push(...c.regions);
+      else packed.push({ regions: [...c.regions] });
+    }
+    sets = { utterance: write("utterance", utterances), packed: write("packed", packed) };
+  } finally {
+    await engine.close();
+  }
+  const { stdout } = spawnSync(
+    "python3",
+    [
+      join(root, "bench", "peers", "ct2_batched.py"),
+      ...["--model", a.ct2!, "--threads", "2", "--audio", file.path, "--chunks", dir, "--rounds", "2"],
+    ],
+    { encoding: "utf8", maxBuffer: 64 * 1024 ** 2, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const out = JSON.parse(stdout) as {
+    ctranslate2: string;
+    runs: {
+      label: string;
+      beam: number;
+      chunks: number | null;
+      batch: number | null;
+      seconds: number;
+      text: string;
+    }[];
+  };
+  const groups = new Map<string, typeof out.runs>();
+  for (const r of out.runs) {
+    const key = JSON.stringify([r.label, r.beam, r.chunks, r.batch]);
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const rows = [...groups.values()].map((rs) => ({
+    label: rs[0]!.label,
+    beam: rs[0]!.beam,
+    chunks: rs[0]!.chunks,
+    batch: rs[0]!.batch,
+    seconds: rs.map((r) => Math.round(r.seconds * 1000) / 1000),
+    wer: rs.map((r) => Math.round(errorRate(wordErrors(file.reference, r.text)) * 10000) / 10000),
+  }));
+  // Speed against faster-whisper in the same round (the machine is shared: ratios, not seconds, compare).
+  const fw = (beam: number, round: number) =>
+    rows.find((r) => r.beam === beam && r.chunks === null)!.seconds[round]!;
+  return {
+    ctranslate2: out.ctranslate2,
+    audio: `the engine benchmark's file (${file.seconds.toFixed(1)} s, levelled clips, 1 s apart, 2.3 s more between passes); VAD chunks from kikitori's q8_0 engine (${sets.utterance} one utterance each, ${sets.packed} packed); CTranslate2 int8 of the same tiny.en weights, 2 threads, 2 interleaved rounds`,
+    rows: rows.map((r) => ({
+      ...r,
+      speedup: r.seconds.map((s, i) => Math.round((fw(r.beam, i) / s) * 100) / 100),
+    })),
+  };
+}
+
 function readPcm(path: string): Int16Array {
   const buf = execFileSync(
     "ffmpeg",
@@ -420,6 +504,15 @@ try {
     log(`phases: whisper.cpp's timers against faster-whisper int8 on ${levelled.seconds.toFixed(1)} s`);
     phase = await phases(levelledPath, model, 3);
   }
+  let batch: Awaited<ReturnType<typeof batched>> | undefined;
+  if (only.has("batched")) {
+    const enginePath = join(tmp, "engine-125s.wav");
+    const file = writeSpeech(enginePath, levelPieces(pieces), 120, 1, 2.3);
+    const model = a["quant-model"] ?? join(tmp, `model-${DEFAULT_QUANTIZATION}.bin`);
+    if (!existsSync(model)) await quantizeModel(a.model!, model, DEFAULT_QUANTIZATION as QuantType);
+    log(`batched: kikitori's chunks through CTranslate2 on ${file.seconds.toFixed(1)} s`);
+    batch = await batched({ ...file, path: enginePath }, model);
+  }
   const rounds = Number(a["wall-rounds"]);
   const wall = rounds > 0 && only.has("wall") ? wallTimes(rounds) : undefined;
   const previous = (() => {
@@ -442,6 +535,7 @@ try {
           "the levelled engine file's first 30 s, tiny.en weights of --model, whisper.cpp's CLI, 1 thread, 3 interleaved rounds",
         levels: level ?? previous.levels,
         phases: phase ?? previous.phases,
+        batched: batch ?? previous.batched,
         phasesAudio: `the levelled engine file (${levelled.seconds.toFixed(1)} s, ${levelled.reference.split(/\s+/).length} words), tiny.en ${DEFAULT_QUANTIZATION} for whisper.cpp, CTranslate2 int8 of the same weights for faster-whisper, greedy, median of 3 interleaved rounds`,
         levelsAudio: `the test data's English clips joined with 1 s silences (${speech.seconds.toFixed(1)} s, ${speech.reference.split(/\s+/).length} words), as they are and levelled to -20 dBFS RMS; kikitori's engine, greedy, 2 threads`,
         wallAudio:
