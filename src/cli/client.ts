@@ -97,19 +97,17 @@ export function isServerGone(e: unknown): boolean {
 
 /**
  * Runs a step again, with exponential backoff and jitter (p-retry), while the server is gone; any other error
- * fails at once, and so does everything once `deadline` (the user's timeout) aborts. In mode `refused-only` only a refused
- * connection is retried: the request never reached the server, so sending it again cannot do it twice.
+ * fails at once, and so does everything once `deadline` (the user's timeout) aborts. A step must be safe to
+ * run twice: its first run may have done its work before the answer was lost.
  */
 export function reconnecting(deadline: AbortSignal | undefined, onRetry: (why: string) => void) {
-  return <T>(step: () => Promise<T>, mode: "gone" | "refused-only" = "gone"): Promise<T> =>
+  return <T>(step: () => Promise<T>): Promise<T> =>
     pRetry(
       async () => {
         try {
           return await step();
         } catch (e) {
-          const retry =
-            !deadline?.aborted && (mode === "gone" ? isServerGone(e) : causeCode(e) === "ECONNREFUSED");
-          throw retry ? e : new AbortError(e as Error);
+          throw !deadline?.aborted && isServerGone(e) ? e : new AbortError(e as Error);
         }
       },
       {

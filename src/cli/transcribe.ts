@@ -45,6 +45,7 @@ export function etaText(eta: string | undefined, now = Date.now()): string {
 
 interface InvocationView {
   inferenceId: string;
+  inputLocation: string;
   state: string;
   error?: { code: string; message: string };
 }
@@ -176,10 +177,14 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
             update(total ? (100 * sent) / total : 100, "uploading"),
           ),
         );
-        // Submitting again after a lost answer could run the file twice: only a refused connection retries.
-        const inv = await retry(
-          () =>
-            api.json<InvocationView>("POST", `/v1/endpoints/${opts.endpoint}/invocations`, {
+        // The file's invocation id is chosen here, so a submission whose answer was lost (the server
+        // committed it, then went away) can be sent again: the server answers 409 for an id it holds, and
+        // that invocation is the file's.
+        const inferenceId = randomUUID();
+        const inv = await retry(async () => {
+          try {
+            return await api.json<InvocationView>("POST", `/v1/endpoints/${opts.endpoint}/invocations`, {
+              inferenceId,
               inputLocation: uploaded.location,
               contentType: contentTypeOf(file),
               options: {
@@ -192,9 +197,14 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
                 wordTimestamps: opts.wordTimestamps,
                 ...(opts.vad === false ? { vad: false } : {}),
               },
-            }),
-          "refused-only",
-        );
+            });
+          } catch (e) {
+            if (!(e instanceof ApiError && e.status === 409)) throw e;
+            const held = await api.json<InvocationView>("GET", `/v1/invocations/${inferenceId}`);
+            if (held.inputLocation !== uploaded.location) throw e; // not this file's: the 409 stands
+            return held;
+          }
+        });
         const id = encodeURIComponent(inv.inferenceId);
         const { view, result } = await retry(async () => {
           // Live events (SSE) instead of polling: queued position, started, progress, completed. The
