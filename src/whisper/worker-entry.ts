@@ -7,7 +7,8 @@
  * worker and the modules it imports are bundled by esbuild into one plain-JS file beside the addon
  * (node_modules/.kikitori-whisper/, where native.ts finds the addon by the same relative path), reused while
  * its sources are unchanged, and started without tsx. Where that cannot be done (no esbuild: an install
- * without dev packages runs dist/ anyway; node_modules not writable), the worker runs through tsx as before.
+ * without dev packages runs dist/ anyway; node_modules not writable), the worker runs through tsx as before,
+ * and the process says so once (a Node warning).
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -32,7 +33,11 @@ let entry: Promise<WorkerEntry> | undefined;
 /** The worker to fork: decided once per process. */
 export function workerEntry(): Promise<WorkerEntry> {
   entry ??= FROM_SOURCES
-    ? bundled().catch(() => ({ file: SOURCE, execArgv: process.execArgv }))
+    ? bundled().catch((e: unknown) => {
+        // Said once per process: the workers still start, at about twice the time.
+        process.emitWarning(`whisper worker not bundled (${(e as Error).message}); it runs through tsx`);
+        return { file: SOURCE, execArgv: process.execArgv };
+      })
     : Promise.resolve({ file: SOURCE, execArgv: process.execArgv });
   return entry;
 }
