@@ -522,11 +522,27 @@ try {
       return {};
     }
   })();
+  const made = header(`node --import tsx bench/engine-evidence.ts ${process.argv.slice(2).join(" ")}`);
+  const produced = Object.entries({
+    windowing: win,
+    wall,
+    beam,
+    levels: level,
+    phases: phase,
+    batched: batch,
+  })
+    .filter(([, v]) => v !== undefined)
+    .concat(calls.length ? [["callgrind", calls]] : []);
   writeFileSync(
     a.out!,
     JSON.stringify(
       {
-        ...header(`node --import tsx bench/engine-evidence.ts ${process.argv.slice(2).join(" ")}`),
+        ...made,
+        // Sections not run keep their values, so each says which run made it.
+        provenance: {
+          ...(previous.provenance as Record<string, unknown> | undefined),
+          ...Object.fromEntries(produced.map(([k]) => [k, { command: made.command, date: made.date }])),
+        },
         audioSeconds: speech.seconds,
         windowing: win ?? previous.windowing,
         wall: wall ?? previous.wall,

@@ -562,7 +562,13 @@ export function render(out: string, mdPath: string): void {
       "3. **Each pass cost more**: smart-whisper 0.8.1 shipped whisper.cpp 1.7.1's ggml (F16 matrix products through `ggml_vec_dot_f16`, no newer CPU kernels) and built it without `-DNDEBUG` (the debug NaN checks ran on every soft-max and GELU). whisper.cpp 1.9.1 built for the host CPU with flash attention, plus quantized weights (q4_0: −30 % CPU time per transcription of jfk.wav at 1 thread against F16, measured with `process.cpuUsage()`), costs less per pass.",
       "4. Small: a fresh whisper state per call (≈ 220 MB allocated and touched each time) and a JavaScript `Float32Array.from(pcm, fn)` conversion: the addon keeps one state per worker and converts Int16 natively.",
       "",
-      `\`${evidence.command}\`, ${evidence.date}. Counts, not times: they do not depend on the load of the shared machine.`,
+      `Each section below was made by its own run of bench/engine-evidence.ts (sections not run keep their values): ${Object.entries(
+        (evidence.provenance ?? {}) as Record<string, { command: string; date: string }>,
+      )
+        .map(([section, p]) => `${section}: \`${p.command}\`, ${p.date}`)
+        .join(
+          "; ",
+        )}. The counts do not depend on the load of the shared machine; the times are compared within one run.`,
       "",
       ...(evidence.callgrind?.length
         ? [
