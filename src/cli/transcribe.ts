@@ -200,8 +200,13 @@ async function transcribeAll(api: ApiClient, files: string[], opts: TranscribeOp
             });
           } catch (e) {
             if (!(e instanceof ApiError && e.status === 409)) throw e;
-            const held = await api.json<InvocationView>("GET", `/v1/invocations/${inferenceId}`);
-            if (held.inputLocation !== uploaded.location) throw e; // not this file's: the 409 stands
+            // Another conflict (no invocation under this id, or not this file's): that 409 is the answer.
+            const held = await api
+              .json<InvocationView>("GET", `/v1/invocations/${inferenceId}`)
+              .catch((g: unknown) => {
+                throw g instanceof ApiError && g.status === 404 ? e : g;
+              });
+            if (held.inputLocation !== uploaded.location) throw e;
             return held;
           }
         });
