@@ -21,7 +21,8 @@
  *  7. the lever left to an engine on CTranslate2 (faster-whisper's own core): kikitori's VAD chunks of the
  *     engine benchmark's file, one utterance each (as the engine cuts them) and packed into full windows,
  *     through CTranslate2's generate() in batches (bench/peers/ct2_batched.py), against faster-whisper's
- *     sequential pipeline, rounds interleaved; with each run's WER.
+ *     sequential pipeline, rounds interleaved; with each run's WER. Kept per model (--model and --ct2 name
+ *     the same weights; default tiny.en).
  *
  *   node --import tsx bench/engine-evidence.ts --old-cli DIR/whisper-cli [--new-cli FILE] [--model FILE] [--out FILE]
  *     [--skip-callgrind] [--wall-rounds 5] [--only windowing,callgrind,wall,beam,levels,phases,batched]
@@ -37,7 +38,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../src/eval/cli.js";
 import { errorRate, wordErrors } from "../src/eval/metrics.js";
@@ -330,7 +331,11 @@ async function levels(
  * Section 7: kikitori's VAD chunks (q8_0 engine's plan) written as raw PCM, one utterance per chunk and
  * packed (consecutive chunks joined while they fit one window), then decoded by CTranslate2 in batches.
  */
-async function batched(file: { path: string; reference: string; seconds: number }, quantModel: string) {
+async function batched(
+  file: { path: string; reference: string; seconds: number },
+  quantModel: string,
+  modelName: string,
+) {
   const vadModel = join(dirname(a.model!), modelFileName(SILERO_VAD_MODEL));
   const engine = await WhisperEngine.load(quantModel, { threads: 2, vadModel });
   const dir = join(tmp, "chunks");
@@ -395,7 +400,7 @@ async function batched(file: { path: string; reference: string; seconds: number 
     rows.find((r) => r.beam === beam && r.chunks === null)!.seconds[round]!;
   return {
     ctranslate2: out.ctranslate2,
-    audio: `the engine benchmark's file (${file.seconds.toFixed(1)} s, levelled clips, 1 s apart, 2.3 s more between passes); VAD chunks from kikitori's q8_0 engine (${sets.utterance} one utterance each, ${sets.packed} packed); CTranslate2 int8 of the same tiny.en weights, 2 threads, 2 interleaved rounds`,
+    audio: `the engine benchmark's file (${file.seconds.toFixed(1)} s, levelled clips, 1 s apart, 2.3 s more between passes); VAD chunks from kikitori's q8_0 engine (${sets.utterance} one utterance each, ${sets.packed} packed); CTranslate2 int8 of the same ${modelName} weights, 2 threads, 2 interleaved rounds`,
     rows: rows.map((r) => ({
       ...r,
       speedup: r.seconds.map((s, i) => Math.round((fw(r.beam, i) / s) * 100) / 100),
@@ -505,13 +510,17 @@ try {
     phase = await phases(levelledPath, model, 3);
   }
   let batch: Awaited<ReturnType<typeof batched>> | undefined;
+  /** The model the batched section measured (its results are kept per model): "tiny.en", "base", … */
+  const modelName = basename(a.model!)
+    .replace(/^ggml-/, "")
+    .replace(/\.bin$/, "");
   if (only.has("batched")) {
     const enginePath = join(tmp, "engine-125s.wav");
     const file = writeSpeech(enginePath, levelPieces(pieces), 120, 1, 2.3);
     const model = a["quant-model"] ?? join(tmp, `model-${DEFAULT_QUANTIZATION}.bin`);
     if (!existsSync(model)) await quantizeModel(a.model!, model, DEFAULT_QUANTIZATION as QuantType);
     log(`batched: kikitori's chunks through CTranslate2 on ${file.seconds.toFixed(1)} s`);
-    batch = await batched({ ...file, path: enginePath }, model);
+    batch = await batched({ ...file, path: enginePath }, model, modelName);
   }
   const rounds = Number(a["wall-rounds"]);
   const wall = rounds > 0 && only.has("wall") ? wallTimes(rounds) : undefined;
@@ -529,7 +538,7 @@ try {
     beam,
     levels: level,
     phases: phase,
-    batched: batch,
+    [`batched (${modelName})`]: batch,
   })
     .filter(([, v]) => v !== undefined)
     .concat(calls.length ? [["callgrind", calls]] : []);
@@ -551,7 +560,10 @@ try {
           "the levelled engine file's first 30 s, tiny.en weights of --model, whisper.cpp's CLI, 1 thread, 3 interleaved rounds",
         levels: level ?? previous.levels,
         phases: phase ?? previous.phases,
-        batched: batch ?? previous.batched,
+        batched: {
+          ...(previous.batched as Record<string, unknown> | undefined),
+          ...(batch ? { [modelName]: batch } : {}),
+        },
         phasesAudio: `the levelled engine file (${levelled.seconds.toFixed(1)} s, ${levelled.reference.split(/\s+/).length} words), tiny.en ${DEFAULT_QUANTIZATION} for whisper.cpp, CTranslate2 int8 of the same weights for faster-whisper, greedy, median of 3 interleaved rounds`,
         levelsAudio: `the test data's English clips joined with 1 s silences (${speech.seconds.toFixed(1)} s, ${speech.reference.split(/\s+/).length} words), as they are and levelled to -20 dBFS RMS; kikitori's engine, greedy, 2 threads`,
         wallAudio:
