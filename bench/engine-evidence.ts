@@ -44,7 +44,7 @@ import { defaultModelPath } from "../src/eval/cli.js";
 import { errorRate, wordErrors } from "../src/eval/metrics.js";
 import { modelFileName } from "../src/models/registry.js";
 import { SILERO_VAD_MODEL } from "../src/models/silero-vad.js";
-import { CHUNK_SAMPLES, chunkAudio, type Chunk } from "../src/whisper/chunks.js";
+import { CHUNK_SAMPLES, PAUSE_SAMPLES, chunkAudio, type Chunk } from "../src/whisper/chunks.js";
 import { quietestCut, SAMPLE_RATE } from "../src/whisper/energy.js";
 import { workerEnvironment } from "../src/whisper/isolated.js";
 import { DEFAULT_QUANTIZATION, quantizeModel, type QuantType } from "../src/models/quantize.js";
@@ -351,11 +351,12 @@ async function batched(
       return chunks.length;
     };
     const utterances = plan.chunks.map((regions) => ({ regions }));
+    // Packed as chunkAudio lays regions out: their audio with a pause between each two.
+    const length = (regions: Chunk["regions"]) =>
+      regions.reduce((n, [x, y]) => n + y - x, 0) + (regions.length - 1) * PAUSE_SAMPLES;
     const packed: Chunk[] = [];
     for (const c of utterances) {
       const last = packed.at(-1);
-      const length = (regions: Chunk["regions"]) =>
-        regions.reduce((n, [x, y]) => n + y - x, 0) + (regions.length - 1) * SAMPLE_RATE;
       if (last && length([...last.regions, ...c.regions]) <= CHUNK_SAMPLES) last.regions.push(...c.regions);
       else packed.push({ regions: [...c.regions] });
     }
@@ -363,7 +364,7 @@ async function batched(
   } finally {
     await engine.close();
   }
-  const { stdout } = spawnSync(
+  const peer = spawnSync(
     "python3",
     [
       join(root, "bench", "peers", "ct2_batched.py"),
@@ -371,7 +372,8 @@ async function batched(
     ],
     { encoding: "utf8", maxBuffer: 64 * 1024 ** 2, stdio: ["ignore", "pipe", "inherit"] },
   );
-  const out = JSON.parse(stdout) as {
+  if (peer.status !== 0) throw new Error(`ct2_batched.py exited with ${peer.status ?? peer.signal}`);
+  const out = JSON.parse(peer.stdout) as {
     ctranslate2: string;
     runs: {
       label: string;

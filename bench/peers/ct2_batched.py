@@ -38,9 +38,8 @@ def main() -> None:
     fw = WhisperModel(a.model, device="cpu", compute_type="int8", cpu_threads=a.threads, num_workers=1)
     model = fw.model  # the same ctranslate2.models.Whisper faster-whisper decodes with
     tok = fw.hf_tokenizer
-    sot = [tok.token_to_id(t) for t in ("<|startoftranscript|>",)]
-    if model.is_multilingual:
-        sot += [tok.token_to_id("<|en|>"), tok.token_to_id("<|transcribe|>")]
+    prompt = ["<|startoftranscript|>"] + (["<|en|>", "<|transcribe|>"] if model.is_multilingual else [])
+    sot = [tok.token_to_id(t) for t in prompt]
     eot = tok.token_to_id("<|endoftext|>")
     features = fw.feature_extractor
     sets = {}

@@ -21,7 +21,7 @@ export const CHUNK_SAMPLES = 30 * SAMPLE_RATE;
  * file about a WER point, spread over all its variants (12.0-13.4 % over 6 runs; 11.3-11.4 % with 1 s;
  * its clips one by one 9.8 %), for ~15 % more chunks.
  */
-const PAUSE_SAMPLES = 1 * SAMPLE_RATE;
+export const PAUSE_SAMPLES = 1 * SAMPLE_RATE;
 /** Every region is scaled to this RMS level (−20 dBFS) ... */
 const TARGET_RMS = 0.1 * 32768;
 /** ... by at most this gain either way (+40 dB / −20 dB), never clipping. */
